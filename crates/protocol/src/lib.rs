@@ -1,0 +1,20 @@
+//! Gregor's view of the Kafka wire protocol.
+//!
+//! ```text
+//!  socket bytes ──► frame (i32 length) ──► RequestHeader ──► api key + version ──► handler
+//!                                               │
+//!                         kafka-protocol messages (records stay raw Bytes)
+//! ```
+//!
+//! Messages come from the `kafka-protocol` crate; this crate adds framing with a size
+//! cap, header decoding that never panics, and a zero-copy RecordBatch v2 header view.
+#![forbid(unsafe_code)]
+
+mod error;
+// pub mod frame;
+pub mod record_batch;
+mod topic_partition;
+
+pub use error::ProtocolError;
+pub use topic_partition::TopicPartition;
+pub use kafka_protocol;
