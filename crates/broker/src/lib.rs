@@ -1,1 +1,156 @@
-//! placeholder
+//! The Gregor broker: a Kafka-protocol server over Gregor's log and metadata crates.
+//!
+//! ```text
+//!  TCP ─► server (accept) ─► connection (frames, in order) ─► dispatch (api table)
+//!                                                               │
+//!                                     handlers/<api>.rs ◄───────┘
+//!                                        │            │
+//!                               ReplicaManager     MetadataStore
+//!                              (PartitionLogs)   (__cluster_metadata)
+//! ```
+//!
+//! Embedding, e.g. in a test:
+//! ```no_run
+//! # async fn demo() -> Result<(), gregor_broker::BrokerError> {
+//! let config = gregor_broker::BrokerConfig::from_pairs([
+//!     ("log.dirs", "/tmp/gregor-test"),
+//!     ("listeners", "PLAINTEXT://127.0.0.1:0"),
+//! ])?;
+//! let broker = gregor_broker::start(config).await?;
+//! println!("bootstrap.servers={}", broker.bootstrap_servers());
+//! broker.shutdown().await?;
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+
+mod background;
+mod broker;
+pub mod config;
+mod connection;
+mod dispatch;
+mod error;
+mod handlers;
+mod meta_properties;
+mod replica_manager;
+mod server;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use gregor_log::LogManager;
+use gregor_metadata::MetadataStore;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use config::BrokerConfig;
+pub use dispatch::supported_apis;
+pub use error::BrokerError;
+
+use crate::broker::{now_ms, Broker};
+use crate::replica_manager::ReplicaManager;
+
+/// A running broker. Dropping it without [`RunningBroker::shutdown`] leaves the data as a
+/// crash would (recoverable, but without the clean-shutdown checkpoint).
+#[derive(Debug)]
+pub struct RunningBroker {
+    broker: Arc<Broker>,
+    local_addrs: Vec<SocketAddr>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl RunningBroker {
+    /// The addresses the listener is bound to (one per address family of the host).
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.local_addrs
+    }
+
+    /// `host:port` as advertised to clients, for `bootstrap.servers`.
+    pub fn bootstrap_servers(&self) -> String {
+        format!("{}:{}", self.broker.advertised_host, self.broker.advertised_port)
+    }
+
+    pub fn cluster_id(&self) -> &str {
+        &self.broker.cluster_id
+    }
+
+    pub fn node_id(&self) -> i32 {
+        self.broker.node_id
+    }
+
+    /// Stops accepting, lets connections finish, flushes every log and writes checkpoints.
+    pub async fn shutdown(self) -> Result<(), BrokerError> {
+        let _ = self.shutdown.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+        let broker = self.broker;
+        tokio::task::spawn_blocking(move || broker.close()).await.map_err(|e| std::io::Error::other(e.to_string()))?
+    }
+}
+
+/// `host:port` from a Kafka listener such as `PLAINTEXT://localhost:9092`.
+fn listener_address(listener: &str) -> &str {
+    let first = listener.split(',').next().unwrap_or_default().trim();
+    first.split_once("://").map_or(first, |(_, addr)| addr)
+}
+
+/// Opens the data dir (recovering logs if the last run crashed), binds the listener and
+/// starts serving.
+pub async fn start(config: BrokerConfig) -> Result<RunningBroker, BrokerError> {
+    let data_dir = config.data_dir();
+    std::fs::create_dir_all(&data_dir).map_err(|e| BrokerError::DataDir { path: data_dir.clone(), reason: e.to_string() })?;
+    let cluster = config.broker_value("cluster.id").value;
+    let meta = meta_properties::load_or_create(&data_dir, config.node_id(), cluster.as_deref())?;
+
+    let listen = listener_address(&config.broker_str("listeners")).to_owned();
+    let listeners = server::bind(&listen).await.map_err(|source| BrokerError::Bind { addr: listen.clone(), source })?;
+    let local_addrs: Vec<SocketAddr> = listeners.iter().filter_map(|l| l.local_addr().ok()).collect();
+    let advertised = advertised_address(&config, &listen, local_addrs[0].port())?;
+
+    let broker = {
+        let config = config.clone();
+        let dir = data_dir.clone();
+        tokio::task::spawn_blocking(move || open_state(config, dir, meta.cluster_id, advertised))
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))??
+    };
+    let broker = Arc::new(broker);
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let mut tasks: Vec<JoinHandle<()>> =
+        listeners.into_iter().map(|l| tokio::spawn(server::run(l, broker.clone(), shutdown_rx.clone()))).collect();
+    tasks.push(tokio::spawn(background::run(broker.clone(), shutdown_rx)));
+    Ok(RunningBroker { broker, local_addrs, shutdown, tasks })
+}
+
+fn open_state(config: BrokerConfig, dir: std::path::PathBuf, cluster_id: String, advertised: (String, i32)) -> Result<Broker, BrokerError> {
+    let now = now_ms();
+    let metadata = MetadataStore::open(&dir, now)?;
+    let image = metadata.image();
+    let logs = LogManager::open(
+        dir,
+        |tp| {
+            let overrides = image.topic(&tp.topic).map(|t| t.configs.clone()).unwrap_or_default();
+            config.log_config(&overrides)
+        },
+        now,
+    )?;
+    let broker = Broker::new(config.clone(), cluster_id, advertised, metadata, ReplicaManager::new(logs));
+    broker.register_and_load()?;
+    Ok(broker)
+}
+
+/// The address clients are told to connect to: `advertised.listeners` if set, else the
+/// listener's own host (a wildcard host cannot be advertised, so it becomes `localhost`).
+fn advertised_address(config: &BrokerConfig, listen: &str, bound_port: u16) -> Result<(String, i32), BrokerError> {
+    let configured = config.broker_value("advertised.listeners").value;
+    let addr = configured.as_deref().map_or(listen, listener_address);
+    let (host, port) = addr
+        .rsplit_once(':')
+        .ok_or_else(|| BrokerError::InvalidConfig(format!("listener address '{addr}' has no port")))?;
+    let port: u16 = port.parse().map_err(|_| BrokerError::InvalidConfig(format!("listener address '{addr}' has a bad port")))?;
+    let port = if port == 0 || configured.is_none() { bound_port } else { port };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let host = if host.is_empty() || host == "0.0.0.0" || host == "::" { "localhost" } else { host };
+    Ok((host.to_owned(), i32::from(port)))
+}

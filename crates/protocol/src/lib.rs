@@ -11,7 +11,7 @@
 #![forbid(unsafe_code)]
 
 mod error;
-// pub mod frame;
+pub mod frame;
 pub mod record_batch;
 mod topic_partition;
 

@@ -1,0 +1,39 @@
+//! Periodic log maintenance, as Kafka's `LogManager` schedules it: retention every
+//! `log.retention.check.interval.ms`, time-based flushes (`flush.ms`) every second,
+//! recovery-point checkpoints every `log.flush.offset.checkpoint.interval.ms`.
+//! Disk work runs on the blocking pool so request handling never waits for it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::time::{interval, MissedTickBehavior};
+
+use crate::broker::{now_ms, Broker};
+
+fn every(ms: i64) -> tokio::time::Interval {
+    let period = Duration::from_millis(u64::try_from(ms.max(1)).unwrap_or(u64::MAX).min(86_400_000));
+    let mut tick = interval(period);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    tick
+}
+
+pub(crate) async fn run(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+    let mut retention = every(broker.config.broker_i64("log.retention.check.interval.ms"));
+    let mut flush = every(1_000);
+    let mut checkpoint = every(broker.config.broker_i64("log.flush.offset.checkpoint.interval.ms"));
+    loop {
+        let job: fn(&Broker) = tokio::select! {
+            _ = retention.tick() => |b| { let _ = b.replicas.log_manager().run_retention(now_ms()); },
+            _ = flush.tick() => |b| b.replicas.log_manager().flush_due(now_ms()),
+            _ = checkpoint.tick() => |b| {
+                if let Err(e) = b.replicas.log_manager().checkpoint() {
+                    tracing::warn!(error = %e, "writing checkpoints failed");
+                }
+            },
+            _ = shutdown.changed() => return,
+        };
+        let b = broker.clone();
+        let _ = tokio::task::spawn_blocking(move || job(&b)).await;
+    }
+}

@@ -1,0 +1,146 @@
+//! The broker's shared state and the steps that keep the hosted logs in line with the
+//! metadata image.
+
+use std::collections::HashSet;
+use std::ops::Range;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use gregor_metadata::control::{self, NewTopic};
+use gregor_metadata::{BrokerRegistration, MetadataImage, MetadataRecord, MetadataStore};
+use gregor_protocol::TopicPartition;
+
+use crate::config::BrokerConfig;
+use crate::replica_manager::ReplicaManager;
+use crate::BrokerError;
+
+/// Milliseconds since the Unix epoch: the one clock the broker reads.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+#[derive(Debug)]
+pub(crate) struct Broker {
+    pub(crate) config: BrokerConfig,
+    pub(crate) node_id: i32,
+    pub(crate) cluster_id: String,
+    pub(crate) advertised_host: String,
+    pub(crate) advertised_port: i32,
+    pub(crate) metadata: MetadataStore,
+    pub(crate) replicas: ReplicaManager,
+    producer_ids: Mutex<Range<i64>>,
+}
+
+impl Broker {
+    pub(crate) fn new(
+        config: BrokerConfig,
+        cluster_id: String,
+        advertised: (String, i32),
+        metadata: MetadataStore,
+        replicas: ReplicaManager,
+    ) -> Self {
+        let node_id = config.node_id();
+        Self {
+            config,
+            node_id,
+            cluster_id,
+            advertised_host: advertised.0,
+            advertised_port: advertised.1,
+            metadata,
+            replicas,
+            producer_ids: Mutex::new(0..0),
+        }
+    }
+
+    /// Registers this broker (host and port may change between runs) and opens the
+    /// logs of every partition the image assigns to it.
+    pub(crate) fn register_and_load(&self) -> Result<(), BrokerError> {
+        let me = BrokerRegistration {
+            node_id: self.node_id,
+            host: self.advertised_host.clone(),
+            port: self.advertised_port,
+            rack: None,
+        };
+        self.metadata.write(now_ms(), |image| {
+            let records = match image.brokers.get(&me.node_id) {
+                Some(existing) if *existing == me => vec![],
+                _ => vec![MetadataRecord::RegisterBroker(me)],
+            };
+            Ok((records, ()))
+        })?;
+        self.reconcile()
+    }
+
+    /// Makes the hosted partitions match the image: opens new ones, deletes removed ones.
+    pub(crate) fn reconcile(&self) -> Result<(), BrokerError> {
+        let image = self.metadata.image();
+        let mut wanted = HashSet::new();
+        for topic in image.topics() {
+            let log_config = self.config.log_config(&topic.configs);
+            let topic_id = topic.topic_id.to_string();
+            for p in topic.partitions.values().filter(|p| p.replicas.contains(&self.node_id)) {
+                let tp = TopicPartition::new(topic.name.clone(), p.partition);
+                self.replicas.become_leader(&tp, log_config.clone(), &topic_id, p.leader_epoch, now_ms())?;
+                let _ = wanted.insert(tp);
+            }
+        }
+        for tp in self.replicas.hosted() {
+            if !wanted.contains(&tp) {
+                self.replicas.delete(&tp)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates a topic through the metadata log and opens its logs.
+    pub(crate) fn create_topic(&self, topic: &NewTopic) -> Result<(), BrokerError> {
+        self.metadata.write(now_ms(), |image| Ok((control::create_topic(image, topic)?, ())))?;
+        self.reconcile()
+    }
+
+    /// Creates a topic with the broker defaults, as `auto.create.topics.enable` does.
+    /// Losing a race with another creator is fine.
+    pub(crate) fn auto_create_topic(&self, name: &str) -> Result<(), BrokerError> {
+        let topic = NewTopic {
+            name: name.to_owned(),
+            num_partitions: self.config.broker_i64("num.partitions") as i32,
+            replication_factor: (self.config.broker_i64("default.replication.factor") as i32)
+                .min(self.metadata.image().brokers.len().max(1) as i32),
+            assignments: vec![],
+            configs: vec![],
+        };
+        match self.create_topic(&topic) {
+            Err(BrokerError::Metadata(gregor_metadata::MetadataError::TopicExists(_))) => Ok(()),
+            other => other,
+        }
+    }
+
+    pub(crate) fn image(&self) -> Arc<MetadataImage> {
+        self.metadata.image()
+    }
+
+    /// A fresh producer id, from a block reserved durably in the metadata log so ids
+    /// are never handed out twice, even across restarts.
+    pub(crate) fn next_producer_id(&self) -> Result<i64, BrokerError> {
+        let mut block = self.producer_ids.lock().unwrap_or_else(PoisonError::into_inner);
+        if block.is_empty() {
+            let node = self.node_id;
+            let start = self.metadata.write(now_ms(), |image| {
+                let (start, record) = control::allocate_producer_ids(image, node);
+                Ok((vec![record], start))
+            })?;
+            *block = start..start + control::PRODUCER_ID_BLOCK_SIZE;
+        }
+        let id = block.start;
+        block.start += 1;
+        Ok(id)
+    }
+
+    /// Flushes every log and the metadata, writes checkpoints and the clean-shutdown marker.
+    pub(crate) fn close(&self) -> Result<(), BrokerError> {
+        self.replicas.log_manager().shutdown()?;
+        self.metadata.close()?;
+        Ok(())
+    }
+}

@@ -1,0 +1,166 @@
+//! The table of configuration keys Gregor understands, with Kafka's names, types and
+//! defaults. DescribeConfigs, validation and `--set` all read this one table.
+
+/// Kafka's `ConfigDef.Type`, as DescribeConfigs v3+ reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigType {
+    Boolean,
+    String,
+    Int,
+    Short,
+    Long,
+    Double,
+    List,
+    Class,
+    Password,
+}
+
+impl ConfigType {
+    /// The `config_type` code of DescribeConfigs (Kafka's `ConfigType` enum in the response).
+    pub fn code(self) -> i8 {
+        match self {
+            Self::Boolean => 1,
+            Self::String => 2,
+            Self::Int => 3,
+            Self::Short => 4,
+            Self::Long => 5,
+            Self::Double => 6,
+            Self::List => 7,
+            Self::Class => 8,
+            Self::Password => 9,
+        }
+    }
+}
+
+/// One broker-level key.
+#[derive(Debug, Clone, Copy)]
+pub struct BrokerConfigDef {
+    pub name: &'static str,
+    pub kind: ConfigType,
+    /// `None` for keys with no default (Kafka's `null`).
+    pub default: Option<&'static str>,
+    /// The smallest value numeric keys accept.
+    pub min: Option<i64>,
+}
+
+/// One topic-level key and the broker key whose value is its default.
+#[derive(Debug, Clone, Copy)]
+pub struct TopicConfigDef {
+    pub name: &'static str,
+    pub kind: ConfigType,
+    pub broker_synonym: Option<&'static str>,
+    /// Used when there is no broker synonym.
+    pub default: Option<&'static str>,
+    pub min: Option<i64>,
+}
+
+const LONG_MAX: &str = "9223372036854775807";
+
+macro_rules! broker {
+    ($name:literal, $kind:ident, $default:expr) => {
+        BrokerConfigDef { name: $name, kind: ConfigType::$kind, default: $default, min: None }
+    };
+    ($name:literal, $kind:ident, $default:expr, min $min:expr) => {
+        BrokerConfigDef { name: $name, kind: ConfigType::$kind, default: $default, min: Some($min) }
+    };
+}
+
+macro_rules! topic {
+    ($name:literal, $kind:ident, synonym $syn:literal) => {
+        TopicConfigDef { name: $name, kind: ConfigType::$kind, broker_synonym: Some($syn), default: None, min: None }
+    };
+    ($name:literal, $kind:ident, synonym $syn:literal, min $min:expr) => {
+        TopicConfigDef { name: $name, kind: ConfigType::$kind, broker_synonym: Some($syn), default: None, min: Some($min) }
+    };
+    ($name:literal, $kind:ident, default $default:expr) => {
+        TopicConfigDef { name: $name, kind: ConfigType::$kind, broker_synonym: None, default: $default, min: None }
+    };
+}
+
+/// Broker keys, as in Kafka's `KafkaConfig` (defaults of Kafka 4.1).
+pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
+    broker!("node.id", Int, Some("0"), min 0),
+    broker!("cluster.id", String, None),
+    broker!("broker.id", Int, None),
+    broker!("listeners", List, Some("PLAINTEXT://127.0.0.1:9092")),
+    broker!("advertised.listeners", List, None),
+    broker!("log.dirs", String, None),
+    broker!("log.dir", String, Some("./gregor-data")),
+    broker!("num.partitions", Int, Some("1"), min 1),
+    broker!("default.replication.factor", Int, Some("1"), min 1),
+    broker!("auto.create.topics.enable", Boolean, Some("true")),
+    broker!("delete.topic.enable", Boolean, Some("true")),
+    broker!("message.max.bytes", Int, Some("1048588"), min 0),
+    broker!("socket.request.max.bytes", Int, Some("104857600"), min 1),
+    broker!("log.segment.bytes", Int, Some("1073741824"), min 14),
+    broker!("log.roll.ms", Long, None),
+    broker!("log.roll.hours", Int, Some("168"), min 1),
+    broker!("log.roll.jitter.ms", Long, None),
+    broker!("log.retention.ms", Long, None),
+    broker!("log.retention.minutes", Int, None),
+    broker!("log.retention.hours", Int, Some("168")),
+    broker!("log.retention.bytes", Long, Some("-1")),
+    broker!("log.retention.check.interval.ms", Long, Some("300000"), min 1),
+    broker!("log.index.interval.bytes", Int, Some("4096"), min 0),
+    broker!("log.index.size.max.bytes", Int, Some("10485760"), min 4),
+    broker!("log.flush.interval.messages", Long, Some(LONG_MAX), min 1),
+    broker!("log.flush.interval.ms", Long, None),
+    broker!("log.flush.scheduler.interval.ms", Long, Some(LONG_MAX)),
+    broker!("log.flush.offset.checkpoint.interval.ms", Int, Some("60000"), min 0),
+    broker!("log.segment.delete.delay.ms", Long, Some("60000"), min 0),
+    broker!("log.message.timestamp.type", String, Some("CreateTime")),
+    broker!("log.message.timestamp.before.max.ms", Long, Some(LONG_MAX), min 0),
+    broker!("log.message.timestamp.after.max.ms", Long, Some(LONG_MAX), min 0),
+    broker!("log.cleanup.policy", List, Some("delete")),
+    broker!("log.cleaner.delete.retention.ms", Long, Some("86400000"), min 0),
+    broker!("log.cleaner.min.compaction.lag.ms", Long, Some("0"), min 0),
+    broker!("log.cleaner.max.compaction.lag.ms", Long, Some(LONG_MAX), min 1),
+    broker!("log.cleaner.min.cleanable.ratio", Double, Some("0.5")),
+    broker!("log.preallocate", Boolean, Some("false")),
+    broker!("min.insync.replicas", Int, Some("1"), min 1),
+    broker!("compression.type", String, Some("producer")),
+    broker!("unclean.leader.election.enable", Boolean, Some("false")),
+    broker!("offsets.topic.num.partitions", Int, Some("50"), min 1),
+    broker!("offsets.topic.replication.factor", Short, Some("3"), min 1),
+    broker!("num.network.threads", Int, Some("3"), min 1),
+    broker!("num.io.threads", Int, Some("8"), min 1),
+    broker!("process.roles", List, Some("broker,controller")),
+];
+
+/// Topic keys, as in Kafka's `TopicConfig`, each defaulting to its broker synonym.
+pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
+    topic!("cleanup.policy", List, synonym "log.cleanup.policy"),
+    topic!("compression.type", String, synonym "compression.type"),
+    topic!("delete.retention.ms", Long, synonym "log.cleaner.delete.retention.ms", min 0),
+    topic!("file.delete.delay.ms", Long, synonym "log.segment.delete.delay.ms", min 0),
+    topic!("flush.messages", Long, synonym "log.flush.interval.messages", min 1),
+    topic!("flush.ms", Long, synonym "log.flush.interval.ms", min 0),
+    topic!("index.interval.bytes", Int, synonym "log.index.interval.bytes", min 0),
+    topic!("max.compaction.lag.ms", Long, synonym "log.cleaner.max.compaction.lag.ms", min 1),
+    topic!("max.message.bytes", Int, synonym "message.max.bytes", min 0),
+    topic!("message.timestamp.type", String, synonym "log.message.timestamp.type"),
+    topic!("message.timestamp.before.max.ms", Long, synonym "log.message.timestamp.before.max.ms", min 0),
+    topic!("message.timestamp.after.max.ms", Long, synonym "log.message.timestamp.after.max.ms", min 0),
+    topic!("min.cleanable.dirty.ratio", Double, synonym "log.cleaner.min.cleanable.ratio"),
+    topic!("min.compaction.lag.ms", Long, synonym "log.cleaner.min.compaction.lag.ms", min 0),
+    topic!("min.insync.replicas", Int, synonym "min.insync.replicas", min 1),
+    topic!("preallocate", Boolean, synonym "log.preallocate"),
+    topic!("retention.bytes", Long, synonym "log.retention.bytes"),
+    topic!("retention.ms", Long, synonym "log.retention.ms", min -1),
+    topic!("segment.bytes", Int, synonym "log.segment.bytes", min 14),
+    topic!("segment.index.bytes", Int, synonym "log.index.size.max.bytes", min 4),
+    topic!("segment.jitter.ms", Long, synonym "log.roll.jitter.ms", min 0),
+    topic!("segment.ms", Long, synonym "log.roll.ms", min 1),
+    topic!("unclean.leader.election.enable", Boolean, synonym "unclean.leader.election.enable"),
+    topic!("local.retention.ms", Long, default Some("-2")),
+    topic!("local.retention.bytes", Long, default Some("-2")),
+    topic!("remote.storage.enable", Boolean, default Some("false")),
+];
+
+pub fn broker_def(name: &str) -> Option<&'static BrokerConfigDef> {
+    BROKER_CONFIGS.iter().find(|d| d.name == name)
+}
+
+pub fn topic_def(name: &str) -> Option<&'static TopicConfigDef> {
+    TOPIC_CONFIGS.iter().find(|d| d.name == name)
+}

@@ -1,0 +1,93 @@
+//! One client connection. Kafka clients pipeline requests; the broker handles them one
+//! at a time in arrival order and answers in that order, reading ahead into a buffer
+//! meanwhile. A frame that is oversized, truncated or undecodable closes the connection:
+//! after such a frame the byte stream cannot be trusted to be re-synchronised.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::{Buf, BytesMut};
+use gregor_protocol::frame::{frame_length, LENGTH_PREFIX};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use crate::broker::Broker;
+use crate::dispatch;
+
+const READ_CHUNK: usize = 64 * 1024;
+
+pub(crate) struct Connection {
+    socket: TcpStream,
+    peer: SocketAddr,
+    broker: Arc<Broker>,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl Connection {
+    pub(crate) fn new(socket: TcpStream, peer: SocketAddr, broker: Arc<Broker>, shutdown: watch::Receiver<bool>) -> Self {
+        Self { socket, peer, broker, shutdown }
+    }
+
+    pub(crate) async fn run(self) {
+        let Self { socket, peer, broker, mut shutdown } = self;
+        tracing::debug!(%peer, "connection opened");
+        let (mut reader, writer) = socket.into_split();
+        let mut writer = BufWriter::new(writer);
+        let mut buf = BytesMut::with_capacity(READ_CHUNK);
+        let max_frame = broker.config.max_request_bytes();
+        loop {
+            if let Err(reason) = serve_buffered(&broker, peer, &mut buf, &mut writer, max_frame).await {
+                tracing::info!(%peer, %reason, "closing connection");
+                break;
+            }
+            if writer.flush().await.is_err() {
+                break;
+            }
+            buf.reserve(READ_CHUNK);
+            tokio::select! {
+                read = reader.read_buf(&mut buf) => match read {
+                    Ok(0) => {
+                        if !buf.is_empty() {
+                            tracing::info!(%peer, bytes = buf.len(), "connection closed mid-frame");
+                        }
+                        break;
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::debug!(%peer, error = %e, "read failed");
+                        break;
+                    }
+                },
+                _ = shutdown.changed() => break,
+            }
+        }
+        let _ = writer.shutdown().await;
+        tracing::debug!(%peer, "connection closed");
+    }
+}
+
+/// Handles every whole frame already buffered, writing responses in order.
+async fn serve_buffered(
+    broker: &Arc<Broker>,
+    peer: SocketAddr,
+    buf: &mut BytesMut,
+    writer: &mut BufWriter<OwnedWriteHalf>,
+    max_frame: usize,
+) -> Result<(), String> {
+    while let Some(len) = frame_length(buf, max_frame).map_err(|e| e.to_string())? {
+        if buf.len() < LENGTH_PREFIX + len {
+            // Reserve only what the frame needs, bounded by socket.request.max.bytes.
+            buf.reserve(LENGTH_PREFIX + len - buf.len());
+            return Ok(());
+        }
+        buf.advance(LENGTH_PREFIX);
+        let frame = buf.split_to(len).freeze();
+        let response = dispatch::handle_frame(broker, frame, peer).await.map_err(|e| e.to_string())?;
+        if let Some(response) = response {
+            writer.write_all(&response).await.map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,105 @@
+//! The api-key dispatch table. One list names every API the broker serves, its request
+//! type and its handler; the ApiVersions answer is derived from the same list, so the
+//! broker never advertises a version it cannot decode and answer.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use gregor_protocol::frame::{decode_body, decode_request_header, encode_response, RequestPrefix};
+use gregor_protocol::kafka_protocol::messages::{self as m, ApiKey};
+use gregor_protocol::kafka_protocol::protocol::Message;
+
+use crate::broker::Broker;
+use crate::handlers::{self, RequestContext};
+use crate::BrokerError;
+
+/// One advertised API and its version range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApiRange {
+    pub api_key: ApiKey,
+    pub min_version: i16,
+    pub max_version: i16,
+}
+
+macro_rules! api_table {
+    ($( $key:ident => $req:ty, $handler:path, min $min:expr; )*) => {
+        /// Every API this broker serves, with the versions it advertises in ApiVersions.
+        pub fn supported_apis() -> &'static [ApiRange] {
+            const APIS: &[ApiRange] = &[
+                $( ApiRange { api_key: ApiKey::$key, min_version: $min, max_version: <$req as Message>::VERSIONS.max }, )*
+            ];
+            APIS
+        }
+
+        async fn route(ctx: &RequestContext<'_>, api_key: ApiKey, body: &mut Bytes) -> Result<BytesMut, BrokerError> {
+            let version = ctx.api_version;
+            match api_key {
+                $( ApiKey::$key => {
+                    let request: $req = decode_body(body, version)?;
+                    let response = $handler(ctx, request).await?;
+                    Ok(encode_response(api_key, version, ctx.header.correlation_id, &response)?)
+                } )*
+                _ => Err(BrokerError::InvalidRequest(format!("api key {api_key:?} is not served"))),
+            }
+        }
+    };
+}
+
+// Produce is advertised from v0 although v0-2 are refused (see `handlers::produce`):
+// librdkafka disables compression when a broker's minimum Produce version is above 0.
+api_table! {
+    Produce => m::ProduceRequest, handlers::produce::handle, min 0;
+    Fetch => m::FetchRequest, handlers::fetch::handle, min 4;
+    ListOffsets => m::ListOffsetsRequest, handlers::list_offsets::handle, min 1;
+    Metadata => m::MetadataRequest, handlers::metadata::handle, min 0;
+    ApiVersions => m::ApiVersionsRequest, handlers::api_versions::handle, min 0;
+    CreateTopics => m::CreateTopicsRequest, handlers::create_topics::handle, min 2;
+    DeleteTopics => m::DeleteTopicsRequest, handlers::delete_topics::handle, min 1;
+    InitProducerId => m::InitProducerIdRequest, handlers::init_producer_id::handle, min 0;
+    DescribeConfigs => m::DescribeConfigsRequest, handlers::describe_configs::handle, min 1;
+    CreatePartitions => m::CreatePartitionsRequest, handlers::create_partitions::handle, min 0;
+    DescribeCluster => m::DescribeClusterRequest, handlers::describe_cluster::handle, min 0;
+}
+
+pub(crate) fn version_range(api_key: ApiKey) -> Option<ApiRange> {
+    supported_apis().iter().copied().find(|a| a.api_key == api_key)
+}
+
+/// Handles one request frame. `Ok(None)` means no response is due (Produce with acks=0);
+/// `Err` means the connection must be closed.
+pub(crate) async fn handle_frame(broker: &Arc<Broker>, mut frame: Bytes, peer: SocketAddr) -> Result<Option<BytesMut>, BrokerError> {
+    let prefix = RequestPrefix::peek(&frame)
+        .ok_or_else(|| BrokerError::InvalidRequest(format!("frame of {} bytes is shorter than a request header", frame.len())))?;
+    let Ok(api_key) = ApiKey::try_from(prefix.api_key) else {
+        return Err(BrokerError::InvalidRequest(format!("unknown api key {}", prefix.api_key)));
+    };
+    let range = version_range(api_key)
+        .ok_or_else(|| BrokerError::InvalidRequest(format!("api key {api_key:?} is not served")))?;
+    if prefix.api_version < range.min_version || prefix.api_version > range.max_version {
+        return unsupported_version(api_key, prefix, range);
+    }
+    if api_key == ApiKey::Produce && prefix.api_version < m::ProduceRequest::VERSIONS.min {
+        let (_, header) = decode_request_header(&mut frame)?;
+        return handlers::produce::refuse_legacy(&header, &mut frame).map_err(Into::into);
+    }
+    let (_, header) = decode_request_header(&mut frame)?;
+    let ctx = RequestContext { broker, header: &header, api_version: header.request_api_version, peer };
+    if api_key == ApiKey::Produce && handlers::produce::acks_of(&frame, header.request_api_version) == Some(0) {
+        // acks=0: the client expects no response; errors are only logged.
+        let _ = route(&ctx, api_key, &mut frame).await?;
+        return Ok(None);
+    }
+    route(&ctx, api_key, &mut frame).await.map(Some)
+}
+
+/// KIP-511: an ApiVersions request of a version the broker lacks gets a v0 answer with
+/// UNSUPPORTED_VERSION and the full table, so the client can retry with a version both
+/// know. Other APIs outside their range close the connection, as Kafka does.
+fn unsupported_version(api_key: ApiKey, prefix: RequestPrefix, range: ApiRange) -> Result<Option<BytesMut>, BrokerError> {
+    if api_key == ApiKey::ApiVersions && prefix.api_version > range.max_version {
+        let response = handlers::api_versions::response(gregor_protocol::kafka_protocol::ResponseError::UnsupportedVersion.code());
+        return Ok(Some(encode_response(api_key, 0, prefix.correlation_id, &response)?));
+    }
+    Err(BrokerError::UnsupportedVersion { api: format!("{api_key:?}"), version: prefix.api_version })
+}

@@ -1,0 +1,90 @@
+//! The broker's errors, and the one place where they become Kafka error codes.
+
+use std::path::PathBuf;
+
+use gregor_log::LogError;
+use gregor_metadata::MetadataError;
+use gregor_protocol::kafka_protocol::ResponseError;
+use gregor_protocol::ProtocolError;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum BrokerError {
+    #[error("{0}")]
+    InvalidConfig(String),
+    #[error("cannot read config file {path}: {source}")]
+    ConfigFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("data dir {path}: {reason}")]
+    DataDir { path: PathBuf, reason: String },
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error(transparent)]
+    Metadata(#[from] MetadataError),
+    #[error(transparent)]
+    Protocol(#[from] ProtocolError),
+    #[error("I/O: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("unknown topic or partition {0}")]
+    UnknownTopicOrPartition(String),
+    #[error("unsupported version {version} of {api}")]
+    UnsupportedVersion { api: String, version: i16 },
+    #[error("{0}")]
+    InvalidRequest(String),
+}
+
+impl BrokerError {
+    /// The Kafka error a client gets for this failure.
+    pub fn response_error(&self) -> ResponseError {
+        match self {
+            Self::InvalidConfig(_) => ResponseError::InvalidConfig,
+            Self::Log(e) => log_error(e),
+            Self::Metadata(e) => metadata_error(e),
+            Self::Protocol(ProtocolError::CorruptBatch(_)) => ResponseError::CorruptMessage,
+            Self::Protocol(ProtocolError::InvalidRecord(_)) => ResponseError::InvalidRecord,
+            Self::Protocol(ProtocolError::UnsupportedMagic(_)) => ResponseError::UnsupportedForMessageFormat,
+            Self::Protocol(_) | Self::InvalidRequest(_) => ResponseError::InvalidRequest,
+            Self::UnknownTopicOrPartition(_) => ResponseError::UnknownTopicOrPartition,
+            Self::UnsupportedVersion { .. } => ResponseError::UnsupportedVersion,
+            Self::ConfigFile { .. } | Self::Bind { .. } | Self::DataDir { .. } | Self::Io(_) => ResponseError::KafkaStorageError,
+        }
+    }
+
+    pub fn code(&self) -> i16 {
+        self.response_error().code()
+    }
+}
+
+fn log_error(e: &LogError) -> ResponseError {
+    match e {
+        LogError::CorruptRecord { .. } => ResponseError::CorruptMessage,
+        LogError::InvalidRecord { .. } => ResponseError::InvalidRecord,
+        LogError::RecordBatchTooLarge { .. } => ResponseError::MessageTooLarge,
+        LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
+        LogError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
+        LogError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
+        _ => ResponseError::KafkaStorageError,
+    }
+}
+
+fn metadata_error(e: &MetadataError) -> ResponseError {
+    match e {
+        MetadataError::TopicExists(_) => ResponseError::TopicAlreadyExists,
+        MetadataError::UnknownTopic(_) => ResponseError::UnknownTopicOrPartition,
+        MetadataError::InvalidTopicName { .. } => ResponseError::InvalidTopicException,
+        MetadataError::InvalidPartitions(_) => ResponseError::InvalidPartitions,
+        MetadataError::InvalidReplicationFactor { .. } => ResponseError::InvalidReplicationFactor,
+        MetadataError::InvalidReplicaAssignment(_) => ResponseError::InvalidReplicaAssignment,
+        MetadataError::Log(e) => log_error(e),
+        MetadataError::BadRecord { .. } | MetadataError::Io(_) => ResponseError::KafkaStorageError,
+    }
+}

@@ -1,0 +1,36 @@
+//! CreatePartitions: grows a topic; partitions can never be removed.
+
+use gregor_metadata::control;
+use gregor_protocol::kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+use gregor_protocol::kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
+use gregor_protocol::kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
+
+use super::{blocking, str_bytes, RequestContext};
+use crate::broker::{now_ms, Broker};
+use crate::BrokerError;
+
+pub(crate) async fn handle(ctx: &RequestContext<'_>, request: CreatePartitionsRequest) -> Result<CreatePartitionsResponse, BrokerError> {
+    let broker = ctx.broker.clone();
+    let results = blocking(move || request.topics.iter().map(|t| grow(&broker, t, request.validate_only)).collect()).await;
+    Ok(CreatePartitionsResponse::default().with_results(results))
+}
+
+fn grow(broker: &Broker, t: &CreatePartitionsTopic, validate_only: bool) -> CreatePartitionsTopicResult {
+    let result = CreatePartitionsTopicResult::default().with_name(t.name.clone());
+    let assignments: Vec<Vec<i32>> =
+        t.assignments.iter().flatten().map(|a| a.broker_ids.iter().map(|b| b.0).collect()).collect();
+    let name = t.name.to_string();
+    let outcome = if validate_only {
+        control::create_partitions(&broker.image(), &name, t.count, &assignments).map(|_| ()).map_err(BrokerError::from)
+    } else {
+        broker
+            .metadata
+            .write(now_ms(), |image| Ok((control::create_partitions(image, &name, t.count, &assignments)?, ())))
+            .map_err(BrokerError::from)
+            .and_then(|()| broker.reconcile())
+    };
+    match outcome {
+        Ok(()) => result,
+        Err(e) => result.with_error_code(e.code()).with_error_message(Some(str_bytes(&e.to_string()))),
+    }
+}

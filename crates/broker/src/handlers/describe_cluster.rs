@@ -1,0 +1,36 @@
+//! DescribeCluster: the cluster id, the controller and the registered brokers.
+
+use gregor_protocol::kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
+use gregor_protocol::kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
+use gregor_protocol::kafka_protocol::ResponseError;
+
+use super::{str_bytes, RequestContext};
+use crate::BrokerError;
+
+/// Kafka's `EndpointType.BROKER`; controllers are not reachable on this listener.
+const ENDPOINT_BROKER: i8 = 1;
+
+pub(crate) async fn handle(ctx: &RequestContext<'_>, request: DescribeClusterRequest) -> Result<DescribeClusterResponse, BrokerError> {
+    let mut response = DescribeClusterResponse::default()
+        .with_cluster_id(str_bytes(&ctx.broker.cluster_id))
+        .with_controller_id(BrokerId(ctx.broker.node_id));
+    if ctx.api_version >= 1 && request.endpoint_type != ENDPOINT_BROKER {
+        return Ok(response
+            .with_error_code(ResponseError::UnsupportedEndpointType.code())
+            .with_error_message(Some(str_bytes("only broker endpoints are served"))));
+    }
+    response.brokers = ctx
+        .broker
+        .image()
+        .brokers
+        .values()
+        .map(|b| {
+            DescribeClusterBroker::default()
+                .with_broker_id(BrokerId(b.node_id))
+                .with_host(str_bytes(&b.host))
+                .with_port(b.port)
+                .with_rack(b.rack.as_deref().map(str_bytes))
+        })
+        .collect();
+    Ok(response)
+}

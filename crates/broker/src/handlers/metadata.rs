@@ -1,0 +1,112 @@
+//! Metadata: brokers, controller and topic/partition layout; creates missing topics when
+//! `auto.create.topics.enable` and the client allow it.
+
+use gregor_metadata::{control, MetadataImage, TopicImage};
+use gregor_protocol::kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use gregor_protocol::kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
+use gregor_protocol::kafka_protocol::ResponseError;
+use gregor_metadata::Uuid;
+
+use super::{blocking, str_bytes, RequestContext};
+use crate::BrokerError;
+
+/// Topic names starting with `__` are Kafka's internal topics.
+pub(crate) fn is_internal(name: &str) -> bool {
+    name == "__consumer_offsets" || name == "__transaction_state"
+}
+
+pub(crate) async fn handle(ctx: &RequestContext<'_>, request: MetadataRequest) -> Result<MetadataResponse, BrokerError> {
+    // v0 has no null: an empty list means all topics. v1+ sends null for all topics.
+    let wanted = match request.topics {
+        Some(t) if !(ctx.api_version == 0 && t.is_empty()) => Some(t),
+        _ => None,
+    };
+    let auto_create = (ctx.api_version < 4 || request.allow_auto_topic_creation)
+        && ctx.broker.config.broker_bool("auto.create.topics.enable");
+    let mut topics = Vec::new();
+    match wanted {
+        None => {
+            let image = ctx.broker.image();
+            topics.extend(image.topic_names_sorted().iter().filter_map(|n| image.topic(n)).map(|t| topic_response(t, &image)));
+        }
+        Some(requested) => {
+            for t in requested {
+                topics.push(requested_topic(ctx, t.name.map(|n| n.0.to_string()), t.topic_id, auto_create).await?);
+            }
+        }
+    }
+    let image = ctx.broker.image();
+    let brokers = image
+        .brokers
+        .values()
+        .map(|b| {
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(b.node_id))
+                .with_host(str_bytes(&b.host))
+                .with_port(b.port)
+                .with_rack(b.rack.as_deref().map(str_bytes))
+        })
+        .collect();
+    Ok(MetadataResponse::default()
+        .with_brokers(brokers)
+        .with_cluster_id(Some(str_bytes(&ctx.broker.cluster_id)))
+        .with_controller_id(BrokerId(ctx.broker.node_id))
+        .with_topics(topics))
+}
+
+async fn requested_topic(
+    ctx: &RequestContext<'_>,
+    name: Option<String>,
+    topic_id: Uuid,
+    auto_create: bool,
+) -> Result<MetadataResponseTopic, BrokerError> {
+    let image = ctx.broker.image();
+    let Some(name) = name else {
+        return Ok(match image.topic_by_id(&topic_id) {
+            Some(t) => topic_response(t, &image),
+            None => MetadataResponseTopic::default().with_topic_id(topic_id).with_error_code(ResponseError::UnknownTopicId.code()),
+        });
+    };
+    if let Some(t) = image.topic(&name) {
+        return Ok(topic_response(t, &image));
+    }
+    let error = |e: ResponseError| MetadataResponseTopic::default().with_name(Some(TopicName(str_bytes(&name)))).with_error_code(e.code());
+    if control::validate_topic_name(&name).is_err() {
+        return Ok(error(ResponseError::InvalidTopicException));
+    }
+    if !auto_create || is_internal(&name) {
+        return Ok(error(ResponseError::UnknownTopicOrPartition));
+    }
+    let broker = ctx.broker.clone();
+    let created = name.clone();
+    if let Err(e) = blocking(move || broker.auto_create_topic(&created)).await {
+        tracing::warn!(topic = %name, error = %e, "auto-creating topic failed");
+        return Ok(error(e.response_error()));
+    }
+    let image = ctx.broker.image();
+    Ok(image.topic(&name).map_or_else(|| error(ResponseError::LeaderNotAvailable), |t| topic_response(t, &image)))
+}
+
+pub(crate) fn topic_response(topic: &TopicImage, image: &MetadataImage) -> MetadataResponseTopic {
+    let partitions = topic
+        .partitions
+        .values()
+        .map(|p| {
+            let leader_alive = image.brokers.contains_key(&p.leader);
+            MetadataResponsePartition::default()
+                .with_error_code(if leader_alive { 0 } else { ResponseError::LeaderNotAvailable.code() })
+                .with_partition_index(p.partition)
+                .with_leader_id(BrokerId(p.leader))
+                .with_leader_epoch(p.leader_epoch)
+                .with_replica_nodes(p.replicas.iter().copied().map(BrokerId).collect())
+                .with_isr_nodes(p.isr.iter().copied().map(BrokerId).collect())
+        })
+        .collect();
+    MetadataResponseTopic::default()
+        .with_name(Some(TopicName(str_bytes(&topic.name))))
+        .with_topic_id(topic.topic_id)
+        .with_is_internal(is_internal(&topic.name))
+        .with_partitions(partitions)
+}

@@ -1,0 +1,45 @@
+//! One file per Kafka API, named after it. Each exports
+//! `async fn handle(ctx, request) -> Result<Response, BrokerError>`; an `Err` closes the
+//! connection, so per-topic and per-partition failures are answered as error codes instead.
+
+pub(crate) mod api_versions;
+pub(crate) mod create_partitions;
+pub(crate) mod create_topics;
+pub(crate) mod delete_topics;
+pub(crate) mod describe_cluster;
+pub(crate) mod describe_configs;
+pub(crate) mod fetch;
+pub(crate) mod init_producer_id;
+pub(crate) mod list_offsets;
+pub(crate) mod metadata;
+pub(crate) mod produce;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use gregor_protocol::kafka_protocol::messages::RequestHeader;
+use gregor_protocol::kafka_protocol::protocol::StrBytes;
+
+use crate::broker::Broker;
+
+/// What every handler gets besides its request.
+#[derive(Debug)]
+pub(crate) struct RequestContext<'a> {
+    pub(crate) broker: &'a Arc<Broker>,
+    pub(crate) header: &'a RequestHeader,
+    pub(crate) api_version: i16,
+    #[allow(dead_code)] // for connection quotas and logging in later handlers
+    pub(crate) peer: SocketAddr,
+}
+
+pub(crate) fn str_bytes(s: &str) -> StrBytes {
+    StrBytes::from_string(s.to_owned())
+}
+
+/// Runs blocking disk or metadata work off the async workers.
+pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(v) => v,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}

@@ -1,0 +1,66 @@
+//! The listener: accepts connections until shutdown, one task per connection.
+//! Shutdown stops accepting, tells every connection to finish its current request,
+//! waits for them, and only then lets the broker close its logs.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::broker::Broker;
+use crate::connection::Connection;
+
+/// Runs the accept loop on `listener` until `shutdown` becomes true.
+pub(crate) async fn run(listener: TcpListener, broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((socket, peer)) => {
+                    let _ = socket.set_nodelay(true);
+                    let conn = Connection::new(socket, peer, broker.clone(), shutdown.clone());
+                    let _ = connections.spawn(conn.run());
+                }
+                // Out of file descriptors and similar: back off instead of spinning.
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            _ = shutdown.changed() => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    drop(listener);
+    // Connections see the same shutdown signal; give in-flight requests a moment.
+    let drain = async { while connections.join_next().await.is_some() {} };
+    if tokio::time::timeout(Duration::from_secs(5), drain).await.is_err() {
+        connections.abort_all();
+    }
+}
+
+/// Binds the listener on every address the host name resolves to (`localhost` is both
+/// 127.0.0.1 and ::1, and clients may try either), all on the port the first one got,
+/// so that port 0 still yields one port to advertise.
+pub(crate) async fn bind(addr: &str) -> std::io::Result<Vec<TcpListener>> {
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host(addr).await?.collect();
+    let mut addrs = addrs.into_iter();
+    let first = addrs
+        .next()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::AddrNotAvailable, "the host name resolves to no address"))?;
+    let first = TcpListener::bind(first).await?;
+    let port = first.local_addr()?.port();
+    let mut listeners = vec![first];
+    for mut a in addrs {
+        a.set_port(port);
+        // A second family may be missing (no IPv6 on the host): serve what we have.
+        match TcpListener::bind(a).await {
+            Ok(l) => listeners.push(l),
+            Err(e) => tracing::debug!(addr = %a, error = %e, "skipping listener address"),
+        }
+    }
+    Ok(listeners)
+}

@@ -1,0 +1,101 @@
+//! `gregor serve`: runs a broker until SIGINT or SIGTERM, then shuts it down cleanly
+//! (connections drained, logs flushed, checkpoints written).
+
+use std::path::PathBuf;
+
+use clap::Args;
+use gregor_broker::BrokerConfig;
+
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// Address to listen on; a host name binds every address it resolves to
+    /// (localhost: 127.0.0.1 and ::1). Overrides `listeners`.
+    #[arg(long, value_name = "HOST:PORT")]
+    listen: Option<String>,
+    /// Address given to clients in metadata. Overrides `advertised.listeners`.
+    #[arg(long, value_name = "HOST:PORT")]
+    advertised_listener: Option<String>,
+    /// Data directory (Kafka's `log.dirs`). Default: ./gregor-data
+    #[arg(long, value_name = "PATH")]
+    data_dir: Option<PathBuf>,
+    /// Broker id (Kafka's `node.id`). Default: 0
+    #[arg(long, value_name = "N")]
+    node_id: Option<i32>,
+    /// A Kafka `server.properties` style file of `key=value` lines.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Any config key, with Kafka's names (repeatable): --set num.partitions=3
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+}
+
+impl ServeArgs {
+    /// Config file first, then `--set`, then the dedicated flags: the most specific wins.
+    fn config(&self) -> Result<BrokerConfig, String> {
+        let mut pairs = match &self.config {
+            Some(path) => BrokerConfig::parse_properties_file(path).map_err(|e| e.to_string())?,
+            None => vec![("listeners".to_owned(), "PLAINTEXT://localhost:9092".to_owned())],
+        };
+        for kv in &self.set {
+            let (k, v) = kv.split_once('=').ok_or_else(|| format!("--set expects KEY=VALUE, got '{kv}'"))?;
+            pairs.push((k.trim().to_owned(), v.trim().to_owned()));
+        }
+        if let Some(listen) = &self.listen {
+            pairs.push(("listeners".into(), format!("PLAINTEXT://{listen}")));
+        }
+        if let Some(adv) = &self.advertised_listener {
+            pairs.push(("advertised.listeners".into(), format!("PLAINTEXT://{adv}")));
+        }
+        if let Some(dir) = &self.data_dir {
+            pairs.push(("log.dirs".into(), dir.display().to_string()));
+        }
+        if let Some(id) = self.node_id {
+            pairs.push(("node.id".into(), id.to_string()));
+        }
+        if !pairs.iter().any(|(k, _)| k == "listeners") {
+            pairs.push(("listeners".into(), "PLAINTEXT://localhost:9092".into()));
+        }
+        BrokerConfig::from_pairs(pairs).map_err(|e| e.to_string())
+    }
+}
+
+pub(crate) fn run(args: ServeArgs) -> Result<(), String> {
+    init_logging();
+    let config = args.config()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
+    runtime.block_on(async move {
+        let data_dir = config.data_dir();
+        let broker = gregor_broker::start(config).await.map_err(|e| e.to_string())?;
+        let addrs: Vec<String> = broker.local_addrs().iter().map(ToString::to_string).collect();
+        println!(
+            "Gregor {} listening on {} (advertised {}), node {}, cluster {}, data in {}",
+            env!("CARGO_PKG_VERSION"),
+            addrs.join(", "),
+            broker.bootstrap_servers(),
+            broker.node_id(),
+            broker.cluster_id(),
+            data_dir.display()
+        );
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        broker.shutdown().await.map_err(|e| e.to_string())
+    })
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt().with_env_filter(filter).with_ansi(std::io::stderr().is_terminal()).with_writer(std::io::stderr).init();
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut term) = signal(SignalKind::terminate()) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

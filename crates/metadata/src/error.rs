@@ -1,0 +1,27 @@
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum MetadataError {
+    #[error("metadata log: {0}")]
+    Log(#[from] gregor_log::LogError),
+    #[error("metadata record at offset {offset} cannot be decoded: {source}")]
+    BadRecord {
+        offset: i64,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("reading the metadata log: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("topic '{0}' already exists")]
+    TopicExists(String),
+    #[error("unknown topic '{0}'")]
+    UnknownTopic(String),
+    #[error("invalid topic name '{name}': {reason}")]
+    InvalidTopicName { name: String, reason: &'static str },
+    #[error("invalid number of partitions {0}: must be at least 1")]
+    InvalidPartitions(i32),
+    #[error("invalid replication factor {requested}: {available} broker(s) available")]
+    InvalidReplicationFactor { requested: i32, available: usize },
+    #[error("invalid replica assignment: {0}")]
+    InvalidReplicaAssignment(String),
+}

@@ -1,0 +1,157 @@
+//! The in-memory image of the cluster metadata: what replaying every record in order
+//! yields. Deterministic: the same records give the same image on every node.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use crate::record::{BrokerRegistration, ConfigResource, MetadataRecord, PartitionRegistration};
+
+/// One topic: its id, partitions and topic-level config overrides.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicImage {
+    pub name: Arc<str>,
+    pub topic_id: Uuid,
+    pub partitions: BTreeMap<i32, PartitionRegistration>,
+    pub configs: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MetadataImage {
+    pub brokers: BTreeMap<i32, BrokerRegistration>,
+    topics: HashMap<Arc<str>, TopicImage>,
+    topic_names: HashMap<Uuid, Arc<str>>,
+    /// Broker configs: key `None` holds the cluster-wide defaults.
+    pub broker_configs: BTreeMap<Option<i32>, BTreeMap<String, String>>,
+    pub next_producer_id: i64,
+    /// Offset of the last record applied, -1 for none.
+    pub last_offset: i64,
+}
+
+impl MetadataImage {
+    pub fn new() -> Self {
+        Self { last_offset: -1, ..Self::default() }
+    }
+
+    pub fn topic(&self, name: &str) -> Option<&TopicImage> {
+        self.topics.get(name)
+    }
+
+    pub fn topic_by_id(&self, id: &Uuid) -> Option<&TopicImage> {
+        self.topic_names.get(id).and_then(|name| self.topics.get(name))
+    }
+
+    pub fn topics(&self) -> impl Iterator<Item = &TopicImage> {
+        self.topics.values()
+    }
+
+    /// Topic names in a stable order, for listings.
+    pub fn topic_names_sorted(&self) -> Vec<Arc<str>> {
+        let mut names: Vec<_> = self.topics.keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    /// Applies one record. Records that name unknown topics are ignored: they can only
+    /// come from a topic deleted earlier in the same log.
+    pub fn replay(&mut self, offset: i64, record: &MetadataRecord) {
+        self.last_offset = offset;
+        match record {
+            MetadataRecord::RegisterBroker(b) => {
+                let _ = self.brokers.insert(b.node_id, b.clone());
+            }
+            MetadataRecord::Topic { name, topic_id } => self.add_topic(name, *topic_id),
+            MetadataRecord::Partition(p) => self.set_partition(p),
+            MetadataRecord::Config { resource, name, value } => self.set_config(resource, name, value.as_deref()),
+            MetadataRecord::RemoveTopic { topic_id } => {
+                if let Some(name) = self.topic_names.remove(topic_id) {
+                    let _ = self.topics.remove(&name);
+                }
+            }
+            MetadataRecord::ProducerIds { next_producer_id, .. } => {
+                self.next_producer_id = self.next_producer_id.max(*next_producer_id);
+            }
+        }
+    }
+
+    fn add_topic(&mut self, name: &str, topic_id: Uuid) {
+        let name: Arc<str> = name.into();
+        let _ = self.topic_names.insert(topic_id, name.clone());
+        let topic = TopicImage { name: name.clone(), topic_id, partitions: BTreeMap::new(), configs: BTreeMap::new() };
+        let _ = self.topics.insert(name, topic);
+    }
+
+    fn set_partition(&mut self, p: &PartitionRegistration) {
+        let Some(name) = self.topic_names.get(&p.topic_id) else { return };
+        if let Some(topic) = self.topics.get_mut(name) {
+            let _ = topic.partitions.insert(p.partition, p.clone());
+        }
+    }
+
+    fn set_config(&mut self, resource: &ConfigResource, name: &str, value: Option<&str>) {
+        let map = match resource {
+            ConfigResource::Topic(topic) => match self.topics.get_mut(topic.as_str()) {
+                Some(t) => &mut t.configs,
+                None => return,
+            },
+            ConfigResource::Broker(id) => self.broker_configs.entry(*id).or_default(),
+        };
+        match value {
+            Some(v) => {
+                let _ = map.insert(name.to_owned(), v.to_owned());
+            }
+            None => {
+                let _ = map.remove(name);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn partition(topic_id: Uuid, partition: i32) -> MetadataRecord {
+        MetadataRecord::Partition(PartitionRegistration {
+            topic_id,
+            partition,
+            replicas: vec![1],
+            isr: vec![1],
+            leader: 1,
+            leader_epoch: 0,
+            partition_epoch: 0,
+        })
+    }
+
+    #[test]
+    fn given_topic_records_when_replayed_should_build_topic() {
+        let id = Uuid::new_v4();
+        let mut image = MetadataImage::new();
+        image.replay(0, &MetadataRecord::Topic { name: "orders".into(), topic_id: id });
+        image.replay(1, &partition(id, 0));
+        image.replay(2, &partition(id, 1));
+        let config = MetadataRecord::Config {
+            resource: ConfigResource::Topic("orders".into()),
+            name: "retention.ms".into(),
+            value: Some("1000".into()),
+        };
+        image.replay(3, &config);
+        let topic = image.topic("orders").unwrap();
+        assert_eq!(topic.partitions.len(), 2);
+        assert_eq!(topic.configs.get("retention.ms").map(String::as_str), Some("1000"));
+        assert_eq!(image.topic_by_id(&id).unwrap().name.as_ref(), "orders");
+        assert_eq!(image.last_offset, 3);
+    }
+
+    #[test]
+    fn given_remove_topic_when_replayed_should_forget_it() {
+        let id = Uuid::new_v4();
+        let mut image = MetadataImage::new();
+        image.replay(0, &MetadataRecord::Topic { name: "t".into(), topic_id: id });
+        image.replay(1, &MetadataRecord::RemoveTopic { topic_id: id });
+        image.replay(2, &partition(id, 0));
+        assert!(image.topic("t").is_none());
+        assert!(image.topic_by_id(&id).is_none());
+    }
+}
