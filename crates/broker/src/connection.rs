@@ -26,7 +26,12 @@ pub(crate) struct Connection {
 }
 
 impl Connection {
-    pub(crate) fn new(socket: TcpStream, peer: SocketAddr, broker: Arc<Broker>, shutdown: watch::Receiver<bool>) -> Self {
+    pub(crate) fn new(
+        socket: TcpStream,
+        peer: SocketAddr,
+        broker: Arc<Broker>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
         Self { socket, peer, broker, shutdown }
     }
 

@@ -68,9 +68,14 @@ pub(crate) fn version_range(api_key: ApiKey) -> Option<ApiRange> {
 
 /// Handles one request frame. `Ok(None)` means no response is due (Produce with acks=0);
 /// `Err` means the connection must be closed.
-pub(crate) async fn handle_frame(broker: &Arc<Broker>, mut frame: Bytes, peer: SocketAddr) -> Result<Option<BytesMut>, BrokerError> {
-    let prefix = RequestPrefix::peek(&frame)
-        .ok_or_else(|| BrokerError::InvalidRequest(format!("frame of {} bytes is shorter than a request header", frame.len())))?;
+pub(crate) async fn handle_frame(
+    broker: &Arc<Broker>,
+    mut frame: Bytes,
+    peer: SocketAddr,
+) -> Result<Option<BytesMut>, BrokerError> {
+    let prefix = RequestPrefix::peek(&frame).ok_or_else(|| {
+        BrokerError::InvalidRequest(format!("frame of {} bytes is shorter than a request header", frame.len()))
+    })?;
     let Ok(api_key) = ApiKey::try_from(prefix.api_key) else {
         return Err(BrokerError::InvalidRequest(format!("unknown api key {}", prefix.api_key)));
     };
@@ -96,10 +101,46 @@ pub(crate) async fn handle_frame(broker: &Arc<Broker>, mut frame: Bytes, peer: S
 /// KIP-511: an ApiVersions request of a version the broker lacks gets a v0 answer with
 /// UNSUPPORTED_VERSION and the full table, so the client can retry with a version both
 /// know. Other APIs outside their range close the connection, as Kafka does.
-fn unsupported_version(api_key: ApiKey, prefix: RequestPrefix, range: ApiRange) -> Result<Option<BytesMut>, BrokerError> {
+fn unsupported_version(
+    api_key: ApiKey,
+    prefix: RequestPrefix,
+    range: ApiRange,
+) -> Result<Option<BytesMut>, BrokerError> {
     if api_key == ApiKey::ApiVersions && prefix.api_version > range.max_version {
-        let response = handlers::api_versions::response(gregor_protocol::kafka_protocol::ResponseError::UnsupportedVersion.code());
+        let response =
+            handlers::api_versions::response(gregor_protocol::kafka_protocol::ResponseError::UnsupportedVersion.code());
         return Ok(Some(encode_response(api_key, 0, prefix.correlation_id, &response)?));
     }
     Err(BrokerError::UnsupportedVersion { api: format!("{api_key:?}"), version: prefix.api_version })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// docs/compatibility.md lists every API with the versions served; keep them equal.
+    #[test]
+    fn documented_versions_match_the_dispatch_table() {
+        let doc = include_str!("../../../docs/compatibility.md");
+        let start = doc.find("<!-- api-table:start -->").expect("table start marker");
+        let end = doc.find("<!-- api-table:end -->").expect("table end marker");
+        let mut documented = Vec::new();
+        for row in doc[start..end].lines().filter(|l| l.starts_with("| ") && !l.starts_with("| key")) {
+            let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+            let key: i16 = cells[1].parse().expect("api key number");
+            let (min, max) = cells[3].split_once('-').expect("min-max");
+            documented.push((key, min.parse::<i16>().unwrap(), max.parse::<i16>().unwrap()));
+        }
+        let served: Vec<(i16, i16, i16)> =
+            supported_apis().iter().map(|a| (a.api_key as i16, a.min_version, a.max_version)).collect();
+        let mut sorted = served.clone();
+        sorted.sort_unstable();
+        assert_eq!(documented, sorted);
+    }
+
+    #[test]
+    fn produce_is_advertised_from_version_zero() {
+        let produce = version_range(ApiKey::Produce).expect("produce served");
+        assert_eq!(produce.min_version, 0);
+    }
 }

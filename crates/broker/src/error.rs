@@ -55,7 +55,9 @@ impl BrokerError {
             Self::Protocol(_) | Self::InvalidRequest(_) => ResponseError::InvalidRequest,
             Self::UnknownTopicOrPartition(_) => ResponseError::UnknownTopicOrPartition,
             Self::UnsupportedVersion { .. } => ResponseError::UnsupportedVersion,
-            Self::ConfigFile { .. } | Self::Bind { .. } | Self::DataDir { .. } | Self::Io(_) => ResponseError::KafkaStorageError,
+            Self::ConfigFile { .. } | Self::Bind { .. } | Self::DataDir { .. } | Self::Io(_) => {
+                ResponseError::KafkaStorageError
+            }
         }
     }
 

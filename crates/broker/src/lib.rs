@@ -99,7 +99,8 @@ fn listener_address(listener: &str) -> &str {
 /// starts serving.
 pub async fn start(config: BrokerConfig) -> Result<RunningBroker, BrokerError> {
     let data_dir = config.data_dir();
-    std::fs::create_dir_all(&data_dir).map_err(|e| BrokerError::DataDir { path: data_dir.clone(), reason: e.to_string() })?;
+    std::fs::create_dir_all(&data_dir)
+        .map_err(|e| BrokerError::DataDir { path: data_dir.clone(), reason: e.to_string() })?;
     let cluster = config.broker_value("cluster.id").value;
     let meta = meta_properties::load_or_create(&data_dir, config.node_id(), cluster.as_deref())?;
 
@@ -123,7 +124,12 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, BrokerError> {
     Ok(RunningBroker { broker, local_addrs, shutdown, tasks })
 }
 
-fn open_state(config: BrokerConfig, dir: std::path::PathBuf, cluster_id: String, advertised: (String, i32)) -> Result<Broker, BrokerError> {
+fn open_state(
+    config: BrokerConfig,
+    dir: std::path::PathBuf,
+    cluster_id: String,
+    advertised: (String, i32),
+) -> Result<Broker, BrokerError> {
     let now = now_ms();
     let metadata = MetadataStore::open(&dir, now)?;
     let image = metadata.image();
@@ -148,7 +154,8 @@ fn advertised_address(config: &BrokerConfig, listen: &str, bound_port: u16) -> R
     let (host, port) = addr
         .rsplit_once(':')
         .ok_or_else(|| BrokerError::InvalidConfig(format!("listener address '{addr}' has no port")))?;
-    let port: u16 = port.parse().map_err(|_| BrokerError::InvalidConfig(format!("listener address '{addr}' has a bad port")))?;
+    let port: u16 =
+        port.parse().map_err(|_| BrokerError::InvalidConfig(format!("listener address '{addr}' has a bad port")))?;
     let port = if port == 0 || configured.is_none() { bound_port } else { port };
     let host = host.trim_start_matches('[').trim_end_matches(']');
     let host = if host.is_empty() || host == "0.0.0.0" || host == "::" { "localhost" } else { host };

@@ -39,7 +39,11 @@ pub(crate) fn random_id() -> String {
 
 /// Reads the data dir's identity, or writes a new one on first start. `expected_cluster`
 /// is the operator's `cluster.id`, if given.
-pub(crate) fn load_or_create(dir: &Path, node_id: i32, expected_cluster: Option<&str>) -> Result<MetaProperties, BrokerError> {
+pub(crate) fn load_or_create(
+    dir: &Path,
+    node_id: i32,
+    expected_cluster: Option<&str>,
+) -> Result<MetaProperties, BrokerError> {
     let path = dir.join(FILE_NAME);
     let refuse = |reason: String| BrokerError::DataDir { path: dir.to_owned(), reason };
     if !path.exists() {
@@ -56,7 +60,9 @@ pub(crate) fn load_or_create(dir: &Path, node_id: i32, expected_cluster: Option<
     let get = |k: &str| pairs.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
     let meta = MetaProperties {
         cluster_id: get("cluster.id").ok_or_else(|| refuse(format!("{FILE_NAME} has no cluster.id")))?,
-        node_id: get("node.id").and_then(|v| v.parse().ok()).ok_or_else(|| refuse(format!("{FILE_NAME} has no valid node.id")))?,
+        node_id: get("node.id")
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| refuse(format!("{FILE_NAME} has no valid node.id")))?,
         directory_id: get("directory.id").unwrap_or_default(),
     };
     if meta.node_id != node_id {

@@ -94,7 +94,12 @@ impl ReplicaManager {
 
     /// Appends producer batches as leader; on one node the high watermark follows the
     /// log end offset at once.
-    pub(crate) fn append(&self, tp: &TopicPartition, records: &mut [u8], now_ms: i64) -> Result<AppendInfo, BrokerError> {
+    pub(crate) fn append(
+        &self,
+        tp: &TopicPartition,
+        records: &mut [u8],
+        now_ms: i64,
+    ) -> Result<AppendInfo, BrokerError> {
         let partition = self.get(tp).ok_or_else(|| BrokerError::UnknownTopicOrPartition(tp.to_string()))?;
         let info = {
             let mut log = lock(&partition.log);
@@ -125,7 +130,11 @@ impl ReplicaManager {
         (log.log_start_offset(), log.high_watermark())
     }
 
-    pub(crate) fn offset_for_timestamp(&self, partition: &Partition, timestamp_ms: i64) -> Result<Option<TimestampAndOffset>, BrokerError> {
+    pub(crate) fn offset_for_timestamp(
+        &self,
+        partition: &Partition,
+        timestamp_ms: i64,
+    ) -> Result<Option<TimestampAndOffset>, BrokerError> {
         Ok(lock(&partition.log).fetch_offset_by_timestamp(timestamp_ms)?)
     }
 

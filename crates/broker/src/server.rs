@@ -48,9 +48,9 @@ pub(crate) async fn run(listener: TcpListener, broker: Arc<Broker>, mut shutdown
 pub(crate) async fn bind(addr: &str) -> std::io::Result<Vec<TcpListener>> {
     let addrs: Vec<SocketAddr> = tokio::net::lookup_host(addr).await?.collect();
     let mut addrs = addrs.into_iter();
-    let first = addrs
-        .next()
-        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::AddrNotAvailable, "the host name resolves to no address"))?;
+    let first = addrs.next().ok_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::AddrNotAvailable, "the host name resolves to no address")
+    })?;
     let first = TcpListener::bind(first).await?;
     let port = first.local_addr()?.port();
     let mut listeners = vec![first];

@@ -76,7 +76,8 @@ pub(crate) fn read_offset_checkpoint(path: &Path) -> Result<HashMap<TopicPartiti
     let Some(text) = read_optional(path)? else {
         return Ok(HashMap::new());
     };
-    let parsed = checkpoint_lines(&text).and_then(|lines| lines.into_iter().map(parse_offset_line).collect::<Option<HashMap<_, _>>>());
+    let parsed = checkpoint_lines(&text)
+        .and_then(|lines| lines.into_iter().map(parse_offset_line).collect::<Option<HashMap<_, _>>>());
     Ok(parsed.unwrap_or_else(|| {
         tracing::warn!(path = %path.display(), "ignoring malformed offset checkpoint");
         HashMap::new()

@@ -28,7 +28,8 @@ impl LeaderEpochFileCache {
     pub(crate) fn load(dir: &Path) -> Result<Self, LogError> {
         let path = dir.join(LEADER_EPOCH_CHECKPOINT);
         let text = read_optional(&path)?.unwrap_or_default();
-        let entries = checkpoint_lines(&text).and_then(|lines| lines.into_iter().map(parse_entry).collect::<Option<Vec<_>>>());
+        let entries =
+            checkpoint_lines(&text).and_then(|lines| lines.into_iter().map(parse_entry).collect::<Option<Vec<_>>>());
         let mut entries = entries.unwrap_or_default();
         // Keep only a strictly increasing chain, whatever the file held.
         let mut clean: Vec<EpochEntry> = Vec::with_capacity(entries.len());

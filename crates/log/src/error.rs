@@ -51,7 +51,9 @@ impl From<ProtocolError> for LogError {
         match err {
             ProtocolError::CorruptBatch(reason) => Self::CorruptRecord { reason },
             ProtocolError::InvalidRecord(reason) => Self::InvalidRecord { reason },
-            ProtocolError::UnsupportedMagic(_) => Self::CorruptRecord { reason: "unsupported magic byte (only v2 is stored)" },
+            ProtocolError::UnsupportedMagic(_) => {
+                Self::CorruptRecord { reason: "unsupported magic byte (only v2 is stored)" }
+            }
             _ => Self::CorruptRecord { reason: "malformed record batch" },
         }
     }

@@ -12,6 +12,9 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{IoContext, LogError};
 
+/// Largest index file loaded into memory (Kafka caps `segment.index.bytes` far below).
+const MAX_LOADABLE_INDEX_BYTES: u64 = 256 * 1024 * 1024;
+
 /// One fixed-size index entry.
 pub(crate) trait IndexEntry: Copy + std::fmt::Debug {
     const SIZE: usize;
@@ -87,9 +90,17 @@ impl<E: IndexEntry> IndexFile<E> {
     /// Opens (creating if missing) and loads the index at `path`. Damage is not an error
     /// here: `is_sane` tells the caller to rebuild.
     pub(crate) fn open(path: &Path, max_index_bytes: u64) -> Result<Self, LogError> {
-        let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path).ctx("open index", path)?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .ctx("open index", path)?;
         let len = file.metadata().ctx("stat index", path)?.len();
-        let mut bytes = vec![0u8; len as usize];
+        // A damaged file may claim any size; past the cap it is rebuilt, not loaded.
+        let loadable = len <= MAX_LOADABLE_INDEX_BYTES;
+        let mut bytes = vec![0u8; if loadable { len as usize } else { 0 }];
         file.read_exact_at(&mut bytes, 0).ctx("read index", path)?;
         let entries = bytes.chunks_exact(E::SIZE).map(E::decode).collect();
         Ok(Self {
@@ -97,7 +108,7 @@ impl<E: IndexEntry> IndexFile<E> {
             file,
             entries,
             max_entries: (max_index_bytes / E::SIZE as u64).max(1) as usize,
-            whole_entries: len % E::SIZE as u64 == 0,
+            whole_entries: loadable && len % E::SIZE as u64 == 0,
         })
     }
 

@@ -14,7 +14,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use gregor_protocol::TopicPartition;
 
 use crate::checkpoint::{
-    read_offset_checkpoint, sync_dir, write_atomically, write_offset_checkpoint, CLEAN_SHUTDOWN_FILE, LOG_START_OFFSET_CHECKPOINT, RECOVERY_POINT_CHECKPOINT,
+    read_offset_checkpoint, sync_dir, write_atomically, write_offset_checkpoint, CLEAN_SHUTDOWN_FILE,
+    LOG_START_OFFSET_CHECKPOINT, RECOVERY_POINT_CHECKPOINT,
 };
 use crate::config::LogConfig;
 use crate::error::{IoContext, LogError};
@@ -22,6 +23,8 @@ use crate::partition_log::PartitionLog;
 
 /// Suffix of a partition directory that is being deleted.
 const DELETE_DIR_SUFFIX: &str = "-delete";
+/// KRaft's `__cluster_metadata` partition, opened by the metadata store, not here.
+const METADATA_TOPIC_PREFIX: &str = "__cluster_metadata";
 
 pub type SharedLog = Arc<Mutex<PartitionLog>>;
 
@@ -60,7 +63,10 @@ fn partition_dirs(log_dir: &Path) -> Result<Vec<(TopicPartition, PathBuf)>, LogE
         if name.ends_with(DELETE_DIR_SUFFIX) {
             fs::remove_dir_all(&path).ctx("remove deleted partition", &path)?;
         } else if let Some(tp) = TopicPartition::from_dir_name(&name) {
-            dirs.push((tp, path));
+            // The metadata log lives in the same dir but belongs to the metadata store.
+            if !tp.topic.starts_with(METADATA_TOPIC_PREFIX) {
+                dirs.push((tp, path));
+            }
         }
     }
     dirs.sort();
@@ -70,7 +76,11 @@ fn partition_dirs(log_dir: &Path) -> Result<Vec<(TopicPartition, PathBuf)>, LogE
 impl LogManager {
     /// Opens every `<topic>-<partition>` directory in `log_dir`, recovering each from the
     /// recovery-point checkpoint. Partitions load on a few threads, each on its own.
-    pub fn open(log_dir: PathBuf, config_for: impl Fn(&TopicPartition) -> LogConfig + Sync, now_ms: i64) -> Result<Self, LogError> {
+    pub fn open(
+        log_dir: PathBuf,
+        config_for: impl Fn(&TopicPartition) -> LogConfig + Sync,
+        now_ms: i64,
+    ) -> Result<Self, LogError> {
         fs::create_dir_all(&log_dir).ctx("create log dir", &log_dir)?;
         let marker = log_dir.join(CLEAN_SHUTDOWN_FILE);
         let had_clean_shutdown = marker.exists();
@@ -82,10 +92,19 @@ impl LogManager {
         let open_one = |(tp, dir): &(TopicPartition, PathBuf)| {
             let recovery_point = recovery_points.get(tp).copied().unwrap_or(0);
             let log_start = log_starts.get(tp).copied().unwrap_or(0);
-            PartitionLog::open_with_log_start_offset(dir.clone(), tp.clone(), config_for(tp), recovery_point, log_start, now_ms).map(|log| (tp.clone(), Arc::new(Mutex::new(log))))
+            PartitionLog::open_with_log_start_offset(
+                dir.clone(),
+                tp.clone(),
+                config_for(tp),
+                recovery_point,
+                log_start,
+                now_ms,
+            )
+            .map(|log| (tp.clone(), Arc::new(Mutex::new(log))))
         };
         let loaded: Vec<Result<Vec<_>, LogError>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = dirs.chunks(chunk).map(|part| scope.spawn(move || part.iter().map(open_one).collect())).collect();
+            let handles: Vec<_> =
+                dirs.chunks(chunk).map(|part| scope.spawn(move || part.iter().map(open_one).collect())).collect();
             handles.into_iter().map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
         });
         let mut logs = HashMap::with_capacity(dirs.len());
@@ -114,7 +133,13 @@ impl LogManager {
     }
 
     /// The partition's log, created empty (with its `partition.metadata`) if missing.
-    pub fn get_or_create(&self, tp: &TopicPartition, config: LogConfig, topic_id: &str, now_ms: i64) -> Result<SharedLog, LogError> {
+    pub fn get_or_create(
+        &self,
+        tp: &TopicPartition,
+        config: LogConfig,
+        topic_id: &str,
+        now_ms: i64,
+    ) -> Result<SharedLog, LogError> {
         if let Some(log) = self.get(tp) {
             return Ok(log);
         }
@@ -148,13 +173,20 @@ impl LogManager {
     }
 
     pub fn partitions(&self) -> Vec<TopicPartition> {
-        let mut tps: Vec<TopicPartition> = self.logs.read().unwrap_or_else(PoisonError::into_inner).keys().cloned().collect();
+        let mut tps: Vec<TopicPartition> =
+            self.logs.read().unwrap_or_else(PoisonError::into_inner).keys().cloned().collect();
         tps.sort();
         tps
     }
 
     fn all_logs(&self) -> Vec<(TopicPartition, SharedLog)> {
-        let mut logs: Vec<_> = self.logs.read().unwrap_or_else(PoisonError::into_inner).iter().map(|(tp, log)| (tp.clone(), Arc::clone(log))).collect();
+        let mut logs: Vec<_> = self
+            .logs
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(tp, log)| (tp.clone(), Arc::clone(log)))
+            .collect();
         logs.sort_by(|a, b| a.0.cmp(&b.0));
         logs
     }

@@ -51,7 +51,10 @@ impl ProducerStateEntry {
         if meta.producer_epoch != self.epoch {
             return None;
         }
-        self.batches.iter().find(|b| b.first_sequence == meta.base_sequence && b.last_sequence == meta.last_sequence).copied()
+        self.batches
+            .iter()
+            .find(|b| b.first_sequence == meta.base_sequence && b.last_sequence == meta.last_sequence)
+            .copied()
     }
 
     fn add(&mut self, meta: &BatchMeta) {
@@ -87,7 +90,11 @@ fn check(entry: Option<&ProducerStateEntry>, meta: &BatchMeta) -> Result<(), Log
     };
     let producer_id = meta.producer_id;
     if meta.producer_epoch < entry.epoch {
-        return Err(LogError::InvalidProducerEpoch { producer_id, producer_epoch: meta.producer_epoch, current_epoch: entry.epoch });
+        return Err(LogError::InvalidProducerEpoch {
+            producer_id,
+            producer_epoch: meta.producer_epoch,
+            current_epoch: entry.epoch,
+        });
     }
     if meta.base_sequence < 0 {
         return Ok(());
@@ -95,7 +102,10 @@ fn check(entry: Option<&ProducerStateEntry>, meta: &BatchMeta) -> Result<(), Log
     let expected = if meta.producer_epoch > entry.epoch {
         Some(0)
     } else {
-        entry.last_sequence().filter(|last| !in_sequence(*last, meta.base_sequence)).map(|last| last.wrapping_add(1).max(0))
+        entry
+            .last_sequence()
+            .filter(|last| !in_sequence(*last, meta.base_sequence))
+            .map(|last| last.wrapping_add(1).max(0))
     };
     match expected {
         Some(expected_sequence) if expected_sequence != meta.base_sequence => {
@@ -137,7 +147,8 @@ impl ProducerStateManager {
     pub(crate) fn check_and_stage(&self, pending: &mut PendingProducers, meta: &BatchMeta) -> Result<(), LogError> {
         let current = pending.updated.get(&meta.producer_id).or_else(|| self.producers.get(&meta.producer_id));
         check(current, meta)?;
-        let mut entry = current.cloned().unwrap_or_else(|| ProducerStateEntry { epoch: meta.producer_epoch, ..Default::default() });
+        let mut entry =
+            current.cloned().unwrap_or_else(|| ProducerStateEntry { epoch: meta.producer_epoch, ..Default::default() });
         entry.add(meta);
         pending.updated.insert(meta.producer_id, entry);
         Ok(())
@@ -150,7 +161,10 @@ impl ProducerStateManager {
     /// Replays a batch read back from the log (recovery), without checks.
     pub(crate) fn replay(&mut self, meta: &BatchMeta) {
         if meta.has_producer_id() {
-            let entry = self.producers.entry(meta.producer_id).or_insert_with(|| ProducerStateEntry { epoch: meta.producer_epoch, ..Default::default() });
+            let entry = self
+                .producers
+                .entry(meta.producer_id)
+                .or_insert_with(|| ProducerStateEntry { epoch: meta.producer_epoch, ..Default::default() });
             entry.add(meta);
         }
     }
@@ -164,7 +178,8 @@ impl ProducerStateManager {
         let mut offsets = Vec::new();
         for entry in fs::read_dir(&self.dir).ctx("list", &self.dir)? {
             let name = entry.ctx("list", &self.dir)?.file_name();
-            let offset = name.to_str().and_then(|n| n.strip_suffix(SNAPSHOT_SUFFIX)).and_then(|n| n.parse::<i64>().ok());
+            let offset =
+                name.to_str().and_then(|n| n.strip_suffix(SNAPSHOT_SUFFIX)).and_then(|n| n.parse::<i64>().ok());
             offsets.extend(offset);
         }
         offsets.sort_unstable();
@@ -285,7 +300,8 @@ fn decode_entry(f: &mut Fields<'_>) -> (i64, ProducerStateEntry) {
     let _current_txn_first_offset = f.i64();
     let mut batches = VecDeque::new();
     if last_offset >= 0 && last_sequence >= 0 {
-        let first_sequence = (i64::from(last_sequence) - i64::from(offset_delta)).rem_euclid(i64::from(i32::MAX) + 1) as i32;
+        let first_sequence =
+            (i64::from(last_sequence) - i64::from(offset_delta)).rem_euclid(i64::from(i32::MAX) + 1) as i32;
         let first_offset = last_offset - i64::from(offset_delta);
         batches.push_back(BatchMetadata { first_sequence, last_sequence, first_offset, last_offset, timestamp });
     }

@@ -91,7 +91,14 @@ impl LogSegment {
         Self::assemble(dir, base_offset, config, log_path, log, now_ms)
     }
 
-    fn assemble(dir: &Path, base: i64, config: &LogConfig, log_path: PathBuf, log: File, now_ms: i64) -> Result<Self, LogError> {
+    fn assemble(
+        dir: &Path,
+        base: i64,
+        config: &LogConfig,
+        log_path: PathBuf,
+        log: File,
+        now_ms: i64,
+    ) -> Result<Self, LogError> {
         let size = log.metadata().ctx("stat segment", &log_path)?.len();
         let index_bytes = config.segment_index_bytes;
         Ok(Self {
@@ -115,10 +122,16 @@ impl LogSegment {
     /// Opens an existing segment without reading it all: the indexes are checked for
     /// sanity and only the batches after the last offset-index entry are scanned. The flag
     /// says whether the segment needs a full `recover` (bad index or a torn tail).
-    pub(crate) fn open(dir: &Path, base_offset: i64, config: &LogConfig, now_ms: i64) -> Result<(Self, bool), LogError> {
+    pub(crate) fn open(
+        dir: &Path,
+        base_offset: i64,
+        config: &LogConfig,
+        now_ms: i64,
+    ) -> Result<(Self, bool), LogError> {
         let log_path = dir.join(file_name(base_offset, LOG_SUFFIX));
         let log = open_log_file(&log_path, false)?;
-        let indexes_exist = [INDEX_SUFFIX, TIME_INDEX_SUFFIX].iter().all(|s| dir.join(file_name(base_offset, s)).exists());
+        let indexes_exist =
+            [INDEX_SUFFIX, TIME_INDEX_SUFFIX].iter().all(|s| dir.join(file_name(base_offset, s)).exists());
         let mut segment = Self::assemble(dir, base_offset, config, log_path, log, now_ms)?;
         if !indexes_exist || !segment.offset_index.is_sane(segment.size) {
             return Ok((segment, true));
@@ -145,7 +158,8 @@ impl LogSegment {
         self.next_offset = self.base_offset;
         while let Some(meta) = read_header(&self.log, position, self.size).ctx("read segment", &self.log_path)? {
             let indexed = start.filter(|e| u64::from(e.position) == position);
-            let bad_entry = indexed.is_some_and(|e| self.base_offset + i64::from(e.relative_offset) != meta.last_offset);
+            let bad_entry =
+                indexed.is_some_and(|e| self.base_offset + i64::from(e.relative_offset) != meta.last_offset);
             if bad_entry || meta.base_offset < self.next_offset.max(self.base_offset) || !self.fits(meta.last_offset) {
                 return Ok(false);
             }
@@ -281,7 +295,12 @@ impl LogSegment {
     /// batch), none starting at or after `max_offset_exclusive`. `None` when the segment
     /// holds nothing at or after `fetch_offset`; a zero length when the high watermark
     /// blocks the first batch.
-    pub(crate) fn slice(&self, fetch_offset: i64, max_bytes: usize, max_offset_exclusive: i64) -> Result<Option<SegmentSlice>, LogError> {
+    pub(crate) fn slice(
+        &self,
+        fetch_offset: i64,
+        max_bytes: usize,
+        max_offset_exclusive: i64,
+    ) -> Result<Option<SegmentSlice>, LogError> {
         let Some(first) = self.translate_offset(fetch_offset)? else {
             return Ok(None);
         };
@@ -307,7 +326,9 @@ impl LogSegment {
     fn skip_indexed(&self, from: u64, limit: u64, max_offset_exclusive: i64) -> u64 {
         let entries = self.offset_index.entries();
         let base = self.base_offset;
-        let usable = entries.partition_point(|e| u64::from(e.position) <= limit && base + i64::from(e.relative_offset) < max_offset_exclusive);
+        let usable = entries.partition_point(|e| {
+            u64::from(e.position) <= limit && base + i64::from(e.relative_offset) < max_offset_exclusive
+        });
         usable.checked_sub(1).map_or(from, |i| from.max(u64::from(entries[i].position)))
     }
 

@@ -98,7 +98,8 @@ fn given_small_segment_bytes_when_appending_should_roll_and_find_offsets_in_ever
     }
     let everything = read_all(&log, 0);
     assert_eq!(everything.iter().map(|r| r.0).collect::<Vec<_>>(), (0..120).collect::<Vec<_>>());
-    let sizes: u64 = segment_files(&partition_dir(dir.path()), ".log").iter().map(|p| std::fs::metadata(p).unwrap().len()).sum();
+    let sizes: u64 =
+        segment_files(&partition_dir(dir.path()), ".log").iter().map(|p| std::fs::metadata(p).unwrap().len()).sum();
     assert_eq!(log.size_bytes(), sizes);
     let indexes = segment_files(&partition_dir(dir.path()), ".index");
     assert!(std::fs::metadata(&indexes[0]).unwrap().len() > 0, "sparse entries were written");

@@ -29,7 +29,13 @@ fn given_sequence_gap_when_appending_should_reject_out_of_order() {
     let mut log = open(dir.path(), LogConfig::default(), 0);
     append(&mut log, idempotent(42, 0, 0, 2));
     let result = log.append_as_leader(&mut idempotent(42, 0, 5, 1), 0, 0);
-    assert!(matches!(result, Err(LogError::OutOfOrderSequence { producer_id: 42, expected_sequence: 2, first_sequence: 5 })), "{result:?}");
+    assert!(
+        matches!(
+            result,
+            Err(LogError::OutOfOrderSequence { producer_id: 42, expected_sequence: 2, first_sequence: 5 })
+        ),
+        "{result:?}"
+    );
     assert_eq!(log.log_end_offset(), 2);
 }
 
@@ -59,7 +65,10 @@ fn assert_state_restored(log: &mut gregor_log::PartitionLog) {
     assert_eq!(retry.first_offset, 4);
     let gap = log.append_as_leader(&mut idempotent(42, 0, 9, 1), 0, 0);
     assert!(matches!(gap, Err(LogError::OutOfOrderSequence { expected_sequence: 5, .. })), "{gap:?}");
-    assert!(matches!(log.append_as_leader(&mut idempotent(42, -1, 5, 1), 0, 0), Err(LogError::InvalidProducerEpoch { .. })));
+    assert!(matches!(
+        log.append_as_leader(&mut idempotent(42, -1, 5, 1), 0, 0),
+        Err(LogError::InvalidProducerEpoch { .. })
+    ));
     assert_eq!(log.append_as_leader(&mut idempotent(42, 0, 5, 1), 0, 0).unwrap().first_offset, 6);
 }
 

@@ -152,13 +152,25 @@ fn given_leftover_transient_files_when_opened_should_remove_them() {
     let dir = tempfile::tempdir().unwrap();
     let pdir = partition_dir(dir.path());
     fs::create_dir_all(&pdir).unwrap();
-    for name in ["00000000000000000007.log.deleted", "00000000000000000003.log.swap", "00000000000000000001.log.cleaned", "leader-epoch-checkpoint.tmp"] {
+    for name in [
+        "00000000000000000007.log.deleted",
+        "00000000000000000003.log.swap",
+        "00000000000000000001.log.cleaned",
+        "leader-epoch-checkpoint.tmp",
+    ] {
         fs::write(pdir.join(name), b"junk").unwrap();
     }
     let log = open(dir.path(), LogConfig::default(), 0);
     assert_eq!(log.log_end_offset(), 0);
-    let names: Vec<String> = fs::read_dir(&pdir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
-    assert!(names.iter().all(|n| !n.ends_with(".deleted") && !n.ends_with(".swap") && !n.ends_with(".cleaned") && !n.ends_with(".tmp")), "{names:?}");
+    let names: Vec<String> =
+        fs::read_dir(&pdir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    assert!(
+        names.iter().all(|n| !n.ends_with(".deleted")
+            && !n.ends_with(".swap")
+            && !n.ends_with(".cleaned")
+            && !n.ends_with(".tmp")),
+        "{names:?}"
+    );
 }
 
 #[test]

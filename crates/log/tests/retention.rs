@@ -10,12 +10,19 @@ use gregor_log::{LogConfig, LogError, PartitionLog};
 
 const HOUR_MS: i64 = 3_600_000;
 
-fn log_with_segments(root: &std::path::Path, config: LogConfig, batches: i64, timestamp: impl Fn(i64) -> i64) -> PartitionLog {
+fn log_with_segments(
+    root: &std::path::Path,
+    config: LogConfig,
+    batches: i64,
+    timestamp: impl Fn(i64) -> i64,
+) -> PartitionLog {
     let mut log = open(root, config, 0);
     for i in 0..batches {
         let mut bytes = plain(2, timestamp(i));
         log.append_as_leader(&mut bytes, 0, timestamp(i)).unwrap();
     }
+    // The replica manager owns the high watermark; a single replica moves it to the end.
+    log.update_high_watermark(log.log_end_offset());
     log
 }
 
@@ -46,11 +53,11 @@ fn given_every_segment_expired_when_retention_runs_should_roll_and_keep_an_empty
     assert_eq!(log.segment_count(), 1);
     assert_eq!((log.log_start_offset(), log.log_end_offset(), log.size_bytes()), (60, 60, 0));
     assert!(log.read(60, 100, i64::MAX).unwrap().is_empty());
-    assert_eq!(log.delete_retained_segments(9 * HOUR_MS).unwrap(), 0, "the empty active segment stays");
     let pdir = partition_dir(dir.path());
     assert!(!segment_files(&pdir, ".deleted").is_empty(), "files wait for file.delete.delay.ms");
     log.maybe_flush(5 * HOUR_MS + 60_000).unwrap();
     assert!(segment_files(&pdir, ".deleted").is_empty());
+    assert_eq!(log.delete_retained_segments(9 * HOUR_MS).unwrap(), 0, "the empty active segment stays");
     assert_eq!(append(&mut log, plain(1, 2)).first_offset, 60);
 }
 
@@ -111,6 +118,7 @@ fn given_follower_divergence_when_truncating_should_cut_at_a_batch_boundary_acro
     let dir = tempfile::tempdir().unwrap();
     let mut log = log_with_segments(dir.path(), small_segments(), 30, |i| 1_000 + i);
     log.append_as_leader(&mut idempotent(7, 0, 0, 2), 5, 0).unwrap(); // offsets 60, 61
+    log.update_high_watermark(62);
     log.truncate_to(61).unwrap();
     assert_eq!(log.log_end_offset(), 60);
     assert_eq!(log.latest_epoch(), Some(0));

@@ -130,7 +130,10 @@ fn place_replicas(
     }
     let brokers: Vec<i32> = image.brokers.keys().copied().collect();
     if replication_factor < 1 || replication_factor as usize > brokers.len() {
-        return Err(MetadataError::InvalidReplicationFactor { requested: replication_factor, available: brokers.len() });
+        return Err(MetadataError::InvalidReplicationFactor {
+            requested: replication_factor,
+            available: brokers.len(),
+        });
     }
     let n = brokers.len();
     Ok((first_partition..first_partition + count)
@@ -185,7 +188,13 @@ mod tests {
     }
 
     fn new_topic(name: &str, partitions: i32, rf: i32) -> NewTopic {
-        NewTopic { name: name.into(), num_partitions: partitions, replication_factor: rf, assignments: vec![], configs: vec![] }
+        NewTopic {
+            name: name.into(),
+            num_partitions: partitions,
+            replication_factor: rf,
+            assignments: vec![],
+            configs: vec![],
+        }
     }
 
     #[test]
@@ -216,8 +225,10 @@ mod tests {
     #[test]
     fn given_topic_when_partitions_added_should_number_them_after_existing() {
         let mut image = image_with_brokers(1);
-        apply(&mut image, &create_topic(&image, &new_topic("t", 2, 1)).unwrap());
-        apply(&mut image, &create_partitions(&image, "t", 5, &[]).unwrap());
+        let records = create_topic(&image, &new_topic("t", 2, 1)).unwrap();
+        apply(&mut image, &records);
+        let records = create_partitions(&image, "t", 5, &[]).unwrap();
+        apply(&mut image, &records);
         assert_eq!(image.topic("t").unwrap().partitions.keys().copied().collect::<Vec<_>>(), vec![0, 1, 2, 3, 4]);
         assert!(create_partitions(&image, "t", 5, &[]).is_err());
     }

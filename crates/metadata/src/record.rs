@@ -38,11 +38,23 @@ pub enum ConfigResource {
 #[serde(tag = "type")]
 pub enum MetadataRecord {
     RegisterBroker(BrokerRegistration),
-    Topic { name: String, topic_id: Uuid },
+    Topic {
+        name: String,
+        topic_id: Uuid,
+    },
     Partition(PartitionRegistration),
     /// `value: None` removes the key, so the default applies again.
-    Config { resource: ConfigResource, name: String, value: Option<String> },
-    RemoveTopic { topic_id: Uuid },
+    Config {
+        resource: ConfigResource,
+        name: String,
+        value: Option<String>,
+    },
+    RemoveTopic {
+        topic_id: Uuid,
+    },
     /// The controller handed out producer ids below `next_producer_id`.
-    ProducerIds { broker_id: i32, next_producer_id: i64 },
+    ProducerIds {
+        broker_id: i32,
+        next_producer_id: i64,
+    },
 }

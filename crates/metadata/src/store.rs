@@ -126,7 +126,8 @@ fn read_all(log: &PartitionLog) -> Result<Vec<(i64, MetadataRecord)>, MetadataEr
         for record in sets.into_iter().flat_map(|s| s.records) {
             offset = record.offset + 1;
             let value = record.value.unwrap_or_default();
-            let decoded = serde_json::from_slice(&value).map_err(|source| MetadataError::BadRecord { offset: record.offset, source })?;
+            let decoded = serde_json::from_slice(&value)
+                .map_err(|source| MetadataError::BadRecord { offset: record.offset, source })?;
             out.push((record.offset, decoded));
         }
     }
@@ -145,7 +146,13 @@ mod tests {
         let store = MetadataStore::open(dir.path(), 1).unwrap();
         let broker = BrokerRegistration { node_id: 0, host: "localhost".into(), port: 9092, rack: None };
         store.write(1, |_| Ok((vec![MetadataRecord::RegisterBroker(broker)], ()))).unwrap();
-        let topic = NewTopic { name: "t".into(), num_partitions: 3, replication_factor: 1, assignments: vec![], configs: vec![] };
+        let topic = NewTopic {
+            name: "t".into(),
+            num_partitions: 3,
+            replication_factor: 1,
+            assignments: vec![],
+            configs: vec![],
+        };
         store.write(2, |image| Ok((create_topic(image, &topic)?, ()))).unwrap();
         let before = store.image();
         store.close().unwrap();

@@ -52,8 +52,7 @@ pub fn decode_request_header(frame: &mut Bytes) -> Result<(ApiKey, RequestHeader
         what: "request header",
         source: anyhow::anyhow!("frame of {} bytes is shorter than a header", frame.len()),
     })?;
-    let api_key =
-        ApiKey::try_from(prefix.api_key).map_err(|()| ProtocolError::UnknownApiKey(prefix.api_key))?;
+    let api_key = ApiKey::try_from(prefix.api_key).map_err(|()| ProtocolError::UnknownApiKey(prefix.api_key))?;
     let header_version = api_key.request_header_version(prefix.api_version);
     let header = RequestHeader::decode(frame, header_version)
         .map_err(|source| ProtocolError::Malformed { what: "request header", source })?;
@@ -75,7 +74,8 @@ pub fn encode_response<T: Encodable>(
     let header = ResponseHeader::default().with_correlation_id(correlation_id);
     let header_version = api_key.response_header_version(api_version);
     let malformed = |source| ProtocolError::Malformed { what: "response", source };
-    let size = header.compute_size(header_version).map_err(malformed)? + body.compute_size(api_version).map_err(malformed)?;
+    let size =
+        header.compute_size(header_version).map_err(malformed)? + body.compute_size(api_version).map_err(malformed)?;
     let mut out = BytesMut::with_capacity(LENGTH_PREFIX + size);
     out.put_i32(i32::try_from(size).map_err(|_| malformed(anyhow::anyhow!("response of {size} bytes")))?);
     header.encode(&mut out, header_version).map_err(malformed)?;

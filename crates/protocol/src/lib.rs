@@ -16,5 +16,5 @@ pub mod record_batch;
 mod topic_partition;
 
 pub use error::ProtocolError;
-pub use topic_partition::TopicPartition;
 pub use kafka_protocol;
+pub use topic_partition::TopicPartition;

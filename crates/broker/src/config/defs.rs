@@ -70,7 +70,13 @@ macro_rules! topic {
         TopicConfigDef { name: $name, kind: ConfigType::$kind, broker_synonym: Some($syn), default: None, min: None }
     };
     ($name:literal, $kind:ident, synonym $syn:literal, min $min:expr) => {
-        TopicConfigDef { name: $name, kind: ConfigType::$kind, broker_synonym: Some($syn), default: None, min: Some($min) }
+        TopicConfigDef {
+            name: $name,
+            kind: ConfigType::$kind,
+            broker_synonym: Some($syn),
+            default: None,
+            min: Some($min),
+        }
     };
     ($name:literal, $kind:ident, default $default:expr) => {
         TopicConfigDef { name: $name, kind: ConfigType::$kind, broker_synonym: None, default: $default, min: None }

@@ -88,10 +88,15 @@ impl BrokerConfig {
             return ConfigValue { name: name.to_owned(), value: Some(v.to_owned()), source: source(true) };
         }
         let derived = match name {
-            "log.retention.ms" => self.derived_ms(&[("log.retention.minutes", 60_000), ("log.retention.hours", 3_600_000)]),
+            "log.retention.ms" => {
+                self.derived_ms(&[("log.retention.minutes", 60_000), ("log.retention.hours", 3_600_000)])
+            }
             "log.roll.ms" => self.derived_ms(&[("log.roll.hours", 3_600_000)]),
             "log.roll.jitter.ms" => Some(("0".to_owned(), false)),
-            "log.flush.interval.ms" => Some((self.broker_str("log.flush.scheduler.interval.ms"), self.explicit("log.flush.scheduler.interval.ms").is_some())),
+            "log.flush.interval.ms" => Some((
+                self.broker_str("log.flush.scheduler.interval.ms"),
+                self.explicit("log.flush.scheduler.interval.ms").is_some(),
+            )),
             "node.id" => self.explicit("broker.id").map(|v| (v.to_owned(), true)),
             "log.dirs" => Some((self.broker_str("log.dir"), self.explicit("log.dir").is_some())),
             _ => None,
@@ -150,12 +155,20 @@ impl BrokerConfig {
     pub fn topic_value(&self, name: &str, overrides: &BTreeMap<String, String>) -> Option<ConfigValue> {
         let def = topic_def(name)?;
         if let Some(v) = overrides.get(name) {
-            return Some(ConfigValue { name: name.to_owned(), value: Some(v.clone()), source: ConfigSource::DynamicTopic });
+            return Some(ConfigValue {
+                name: name.to_owned(),
+                value: Some(v.clone()),
+                source: ConfigSource::DynamicTopic,
+            });
         }
         let value = match def.broker_synonym {
             Some(syn) => {
                 let v = self.broker_value(syn);
-                let source = if v.source == ConfigSource::StaticBroker { ConfigSource::StaticBroker } else { ConfigSource::Default };
+                let source = if v.source == ConfigSource::StaticBroker {
+                    ConfigSource::StaticBroker
+                } else {
+                    ConfigSource::Default
+                };
                 return Some(ConfigValue { name: name.to_owned(), value: v.value, source });
             }
             None => def.default.map(str::to_owned),
@@ -166,12 +179,16 @@ impl BrokerConfig {
     /// The storage settings of a topic.
     pub fn log_config(&self, overrides: &BTreeMap<String, String>) -> LogConfig {
         let long = |name: &str| {
-            self.topic_value(name, overrides).and_then(|v| v.value).and_then(|v| v.parse::<i64>().ok()).unwrap_or(i64::MAX)
+            self.topic_value(name, overrides)
+                .and_then(|v| v.value)
+                .and_then(|v| v.parse::<i64>().ok())
+                .unwrap_or(i64::MAX)
         };
-        let timestamp_type = match self.topic_value("message.timestamp.type", overrides).and_then(|v| v.value).as_deref() {
-            Some("LogAppendTime") => TimestampType::LogAppendTime,
-            _ => TimestampType::CreateTime,
-        };
+        let timestamp_type =
+            match self.topic_value("message.timestamp.type", overrides).and_then(|v| v.value).as_deref() {
+                Some("LogAppendTime") => TimestampType::LogAppendTime,
+                _ => TimestampType::CreateTime,
+            };
         LogConfig {
             segment_bytes: long("segment.bytes").max(14) as u64,
             segment_ms: long("segment.ms"),
@@ -201,12 +218,17 @@ pub fn validate_topic_config(name: &str, value: &str) -> Result<(), BrokerError>
     if allowed.contains(&value.replace(' ', "").as_str()) {
         Ok(())
     } else {
-        Err(BrokerError::InvalidConfig(format!("invalid value '{value}' for '{name}': expected one of {}", allowed.join(", "))))
+        Err(BrokerError::InvalidConfig(format!(
+            "invalid value '{value}' for '{name}': expected one of {}",
+            allowed.join(", ")
+        )))
     }
 }
 
 fn validate(kind: ConfigType, min: Option<i64>, name: &str, value: &str) -> Result<(), BrokerError> {
-    let bad = |expected: &str| Err(BrokerError::InvalidConfig(format!("invalid value '{value}' for '{name}': expected {expected}")));
+    let bad = |expected: &str| {
+        Err(BrokerError::InvalidConfig(format!("invalid value '{value}' for '{name}': expected {expected}")))
+    };
     match kind {
         ConfigType::Int | ConfigType::Short | ConfigType::Long => {
             let parsed = match kind {

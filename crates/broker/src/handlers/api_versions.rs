@@ -20,6 +20,9 @@ pub(crate) fn response(error_code: i16) -> ApiVersionsResponse {
     ApiVersionsResponse::default().with_error_code(error_code).with_api_keys(api_keys)
 }
 
-pub(crate) async fn handle(_ctx: &RequestContext<'_>, _request: ApiVersionsRequest) -> Result<ApiVersionsResponse, BrokerError> {
+pub(crate) async fn handle(
+    _ctx: &RequestContext<'_>,
+    _request: ApiVersionsRequest,
+) -> Result<ApiVersionsResponse, BrokerError> {
     Ok(response(0))
 }

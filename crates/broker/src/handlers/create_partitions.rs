@@ -9,9 +9,13 @@ use super::{blocking, str_bytes, RequestContext};
 use crate::broker::{now_ms, Broker};
 use crate::BrokerError;
 
-pub(crate) async fn handle(ctx: &RequestContext<'_>, request: CreatePartitionsRequest) -> Result<CreatePartitionsResponse, BrokerError> {
+pub(crate) async fn handle(
+    ctx: &RequestContext<'_>,
+    request: CreatePartitionsRequest,
+) -> Result<CreatePartitionsResponse, BrokerError> {
     let broker = ctx.broker.clone();
-    let results = blocking(move || request.topics.iter().map(|t| grow(&broker, t, request.validate_only)).collect()).await;
+    let results =
+        blocking(move || request.topics.iter().map(|t| grow(&broker, t, request.validate_only)).collect()).await;
     Ok(CreatePartitionsResponse::default().with_results(results))
 }
 

@@ -11,7 +11,10 @@ use crate::broker::Broker;
 use crate::config::{defs::TOPIC_CONFIGS, validate_topic_config, ConfigSource};
 use crate::BrokerError;
 
-pub(crate) async fn handle(ctx: &RequestContext<'_>, request: CreateTopicsRequest) -> Result<CreateTopicsResponse, BrokerError> {
+pub(crate) async fn handle(
+    ctx: &RequestContext<'_>,
+    request: CreateTopicsRequest,
+) -> Result<CreateTopicsResponse, BrokerError> {
     let broker = ctx.broker.clone();
     let version = ctx.api_version;
     let topics = blocking(move || {
@@ -22,7 +25,8 @@ pub(crate) async fn handle(ctx: &RequestContext<'_>, request: CreateTopicsReques
 }
 
 fn create_one(broker: &Broker, t: &CreatableTopic, validate_only: bool, version: i16) -> CreatableTopicResult {
-    let result = CreatableTopicResult::default().with_name(t.name.clone()).with_num_partitions(-1).with_replication_factor(-1);
+    let result =
+        CreatableTopicResult::default().with_name(t.name.clone()).with_num_partitions(-1).with_replication_factor(-1);
     let topic = match new_topic(broker, t) {
         Ok(topic) => topic,
         Err(e) => return failed(result, &e),
@@ -62,14 +66,19 @@ fn create_one(broker: &Broker, t: &CreatableTopic, validate_only: bool, version:
 fn new_topic(broker: &Broker, t: &CreatableTopic) -> Result<NewTopic, BrokerError> {
     let mut configs = Vec::new();
     for c in &t.configs {
-        let value = c.value.as_deref().ok_or_else(|| BrokerError::InvalidConfig(format!("null value for '{}'", c.name.as_str())))?;
+        let value = c
+            .value
+            .as_deref()
+            .ok_or_else(|| BrokerError::InvalidConfig(format!("null value for '{}'", c.name.as_str())))?;
         validate_topic_config(&c.name, value)?;
         configs.push((c.name.to_string(), value.to_owned()));
     }
     let assignments: Vec<(i32, Vec<i32>)> =
         t.assignments.iter().map(|a| (a.partition_index, a.broker_ids.iter().map(|b| b.0).collect())).collect();
     if !assignments.is_empty() && (t.num_partitions != -1 || t.replication_factor != -1) {
-        return Err(BrokerError::InvalidRequest("give either replica assignments or partitions and replication factor".into()));
+        return Err(BrokerError::InvalidRequest(
+            "give either replica assignments or partitions and replication factor".into(),
+        ));
     }
     let num_partitions = match (t.num_partitions, assignments.len()) {
         (-1, 0) => broker.config.broker_i64("num.partitions") as i32,

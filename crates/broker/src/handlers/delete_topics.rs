@@ -10,7 +10,10 @@ use super::{blocking, str_bytes, RequestContext};
 use crate::broker::{now_ms, Broker};
 use crate::BrokerError;
 
-pub(crate) async fn handle(ctx: &RequestContext<'_>, request: DeleteTopicsRequest) -> Result<DeleteTopicsResponse, BrokerError> {
+pub(crate) async fn handle(
+    ctx: &RequestContext<'_>,
+    request: DeleteTopicsRequest,
+) -> Result<DeleteTopicsResponse, BrokerError> {
     let wanted: Vec<(Option<String>, gregor_metadata::Uuid)> = if ctx.api_version >= 6 {
         request.topics.iter().map(|t| (t.name.as_ref().map(|n| n.0.to_string()), t.topic_id)).collect()
     } else {
@@ -18,17 +21,25 @@ pub(crate) async fn handle(ctx: &RequestContext<'_>, request: DeleteTopicsReques
     };
     let broker = ctx.broker.clone();
     let version = ctx.api_version;
-    let responses = blocking(move || wanted.into_iter().map(|(name, id)| delete_one(&broker, name, id, version)).collect()).await;
+    let responses =
+        blocking(move || wanted.into_iter().map(|(name, id)| delete_one(&broker, name, id, version)).collect()).await;
     Ok(DeleteTopicsResponse::default().with_responses(responses))
 }
 
-fn delete_one(broker: &Broker, name: Option<String>, topic_id: gregor_metadata::Uuid, version: i16) -> DeletableTopicResult {
+fn delete_one(
+    broker: &Broker,
+    name: Option<String>,
+    topic_id: gregor_metadata::Uuid,
+    version: i16,
+) -> DeletableTopicResult {
     let image = broker.image();
     let topic = match &name {
         Some(n) => image.topic(n),
         None => image.topic_by_id(&topic_id),
     };
-    let result = DeletableTopicResult::default().with_name(name.clone().map(|n| TopicName(str_bytes(&n)))).with_topic_id(topic_id);
+    let result = DeletableTopicResult::default()
+        .with_name(name.clone().map(|n| TopicName(str_bytes(&n))))
+        .with_topic_id(topic_id);
     let Some(topic) = topic else {
         let e = if name.is_none() { ResponseError::UnknownTopicId } else { ResponseError::UnknownTopicOrPartition };
         return result.with_error_code(e.code());

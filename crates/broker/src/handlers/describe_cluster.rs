@@ -10,7 +10,10 @@ use crate::BrokerError;
 /// Kafka's `EndpointType.BROKER`; controllers are not reachable on this listener.
 const ENDPOINT_BROKER: i8 = 1;
 
-pub(crate) async fn handle(ctx: &RequestContext<'_>, request: DescribeClusterRequest) -> Result<DescribeClusterResponse, BrokerError> {
+pub(crate) async fn handle(
+    ctx: &RequestContext<'_>,
+    request: DescribeClusterRequest,
+) -> Result<DescribeClusterResponse, BrokerError> {
     let mut response = DescribeClusterResponse::default()
         .with_cluster_id(str_bytes(&ctx.broker.cluster_id))
         .with_controller_id(BrokerId(ctx.broker.node_id));

@@ -19,27 +19,37 @@ use crate::BrokerError;
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
 
-pub(crate) async fn handle(ctx: &RequestContext<'_>, request: DescribeConfigsRequest) -> Result<DescribeConfigsResponse, BrokerError> {
-    let results = request
-        .resources
-        .iter()
-        .map(|r| describe(ctx.broker, r, request.include_synonyms, ctx.api_version))
-        .collect();
+pub(crate) async fn handle(
+    ctx: &RequestContext<'_>,
+    request: DescribeConfigsRequest,
+) -> Result<DescribeConfigsResponse, BrokerError> {
+    let results =
+        request.resources.iter().map(|r| describe(ctx.broker, r, request.include_synonyms, ctx.api_version)).collect();
     Ok(DescribeConfigsResponse::default().with_results(results))
 }
 
-fn describe(broker: &Broker, resource: &DescribeConfigsResource, synonyms: bool, version: i16) -> DescribeConfigsResult {
+fn describe(
+    broker: &Broker,
+    resource: &DescribeConfigsResource,
+    synonyms: bool,
+    version: i16,
+) -> DescribeConfigsResult {
     let result = DescribeConfigsResult::default()
         .with_resource_type(resource.resource_type)
         .with_resource_name(resource.resource_name.clone());
-    let wanted = |name: &str| resource.configuration_keys.as_ref().is_none_or(|keys| keys.iter().any(|k| k.as_str() == name));
+    let wanted =
+        |name: &str| resource.configuration_keys.as_ref().is_none_or(|keys| keys.iter().any(|k| k.as_str() == name));
     let entries: Vec<Entry> = match resource.resource_type {
         RESOURCE_TOPIC => {
             let image = broker.image();
             let Some(topic) = image.topic(&resource.resource_name) else {
                 return error(result, ResponseError::UnknownTopicOrPartition, "unknown topic");
             };
-            defs::TOPIC_CONFIGS.iter().filter(|d| wanted(d.name)).map(|d| topic_entry(broker, d, &topic.configs)).collect()
+            defs::TOPIC_CONFIGS
+                .iter()
+                .filter(|d| wanted(d.name))
+                .map(|d| topic_entry(broker, d, &topic.configs))
+                .collect()
         }
         RESOURCE_BROKER => {
             let name = resource.resource_name.as_str();
@@ -82,7 +92,11 @@ fn topic_entry(broker: &Broker, def: &defs::TopicConfigDef, overrides: &BTreeMap
             synonyms.push(b);
         }
         let default = defs::broker_def(syn).and_then(|d| d.default);
-        synonyms.push(ConfigValue { name: syn.to_owned(), value: default.map(str::to_owned), source: ConfigSource::Default });
+        synonyms.push(ConfigValue {
+            name: syn.to_owned(),
+            value: default.map(str::to_owned),
+            source: ConfigSource::Default,
+        });
     }
     Entry { value, kind: def.kind, read_only: false, synonyms }
 }
@@ -91,7 +105,11 @@ fn broker_entry(broker: &Broker, def: &defs::BrokerConfigDef) -> Entry {
     let value = broker.config.broker_value(def.name);
     let mut synonyms = vec![value.clone()];
     if value.source == ConfigSource::StaticBroker {
-        synonyms.push(ConfigValue { name: def.name.to_owned(), value: def.default.map(str::to_owned), source: ConfigSource::Default });
+        synonyms.push(ConfigValue {
+            name: def.name.to_owned(),
+            value: def.default.map(str::to_owned),
+            source: ConfigSource::Default,
+        });
     }
     Entry { value, kind: def.kind, read_only: true, synonyms }
 }

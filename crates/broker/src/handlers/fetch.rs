@@ -90,7 +90,10 @@ fn resolve(ctx: &RequestContext<'_>, request: &FetchRequest) -> Vec<WantedTopic>
                 .map(|p| Wanted {
                     index: p.partition,
                     partition: name.clone().and_then(|n| {
-                        ctx.broker.replicas.get(&TopicPartition::new(n, p.partition)).ok_or(ResponseError::UnknownTopicOrPartition)
+                        ctx.broker
+                            .replicas
+                            .get(&TopicPartition::new(n, p.partition))
+                            .ok_or(ResponseError::UnknownTopicOrPartition)
                     }),
                     fetch_offset: p.fetch_offset,
                     max_bytes: usize::try_from(p.partition_max_bytes).unwrap_or(0),
@@ -104,7 +107,12 @@ fn resolve(ctx: &RequestContext<'_>, request: &FetchRequest) -> Vec<WantedTopic>
 
 /// Reads every partition within the response budget. Returns the responses, the record
 /// bytes found, and whether any partition failed (errors are answered without waiting).
-fn read_all(broker: &Broker, topics: &[WantedTopic], max_bytes: usize, read_committed: bool) -> (Vec<FetchableTopicResponse>, usize, bool) {
+fn read_all(
+    broker: &Broker,
+    topics: &[WantedTopic],
+    max_bytes: usize,
+    read_committed: bool,
+) -> (Vec<FetchableTopicResponse>, usize, bool) {
     let mut budget = max_bytes;
     let mut total = 0;
     let mut failed = false;
@@ -122,20 +130,28 @@ fn read_all(broker: &Broker, topics: &[WantedTopic], max_bytes: usize, read_comm
                     data
                 })
                 .collect();
-            FetchableTopicResponse::default().with_topic(t.name.clone()).with_topic_id(t.topic_id).with_partitions(partitions)
+            FetchableTopicResponse::default()
+                .with_topic(t.name.clone())
+                .with_topic_id(t.topic_id)
+                .with_partitions(partitions)
         })
         .collect();
     (responses, total, failed)
 }
 
 fn read_one(broker: &Broker, w: &Wanted, budget: &mut usize, first_data: bool, read_committed: bool) -> PartitionData {
-    let base = PartitionData::default().with_partition_index(w.index).with_high_watermark(-1).with_last_stable_offset(-1);
+    let base =
+        PartitionData::default().with_partition_index(w.index).with_high_watermark(-1).with_last_stable_offset(-1);
     let partition = match &w.partition {
         Ok(p) => p,
         Err(e) => return base.with_error_code(e.code()),
     };
     if w.current_leader_epoch >= 0 && w.current_leader_epoch != partition.leader_epoch {
-        let e = if w.current_leader_epoch > partition.leader_epoch { ResponseError::UnknownLeaderEpoch } else { ResponseError::FencedLeaderEpoch };
+        let e = if w.current_leader_epoch > partition.leader_epoch {
+            ResponseError::UnknownLeaderEpoch
+        } else {
+            ResponseError::FencedLeaderEpoch
+        };
         return base.with_error_code(e.code());
     }
     let limit = w.max_bytes.min(*budget);
@@ -154,7 +170,10 @@ fn read_one(broker: &Broker, w: &Wanted, budget: &mut usize, first_data: bool, r
         }
         Err(e) => {
             let (start, hw) = broker.replicas.offsets(partition);
-            base.with_error_code(e.code()).with_high_watermark(hw).with_last_stable_offset(hw).with_log_start_offset(start)
+            base.with_error_code(e.code())
+                .with_high_watermark(hw)
+                .with_last_stable_offset(hw)
+                .with_log_start_offset(start)
         }
     }
 }

@@ -7,7 +7,10 @@ use gregor_protocol::kafka_protocol::ResponseError;
 use super::{blocking, RequestContext};
 use crate::BrokerError;
 
-pub(crate) async fn handle(ctx: &RequestContext<'_>, request: InitProducerIdRequest) -> Result<InitProducerIdResponse, BrokerError> {
+pub(crate) async fn handle(
+    ctx: &RequestContext<'_>,
+    request: InitProducerIdRequest,
+) -> Result<InitProducerIdResponse, BrokerError> {
     let response = InitProducerIdResponse::default().with_producer_id(ProducerId(-1)).with_producer_epoch(-1);
     if request.transactional_id.is_some() {
         // Transactional producers need the transaction coordinator, which is not served

@@ -1,7 +1,9 @@
 //! ListOffsets: earliest, latest, max-timestamp and by-timestamp offset lookups.
 
 use gregor_protocol::kafka_protocol::messages::list_offsets_request::ListOffsetsPartition;
-use gregor_protocol::kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
+use gregor_protocol::kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
 use gregor_protocol::kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use gregor_protocol::kafka_protocol::ResponseError;
 use gregor_protocol::TopicPartition;
@@ -17,7 +19,10 @@ const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL: i64 = -4;
 const LATEST_TIERED: i64 = -5;
 
-pub(crate) async fn handle(ctx: &RequestContext<'_>, request: ListOffsetsRequest) -> Result<ListOffsetsResponse, BrokerError> {
+pub(crate) async fn handle(
+    ctx: &RequestContext<'_>,
+    request: ListOffsetsRequest,
+) -> Result<ListOffsetsResponse, BrokerError> {
     let broker = ctx.broker.clone();
     let version = ctx.api_version;
     let topics = blocking(move || {
@@ -35,12 +40,19 @@ pub(crate) async fn handle(ctx: &RequestContext<'_>, request: ListOffsetsRequest
 }
 
 fn lookup(broker: &Broker, topic: &str, p: &ListOffsetsPartition, version: i16) -> ListOffsetsPartitionResponse {
-    let base = ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index).with_timestamp(-1).with_offset(-1);
+    let base = ListOffsetsPartitionResponse::default()
+        .with_partition_index(p.partition_index)
+        .with_timestamp(-1)
+        .with_offset(-1);
     let Some(partition) = broker.replicas.get(&TopicPartition::new(topic, p.partition_index)) else {
         return base.with_error_code(ResponseError::UnknownTopicOrPartition.code());
     };
     if p.current_leader_epoch >= 0 && p.current_leader_epoch != partition.leader_epoch {
-        let e = if p.current_leader_epoch > partition.leader_epoch { ResponseError::UnknownLeaderEpoch } else { ResponseError::FencedLeaderEpoch };
+        let e = if p.current_leader_epoch > partition.leader_epoch {
+            ResponseError::UnknownLeaderEpoch
+        } else {
+            ResponseError::FencedLeaderEpoch
+        };
         return base.with_error_code(e.code());
     }
     let (start, hw) = broker.replicas.offsets(&partition);
@@ -49,7 +61,9 @@ fn lookup(broker: &Broker, topic: &str, p: &ListOffsetsPartition, version: i16) 
         EARLIEST | EARLIEST_LOCAL => Ok(Some((-1, start))),
         LATEST_TIERED => Ok(Some((-1, -1))),
         MAX_TIMESTAMP => broker.replicas.max_timestamp(&partition).map(|o| o.map(|t| (t.timestamp_ms, t.offset))),
-        ts if ts >= 0 => broker.replicas.offset_for_timestamp(&partition, ts).map(|o| o.map(|t| (t.timestamp_ms, t.offset))),
+        ts if ts >= 0 => {
+            broker.replicas.offset_for_timestamp(&partition, ts).map(|o| o.map(|t| (t.timestamp_ms, t.offset)))
+        }
         _ => return base.with_error_code(ResponseError::InvalidRequest.code()),
     };
     match found {

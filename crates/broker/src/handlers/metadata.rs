@@ -1,13 +1,13 @@
 //! Metadata: brokers, controller and topic/partition layout; creates missing topics when
 //! `auto.create.topics.enable` and the client allow it.
 
+use gregor_metadata::Uuid;
 use gregor_metadata::{control, MetadataImage, TopicImage};
 use gregor_protocol::kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
 use gregor_protocol::kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use gregor_protocol::kafka_protocol::ResponseError;
-use gregor_metadata::Uuid;
 
 use super::{blocking, str_bytes, RequestContext};
 use crate::BrokerError;
@@ -17,7 +17,10 @@ pub(crate) fn is_internal(name: &str) -> bool {
     name == "__consumer_offsets" || name == "__transaction_state"
 }
 
-pub(crate) async fn handle(ctx: &RequestContext<'_>, request: MetadataRequest) -> Result<MetadataResponse, BrokerError> {
+pub(crate) async fn handle(
+    ctx: &RequestContext<'_>,
+    request: MetadataRequest,
+) -> Result<MetadataResponse, BrokerError> {
     // v0 has no null: an empty list means all topics. v1+ sends null for all topics.
     let wanted = match request.topics {
         Some(t) if !(ctx.api_version == 0 && t.is_empty()) => Some(t),
@@ -29,7 +32,9 @@ pub(crate) async fn handle(ctx: &RequestContext<'_>, request: MetadataRequest) -
     match wanted {
         None => {
             let image = ctx.broker.image();
-            topics.extend(image.topic_names_sorted().iter().filter_map(|n| image.topic(n)).map(|t| topic_response(t, &image)));
+            topics.extend(
+                image.topic_names_sorted().iter().filter_map(|n| image.topic(n)).map(|t| topic_response(t, &image)),
+            );
         }
         Some(requested) => {
             for t in requested {
@@ -66,13 +71,17 @@ async fn requested_topic(
     let Some(name) = name else {
         return Ok(match image.topic_by_id(&topic_id) {
             Some(t) => topic_response(t, &image),
-            None => MetadataResponseTopic::default().with_topic_id(topic_id).with_error_code(ResponseError::UnknownTopicId.code()),
+            None => MetadataResponseTopic::default()
+                .with_topic_id(topic_id)
+                .with_error_code(ResponseError::UnknownTopicId.code()),
         });
     };
     if let Some(t) = image.topic(&name) {
         return Ok(topic_response(t, &image));
     }
-    let error = |e: ResponseError| MetadataResponseTopic::default().with_name(Some(TopicName(str_bytes(&name)))).with_error_code(e.code());
+    let error = |e: ResponseError| {
+        MetadataResponseTopic::default().with_name(Some(TopicName(str_bytes(&name)))).with_error_code(e.code())
+    };
     if control::validate_topic_name(&name).is_err() {
         return Ok(error(ResponseError::InvalidTopicException));
     }

@@ -39,7 +39,11 @@ pub(crate) async fn handle(ctx: &RequestContext<'_>, request: ProduceRequest) ->
 type TopicWork = (TopicName, gregor_metadata::Uuid, Result<String, ResponseError>, Vec<(i32, Bytes)>);
 
 /// The topic's name, creating the topic first when auto-creation is on.
-async fn resolve_topic(ctx: &RequestContext<'_>, name: &str, topic_id: gregor_metadata::Uuid) -> Result<String, ResponseError> {
+async fn resolve_topic(
+    ctx: &RequestContext<'_>,
+    name: &str,
+    topic_id: gregor_metadata::Uuid,
+) -> Result<String, ResponseError> {
     let image = ctx.broker.image();
     if !topic_id.is_nil() {
         return image.topic_by_id(&topic_id).map(|t| t.name.to_string()).ok_or(ResponseError::UnknownTopicId);
@@ -60,7 +64,11 @@ async fn resolve_topic(ctx: &RequestContext<'_>, name: &str, topic_id: gregor_me
     }
 }
 
-fn append_topic(broker: &Broker, (wire_name, topic_id, name, partitions): TopicWork, version: i16) -> TopicProduceResponse {
+fn append_topic(
+    broker: &Broker,
+    (wire_name, topic_id, name, partitions): TopicWork,
+    version: i16,
+) -> TopicProduceResponse {
     let responses = partitions
         .into_iter()
         .map(|(index, records)| match &name {
@@ -88,7 +96,12 @@ fn append_partition(broker: &Broker, tp: &TopicPartition, records: Bytes, versio
     }
 }
 
-fn partition_error(index: i32, error: ResponseError, message: Option<String>, version: i16) -> PartitionProduceResponse {
+fn partition_error(
+    index: i32,
+    error: ResponseError,
+    message: Option<String>,
+    version: i16,
+) -> PartitionProduceResponse {
     let response = PartitionProduceResponse::default()
         .with_index(index)
         .with_error_code(error.code())
@@ -108,7 +121,10 @@ fn all_failed(request: &ProduceRequest, error: ResponseError) -> ProduceResponse
         .iter()
         .map(|t| {
             let partitions = t.partition_data.iter().map(|p| partition_error(p.index, error, None, 0)).collect();
-            TopicProduceResponse::default().with_name(t.name.clone()).with_topic_id(t.topic_id).with_partition_responses(partitions)
+            TopicProduceResponse::default()
+                .with_name(t.name.clone())
+                .with_topic_id(t.topic_id)
+                .with_partition_responses(partitions)
         })
         .collect();
     ProduceResponse::default().with_responses(responses)

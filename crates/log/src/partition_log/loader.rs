@@ -71,7 +71,13 @@ fn remove_segment_files(dir: &Path, base: i64) -> Result<(), LogError> {
 /// indexes or tail look damaged. A segment cut short by recovery ends the log: any
 /// later segments are deleted, since offsets after the cut were never acknowledged as
 /// durable.
-fn load_segments(dir: &Path, config: &LogConfig, recovery_point: i64, epochs: &mut LeaderEpochFileCache, now_ms: i64) -> Result<BTreeMap<i64, LogSegment>, LogError> {
+fn load_segments(
+    dir: &Path,
+    config: &LogConfig,
+    recovery_point: i64,
+    epochs: &mut LeaderEpochFileCache,
+    now_ms: i64,
+) -> Result<BTreeMap<i64, LogSegment>, LogError> {
     let bases = clean_and_list(dir)?;
     let mut segments = BTreeMap::new();
     let mut next_expected = i64::MIN;
@@ -101,13 +107,26 @@ impl PartitionLog {
     /// Opens (creating if needed) the partition directory `dir`. Segments with data at or
     /// after `recovery_point` are re-validated batch by batch and truncated at the first
     /// bad one.
-    pub fn open(dir: PathBuf, topic_partition: TopicPartition, config: LogConfig, recovery_point: i64, now_ms: i64) -> Result<Self, LogError> {
+    pub fn open(
+        dir: PathBuf,
+        topic_partition: TopicPartition,
+        config: LogConfig,
+        recovery_point: i64,
+        now_ms: i64,
+    ) -> Result<Self, LogError> {
         Self::open_with_log_start_offset(dir, topic_partition, config, recovery_point, 0, now_ms)
     }
 
     /// As [`PartitionLog::open`], with the log start offset from the log dir's
     /// `log-start-offset-checkpoint` (it may be above the first segment's base offset).
-    pub fn open_with_log_start_offset(dir: PathBuf, topic_partition: TopicPartition, config: LogConfig, recovery_point: i64, log_start_offset: i64, now_ms: i64) -> Result<Self, LogError> {
+    pub fn open_with_log_start_offset(
+        dir: PathBuf,
+        topic_partition: TopicPartition,
+        config: LogConfig,
+        recovery_point: i64,
+        log_start_offset: i64,
+        now_ms: i64,
+    ) -> Result<Self, LogError> {
         fs::create_dir_all(&dir).ctx("create partition directory", &dir)?;
         let mut epoch_cache = LeaderEpochFileCache::load(&dir)?;
         let mut segments = load_segments(&dir, &config, recovery_point, &mut epoch_cache, now_ms)?;
@@ -179,13 +198,23 @@ mod tests {
     #[test]
     fn given_transient_and_orphan_files_when_listed_should_remove_them() {
         let dir = tempfile::tempdir().unwrap();
-        for name in ["00000000000000000000.log", "00000000000000000005.log.deleted", "00000000000000000009.index", "x.swap", "00000000000000000000.index"] {
+        for name in [
+            "00000000000000000000.log",
+            "00000000000000000005.log.deleted",
+            "00000000000000000009.index",
+            "x.swap",
+            "00000000000000000000.index",
+        ] {
             fs::write(dir.path().join(name), b"").unwrap();
         }
         fs::write(dir.path().join(file_name(3, SNAPSHOT_SUFFIX)), b"").unwrap();
         assert_eq!(clean_and_list(dir.path()).unwrap(), vec![0]);
-        let mut left: Vec<String> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        let mut left: Vec<String> =
+            fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
         left.sort();
-        assert_eq!(left, vec!["00000000000000000000.index", "00000000000000000000.log", "00000000000000000003.snapshot"]);
+        assert_eq!(
+            left,
+            vec!["00000000000000000000.index", "00000000000000000000.log", "00000000000000000003.snapshot"]
+        );
     }
 }

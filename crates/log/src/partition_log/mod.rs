@@ -20,7 +20,9 @@ mod retention;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use gregor_protocol::record_batch::{set_base_offset, set_log_append_time, set_partition_leader_epoch, RecordBatchHeader};
+use gregor_protocol::record_batch::{
+    set_base_offset, set_log_append_time, set_partition_leader_epoch, RecordBatchHeader,
+};
 use gregor_protocol::TopicPartition;
 
 use crate::batch::BatchMeta;
@@ -99,7 +101,12 @@ impl PartitionLog {
     /// Appends batches from a producer: validates them, drops retried duplicates, writes
     /// offsets, the leader epoch (and for `LogAppendTime` topics the time) into the bytes
     /// in place, and writes them with a single `pwrite`.
-    pub fn append_as_leader(&mut self, records: &mut [u8], leader_epoch: i32, now_ms: i64) -> Result<AppendInfo, LogError> {
+    pub fn append_as_leader(
+        &mut self,
+        records: &mut [u8],
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendInfo, LogError> {
         self.ensure_live()?;
         let batches = validate_batches(records, self.config.max_message_bytes)?;
         if records.len() as u64 > self.config.segment_bytes {
@@ -117,7 +124,8 @@ impl PartitionLog {
         let first_offset = self.log_end_offset;
         let next_offset = metas.last().map_or(first_offset, BatchMeta::next_offset);
         let max_timestamp = metas.iter().map(|m| m.max_timestamp).max().unwrap_or(-1);
-        let params = RollParams { messages_size: records.len() as u64, max_timestamp, max_offset: next_offset - 1, now_ms };
+        let params =
+            RollParams { messages_size: records.len() as u64, max_timestamp, max_offset: next_offset - 1, now_ms };
         self.maybe_roll(&params)?;
         self.active_mut().append(records, &metas, now_ms)?;
         self.producer_state.apply(pending);
@@ -141,13 +149,19 @@ impl PartitionLog {
         let none = PendingProducers::default();
         for batch in batches {
             let meta = meta_at(records, *batch)?;
-            let Some(original) = meta.has_producer_id().then(|| self.producer_state.find_duplicate(&none, &meta)).flatten() else {
+            let Some(original) =
+                meta.has_producer_id().then(|| self.producer_state.find_duplicate(&none, &meta)).flatten()
+            else {
                 continue;
             };
             return Ok(Some(AppendInfo {
                 first_offset: original.first_offset,
                 last_offset: original.last_offset,
-                log_append_time_ms: if self.config.message_timestamp_type == TimestampType::LogAppendTime { original.timestamp } else { -1 },
+                log_append_time_ms: if self.config.message_timestamp_type == TimestampType::LogAppendTime {
+                    original.timestamp
+                } else {
+                    -1
+                },
                 log_start_offset: self.log_start_offset,
                 record_count: (original.last_offset - original.first_offset + 1) as u32,
                 duplicate: true,
@@ -156,7 +170,13 @@ impl PartitionLog {
         Ok(None)
     }
 
-    fn assign_offsets(&self, records: &mut [u8], batches: &[(usize, usize)], epoch: i32, append_time: Option<i64>) -> Result<Vec<BatchMeta>, LogError> {
+    fn assign_offsets(
+        &self,
+        records: &mut [u8],
+        batches: &[(usize, usize)],
+        epoch: i32,
+        append_time: Option<i64>,
+    ) -> Result<Vec<BatchMeta>, LogError> {
         let mut next_offset = self.log_end_offset;
         let mut metas = Vec::with_capacity(batches.len());
         for &(position, size) in batches {
@@ -210,7 +230,8 @@ impl PartitionLog {
     pub fn maybe_flush(&mut self, now_ms: i64) -> Result<(), LogError> {
         self.remove_due_files(now_ms)?;
         let by_count = self.unflushed_messages >= self.config.flush_interval_messages;
-        let by_time = self.unflushed_messages > 0 && now_ms.saturating_sub(self.last_flush_ms) >= self.config.flush_interval_ms;
+        let by_time =
+            self.unflushed_messages > 0 && now_ms.saturating_sub(self.last_flush_ms) >= self.config.flush_interval_ms;
         if !self.deleted && (by_count || by_time) {
             self.flush_to_end()?;
             self.last_flush_ms = now_ms;

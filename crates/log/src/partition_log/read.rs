@@ -69,7 +69,12 @@ pub struct TimestampAndOffset {
 /// `wanted`. `LogAppendTime` batches give every record the batch's max timestamp, so
 /// their first record answers without decoding. A batch that cannot be decoded answers
 /// with `fallback`.
-fn find_record(segment: &LogSegment, located: &Located, wanted: impl Fn(i64) -> bool, fallback: (i64, i64)) -> Result<(i64, i64), LogError> {
+fn find_record(
+    segment: &LogSegment,
+    located: &Located,
+    wanted: impl Fn(i64) -> bool,
+    fallback: (i64, i64),
+) -> Result<(i64, i64), LogError> {
     let meta = &located.meta;
     if meta.is_log_append_time {
         return Ok((meta.max_timestamp, meta.base_offset));
@@ -89,7 +94,11 @@ impl PartitionLog {
     /// after `max_offset_exclusive` (the high watermark for consumers).
     pub fn read(&self, fetch_offset: i64, max_bytes: usize, max_offset_exclusive: i64) -> Result<ReadPlan, LogError> {
         if fetch_offset < self.log_start_offset || fetch_offset > self.log_end_offset {
-            return Err(LogError::OffsetOutOfRange { offset: fetch_offset, log_start_offset: self.log_start_offset, log_end_offset: self.log_end_offset });
+            return Err(LogError::OffsetOutOfRange {
+                offset: fetch_offset,
+                log_start_offset: self.log_start_offset,
+                log_end_offset: self.log_end_offset,
+            });
         }
         let mut plan = ReadPlan {
             file: None,
@@ -140,7 +149,13 @@ impl PartitionLog {
 
     /// ListOffsets `MAX_TIMESTAMP`: the (first) record with the largest timestamp.
     pub fn max_timestamp_and_offset(&self) -> Result<Option<TimestampAndOffset>, LogError> {
-        let Some(segment) = self.segments.values().filter(|s| s.max_timestamp() >= 0).reduce(|best, s| if s.max_timestamp() > best.max_timestamp() { s } else { best }) else {
+        let Some(segment) = self.segments.values().filter(|s| s.max_timestamp() >= 0).reduce(|best, s| {
+            if s.max_timestamp() > best.max_timestamp() {
+                s
+            } else {
+                best
+            }
+        }) else {
             return Ok(None);
         };
         let max = segment.max_timestamp();

@@ -23,10 +23,13 @@ impl PartitionLog {
             return Ok(0);
         }
         let log_start_offset = self.log_start_offset;
-        let mut deleted = self.delete_segments_while(now_ms, |_, next| next.is_some_and(|n| n.base_offset() <= log_start_offset))?;
+        let mut deleted =
+            self.delete_segments_while(now_ms, |_, next| next.is_some_and(|n| n.base_offset() <= log_start_offset))?;
         let retention_ms = self.config.retention_ms;
         if retention_ms >= 0 {
-            deleted += self.delete_segments_while(now_ms, |segment, _| now_ms.saturating_sub(segment.largest_timestamp()) > retention_ms)?;
+            deleted += self.delete_segments_while(now_ms, |segment, _| {
+                now_ms.saturating_sub(segment.largest_timestamp()) > retention_ms
+            })?;
         }
         if self.config.retention_bytes >= 0 {
             let mut excess = self.size_bytes() as i64 - self.config.retention_bytes;
@@ -45,7 +48,11 @@ impl PartitionLog {
     /// `predicate` holds, stopping at the first that fails, at an empty active segment,
     /// or at a segment holding offsets at or above the high watermark. When every segment
     /// goes, a new active segment is rolled first so the log is never without one.
-    fn delete_segments_while(&mut self, now_ms: i64, mut predicate: impl FnMut(&LogSegment, Option<&LogSegment>) -> bool) -> Result<usize, LogError> {
+    fn delete_segments_while(
+        &mut self,
+        now_ms: i64,
+        mut predicate: impl FnMut(&LogSegment, Option<&LogSegment>) -> bool,
+    ) -> Result<usize, LogError> {
         let mut doomed = Vec::new();
         let mut iter = self.segments.values().peekable();
         while let Some(segment) = iter.next() {
@@ -98,18 +105,25 @@ impl PartitionLog {
     /// watermark). Segments wholly below it are deleted by the next retention run.
     pub fn increment_log_start_offset(&mut self, offset: i64) -> Result<(), LogError> {
         if offset > self.high_watermark {
-            return Err(LogError::OffsetOutOfRange { offset, log_start_offset: self.log_start_offset, log_end_offset: self.log_end_offset });
+            return Err(LogError::OffsetOutOfRange {
+                offset,
+                log_start_offset: self.log_start_offset,
+                log_end_offset: self.log_end_offset,
+            });
         }
         self.advance_log_start_offset(offset)
     }
 
     /// Removes `.deleted` files whose delay is over.
     pub(super) fn remove_due_files(&mut self, now_ms: i64) -> Result<(), LogError> {
-        let (due, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending_deletes).into_iter().partition(|p| p.due_ms <= now_ms);
+        let (due, waiting): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.pending_deletes).into_iter().partition(|p| p.due_ms <= now_ms);
         self.pending_deletes = waiting;
         for path in due.iter().flat_map(|p| &p.paths) {
             match fs::remove_file(path) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e).ctx("remove deleted segment file", path),
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(e).ctx("remove deleted segment file", path)
+                }
                 _ => {}
             }
         }

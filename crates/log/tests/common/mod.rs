@@ -3,7 +3,9 @@
 
 use bytes::{Bytes, BytesMut};
 use gregor_log::{LogConfig, PartitionLog};
-use gregor_protocol::kafka_protocol::records::{Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+use gregor_protocol::kafka_protocol::records::{
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
 use gregor_protocol::TopicPartition;
 use std::path::{Path, PathBuf};
 
@@ -44,7 +46,8 @@ pub fn batch(spec: Spec) -> Vec<u8> {
         })
         .collect();
     let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(&mut buf, &records, &RecordEncodeOptions { version: 2, compression: Compression::None }).unwrap();
+    RecordBatchEncoder::encode(&mut buf, &records, &RecordEncodeOptions { version: 2, compression: Compression::None })
+        .unwrap();
     buf.to_vec()
 }
 
@@ -93,7 +96,11 @@ pub fn read_all(log: &PartitionLog, mut offset: i64) -> Vec<(i64, i64)> {
 }
 
 pub fn segment_files(dir: &Path, suffix: &str) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.to_string_lossy().ends_with(suffix)).collect();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(suffix))
+        .collect();
     files.sort();
     files
 }
