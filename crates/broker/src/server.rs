@@ -46,7 +46,15 @@ pub(crate) async fn run(listener: TcpListener, broker: Arc<Broker>, mut shutdown
 /// 127.0.0.1 and ::1, and clients may try either), all on the port the first one got,
 /// so that port 0 still yields one port to advertise.
 pub(crate) async fn bind(addr: &str) -> std::io::Result<Vec<TcpListener>> {
-    let addrs: Vec<SocketAddr> = tokio::net::lookup_host(addr).await?.collect();
+    let addrs: Vec<SocketAddr> = match addr.rsplit_once(':') {
+        // Clients resolve `localhost` as their resolver likes (often ::1 first), whatever
+        // this host's /etc/hosts says: serve both loopbacks.
+        Some(("localhost", port)) => {
+            let port: u16 = port.parse().map_err(|_| std::io::Error::other(format!("bad port in '{addr}'")))?;
+            vec![SocketAddr::from(([127, 0, 0, 1], port)), SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port))]
+        }
+        _ => tokio::net::lookup_host(addr).await?.collect(),
+    };
     let mut addrs = addrs.into_iter();
     let first = addrs.next().ok_or_else(|| {
         std::io::Error::new(std::io::ErrorKind::AddrNotAvailable, "the host name resolves to no address")

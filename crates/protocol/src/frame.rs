@@ -140,4 +140,18 @@ mod tests {
             }
         }
     }
+
+    /// Declared counts and lengths are untrusted: a 2^31 array count or string length in a
+    /// tiny body must fail to decode, not allocate (see vendor/kafka-protocol/PATCHES.md).
+    #[test]
+    fn given_huge_declared_counts_should_fail_without_allocating() {
+        use kafka_protocol::messages::{CreateTopicsRequest, MetadataRequest, ProduceRequest};
+        let huge_count = Bytes::from_static(&[0x7f, 0xff, 0xff, 0xff, 0, 1]);
+        assert!(decode_body::<MetadataRequest>(&mut huge_count.clone(), 1).is_err());
+        assert!(decode_body::<CreateTopicsRequest>(&mut huge_count.clone(), 2).is_err());
+        let compact_huge = Bytes::from_static(&[0xff, 0xff, 0xff, 0xff, 0x0f, 0]);
+        assert!(decode_body::<MetadataRequest>(&mut compact_huge.clone(), 12).is_err());
+        // transactional_id with a 4-billion-byte compact length
+        assert!(decode_body::<ProduceRequest>(&mut compact_huge.clone(), 9).is_err());
+    }
 }
