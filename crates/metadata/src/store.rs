@@ -99,7 +99,9 @@ fn encode_batch(records: &[MetadataRecord], now_ms: i64) -> Result<BytesMut, Met
             producer_epoch: -1,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
-            sequence: -1,
+            // The encoder starts a new batch when offset - sequence changes; keep it constant
+            // so all records form one batch (base sequence -1, as for non-idempotent producers).
+            sequence: i as i32 - 1,
             timestamp: now_ms,
             key: None,
             value: Some(Bytes::from(serde_json::to_vec(r).expect("metadata records always serialise"))),
@@ -160,5 +162,11 @@ mod tests {
         let reopened = MetadataStore::open(dir.path(), 3).unwrap();
         assert_eq!(*reopened.image(), *before);
         assert_eq!(reopened.image().topic("t").unwrap().partitions.len(), 3);
+        // One change is one batch, so a torn write can never apply half of it.
+        let log = reopened.log.lock().unwrap();
+        let bytes = log.read(1, 1 << 20, log.log_end_offset()).unwrap().read_bytes().unwrap();
+        let batches: Vec<_> =
+            gregor_protocol::record_batch::BatchIter::new(&bytes).map(|(_, b)| b.records_count()).collect();
+        assert_eq!(batches, vec![4], "topic record and three partition records in one batch");
     }
 }

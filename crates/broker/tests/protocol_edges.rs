@@ -1,0 +1,258 @@
+//! Contract: the broker's answers at the edges of the protocol, checked with hand-built
+//! requests over a raw TCP connection: version negotiation (KIP-511, Produce v0-2),
+//! ordering of pipelined requests, acks=0, fetch size limits, corrupt batches, and
+//! hostile frames that must close only their own connection.
+
+mod common;
+
+use std::time::Duration;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use common::TestBroker;
+use gregor_protocol::kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use gregor_protocol::kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use gregor_protocol::kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, FetchRequest, FetchResponse, MetadataRequest, MetadataResponse,
+    ProduceRequest, ProduceResponse, RequestHeader, TopicName,
+};
+use gregor_protocol::kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use gregor_protocol::kafka_protocol::records::{
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+use gregor_protocol::record_batch::RecordBatchHeader;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+struct Raw {
+    stream: TcpStream,
+}
+
+impl Raw {
+    async fn connect(bootstrap: &str) -> Self {
+        Self { stream: TcpStream::connect(bootstrap).await.expect("connect") }
+    }
+
+    fn frame<T: Encodable>(key: ApiKey, version: i16, correlation_id: i32, body: &T) -> BytesMut {
+        let header = RequestHeader::default()
+            .with_request_api_key(key as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(correlation_id)
+            .with_client_id(Some(StrBytes::from_static_str("raw-test")));
+        let mut buf = BytesMut::new();
+        buf.put_i32(0);
+        header.encode(&mut buf, key.request_header_version(version)).unwrap();
+        body.encode(&mut buf, version).unwrap();
+        let len = (buf.len() - 4) as i32;
+        buf[..4].copy_from_slice(&len.to_be_bytes());
+        buf
+    }
+
+    async fn send<T: Encodable>(&mut self, key: ApiKey, version: i16, correlation_id: i32, body: &T) {
+        self.stream.write_all(&Self::frame(key, version, correlation_id, body)).await.expect("write");
+    }
+
+    /// Reads one response frame; returns its correlation id and the body after the header.
+    async fn receive(&mut self, key: ApiKey, version: i16) -> (i32, Bytes) {
+        let len =
+            tokio::time::timeout(Duration::from_secs(10), self.stream.read_i32()).await.expect("response").unwrap();
+        let mut buf = vec![0u8; len as usize];
+        self.stream.read_exact(&mut buf).await.expect("body");
+        let mut body = Bytes::from(buf);
+        let correlation_id = body.get_i32();
+        if key.response_header_version(version) >= 1 {
+            assert_eq!(body.get_u8(), 0, "no tagged fields in the response header");
+        }
+        (correlation_id, body)
+    }
+
+    async fn call<Req: Encodable, Resp: Decodable>(&mut self, key: ApiKey, version: i16, body: &Req) -> Resp {
+        self.send(key, version, 1, body).await;
+        let (_, mut bytes) = self.receive(key, version).await;
+        Resp::decode(&mut bytes, version).expect("decodable response")
+    }
+
+    /// True when the broker closed the connection (read returns EOF or an error).
+    async fn closed_by_broker(&mut self) -> bool {
+        let mut byte = [0u8; 1];
+        matches!(tokio::time::timeout(Duration::from_secs(10), self.stream.read(&mut byte)).await, Ok(Ok(0) | Err(_)))
+    }
+}
+
+fn batch(values: &[&str]) -> Bytes {
+    let records: Vec<Record> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            // The encoder starts a new batch when offset - sequence changes; keep it constant
+            // so all records form one batch (base sequence -1, as for non-idempotent producers).
+            sequence: i as i32 - 1,
+            timestamp: 1_000 + i as i64,
+            key: None,
+            value: Some(Bytes::copy_from_slice(v.as_bytes())),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(&mut buf, &records, &RecordEncodeOptions { version: 2, compression: Compression::None })
+        .unwrap();
+    buf.freeze()
+}
+
+fn produce(topic: &str, acks: i16, records: Bytes) -> ProduceRequest {
+    let partition = PartitionProduceData::default().with_index(0).with_records(Some(records));
+    let topic = TopicProduceData::default()
+        .with_name(TopicName(StrBytes::from_string(topic.to_owned())))
+        .with_partition_data(vec![partition]);
+    ProduceRequest::default().with_acks(acks).with_timeout_ms(5000).with_topic_data(vec![topic])
+}
+
+fn produce_error(response: &ProduceResponse) -> i16 {
+    response.responses[0].partition_responses[0].error_code
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_api_versions_should_advertise_produce_from_zero_and_fall_back_for_unknown_versions() {
+    let broker = TestBroker::start().await;
+    let mut raw = Raw::connect(&broker.bootstrap()).await;
+    let response: ApiVersionsResponse = raw.call(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default()).await;
+    let produce = response.api_keys.iter().find(|k| k.api_key == ApiKey::Produce as i16).expect("produce advertised");
+    assert_eq!((produce.min_version, produce.max_version), (0, 13));
+
+    // KIP-511: a version from the future gets a v0 answer listing what is served.
+    // Header v2 by hand (no encoder knows v99): key, version, correlation id, null client
+    // id, no tagged fields; the body is whatever a future version has.
+    let frame = [&15i32.to_be_bytes()[..], &[0, 18, 0, 99, 0, 0, 0, 5, 0xff, 0xff, 0, 1, 2, 3, 4]].concat();
+    raw.stream.write_all(&frame).await.unwrap();
+    let (correlation_id, mut body) = raw.receive(ApiKey::ApiVersions, 0).await;
+    let fallback = ApiVersionsResponse::decode(&mut body, 0).expect("v0 body");
+    assert_eq!((correlation_id, fallback.error_code), (5, 35));
+    assert_eq!(fallback.api_keys.len(), response.api_keys.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_produce_v2_should_answer_unsupported_version_in_the_old_layout() {
+    let broker = TestBroker::start().await;
+    let mut raw = Raw::connect(&broker.bootstrap()).await;
+    // Produce v2 body by hand: acks, timeout, [topic [partition, message set]]
+    let header = RequestHeader::default().with_request_api_key(0).with_request_api_version(2).with_correlation_id(9);
+    let mut frame = BytesMut::new();
+    frame.put_i32(0);
+    header.encode(&mut frame, 1).unwrap();
+    frame.put_i16(1);
+    frame.put_i32(1000);
+    frame.put_i32(1);
+    frame.put_i16(3);
+    frame.put_slice(b"old");
+    frame.put_i32(1);
+    frame.put_i32(0);
+    frame.put_i32(0);
+    let len = (frame.len() - 4) as i32;
+    frame[..4].copy_from_slice(&len.to_be_bytes());
+    raw.stream.write_all(&frame).await.unwrap();
+    let (correlation_id, mut body) = raw.receive(ApiKey::Produce, 2).await;
+    assert_eq!(correlation_id, 9);
+    assert_eq!(body.get_i32(), 1, "one topic");
+    assert_eq!(body.get_i16(), 3);
+    body.advance(3);
+    assert_eq!(body.get_i32(), 1, "one partition");
+    assert_eq!(body.get_i32(), 0, "partition 0");
+    assert_eq!(body.get_i16(), 35, "UNSUPPORTED_VERSION");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_pipelined_requests_with_acks_zero_should_answer_the_others_in_order() {
+    let broker = TestBroker::start().await;
+    let mut raw = Raw::connect(&broker.bootstrap()).await;
+    let mut pipeline = BytesMut::new();
+    pipeline.extend_from_slice(&Raw::frame(ApiKey::Metadata, 12, 1, &MetadataRequest::default()));
+    pipeline.extend_from_slice(&Raw::frame(ApiKey::Produce, 9, 2, &produce("pipelined", 0, batch(&["a"]))));
+    pipeline.extend_from_slice(&Raw::frame(ApiKey::Produce, 9, 3, &produce("pipelined", 1, batch(&["b", "c"]))));
+    pipeline.extend_from_slice(&Raw::frame(ApiKey::ApiVersions, 3, 4, &ApiVersionsRequest::default()));
+    raw.stream.write_all(&pipeline).await.unwrap();
+    let (first, _) = raw.receive(ApiKey::Metadata, 12).await;
+    let (second, mut body) = raw.receive(ApiKey::Produce, 9).await;
+    let (third, _) = raw.receive(ApiKey::ApiVersions, 3).await;
+    assert_eq!((first, second, third), (1, 3, 4), "acks=0 gets no response; the rest come in order");
+    let response = ProduceResponse::decode(&mut body, 9).unwrap();
+    assert_eq!(produce_error(&response), 0);
+    assert_eq!(response.responses[0].partition_responses[0].base_offset, 1, "the acks=0 batch took offset 0");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_tiny_partition_max_bytes_fetch_should_still_return_one_whole_batch() {
+    let broker = TestBroker::start().await;
+    let mut raw = Raw::connect(&broker.bootstrap()).await;
+    for values in [&["one", "two"][..], &["three"][..]] {
+        let response: ProduceResponse = raw.call(ApiKey::Produce, 9, &produce("sized", -1, batch(values))).await;
+        assert_eq!(produce_error(&response), 0);
+    }
+    let fetch = |offset: i64, partition_max_bytes: i32| {
+        let partition = FetchPartition::default()
+            .with_partition(0)
+            .with_fetch_offset(offset)
+            .with_partition_max_bytes(partition_max_bytes);
+        let topic = FetchTopic::default()
+            .with_topic(TopicName(StrBytes::from_static_str("sized")))
+            .with_partitions(vec![partition]);
+        FetchRequest::default().with_max_wait_ms(0).with_min_bytes(0).with_max_bytes(i32::MAX).with_topics(vec![topic])
+    };
+    let one_batch = batch(&["one", "two"]).len();
+    let response: FetchResponse = raw.call(ApiKey::Fetch, 12, &fetch(1, 1)).await;
+    let partition = &response.responses[0].partitions[0];
+    assert_eq!((partition.error_code, partition.high_watermark), (0, 3));
+    let records = partition.records.clone().unwrap();
+    assert_eq!(records.len(), one_batch, "offset 1 sits inside the first batch: that whole batch, and only it");
+    let header = RecordBatchHeader::parse(&records).unwrap();
+    assert_eq!((header.base_offset(), header.last_offset()), (0, 1));
+
+    let response: FetchResponse = raw.call(ApiKey::Fetch, 12, &fetch(9, 1024)).await;
+    assert_eq!(response.responses[0].partitions[0].error_code, 1, "OFFSET_OUT_OF_RANGE");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_corrupt_batch_should_answer_corrupt_message_and_keep_serving() {
+    let broker = TestBroker::start().await;
+    let mut raw = Raw::connect(&broker.bootstrap()).await;
+    let mut records = BytesMut::from(&batch(&["payload"])[..]);
+    let last = records.len() - 1;
+    records[last] ^= 0xff;
+    let response: ProduceResponse = raw.call(ApiKey::Produce, 9, &produce("crc", -1, records.freeze())).await;
+    assert_eq!(produce_error(&response), 2, "CORRUPT_MESSAGE");
+    let response: ProduceResponse = raw.call(ApiKey::Produce, 9, &produce("crc", -1, batch(&["fine"]))).await;
+    assert_eq!(produce_error(&response), 0);
+    assert_eq!(response.responses[0].partition_responses[0].base_offset, 0, "the corrupt batch took no offset");
+    let response: ProduceResponse = raw.call(ApiKey::Produce, 9, &produce("bad topic!", -1, batch(&["x"]))).await;
+    assert_eq!(produce_error(&response), 17, "INVALID_TOPIC_EXCEPTION");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_hostile_frames_should_close_only_their_connection() {
+    let broker = TestBroker::start().await;
+    let bootstrap = broker.bootstrap();
+    let mut healthy = Raw::connect(&bootstrap).await;
+    let hostile: Vec<Vec<u8>> = vec![
+        200_000_000i32.to_be_bytes().to_vec(), // over socket.request.max.bytes
+        (-5i32).to_be_bytes().to_vec(),        // negative length
+        [&8i32.to_be_bytes()[..], &[0x7f, 0x7f, 0, 0, 0, 0, 0, 1]].concat(), // unknown api key
+        [&6i32.to_be_bytes()[..], &[0, 18, 0, 3, 0, 0]].concat(), // header cut short
+        [&12i32.to_be_bytes()[..], &[0, 3, 0, 12, 0, 0, 0, 1, 0, 0, 0xff, 0xff]].concat(), // Metadata v12, bad body
+        [&10i32.to_be_bytes()[..], &[0, 1, 0, 99, 0, 0, 0, 1, 0, 0]].concat(), // Fetch v99
+    ];
+    for bytes in hostile {
+        let mut raw = Raw::connect(&bootstrap).await;
+        raw.stream.write_all(&bytes).await.unwrap();
+        assert!(raw.closed_by_broker().await, "connection closed after {bytes:?}");
+        let response: ApiVersionsResponse = healthy.call(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default()).await;
+        assert_eq!(response.error_code, 0, "the other connection is unaffected");
+    }
+    let metadata: MetadataResponse = healthy.call(ApiKey::Metadata, 12, &MetadataRequest::default()).await;
+    assert_eq!(metadata.brokers.len(), 1);
+}
