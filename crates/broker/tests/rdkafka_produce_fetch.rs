@@ -128,3 +128,40 @@ async fn given_timestamps_when_offsets_for_times_should_find_first_at_or_after()
     let found = consumer.offsets_for_times(future, Duration::from_secs(10)).expect("offsets for times");
     assert_eq!(found.find_partition("timed", 0).unwrap().offset(), Offset::End, "no record that late");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_small_segments_and_retention_bytes_should_move_log_start_and_reset_consumers() {
+    let broker = TestBroker::start_with(&[
+        ("log.segment.bytes", "2048"),
+        ("log.retention.bytes", "4096"),
+        ("log.retention.check.interval.ms", "100"),
+        ("log.segment.delete.delay.ms", "0"),
+    ])
+    .await;
+    let bootstrap = broker.bootstrap();
+    produce_numbered(&bootstrap, "retained", 200, &[]).await;
+    let probe = assigned_consumer(&bootstrap, "retained", &[0], 0);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let low = loop {
+        let (low, high) = probe.fetch_watermarks("retained", 0, Duration::from_secs(10)).expect("watermarks");
+        assert_eq!(high, 200);
+        if low > 0 {
+            break low;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "retention never ran");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // A consumer positioned before the log start gets OFFSET_OUT_OF_RANGE and resets
+    // to the earliest offset per auto.offset.reset.
+    let consumer: rdkafka::consumer::StreamConsumer = common::client_config(&bootstrap)
+        .set("group.id", "unused-assign-only")
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset("retained", 0, Offset::Offset(0)).unwrap();
+    consumer.assign(&tpl).unwrap();
+    let first = receive(&consumer, 1, WAIT).await;
+    assert!(first[0].offset() >= low, "resumed at {} with log start {low}", first[0].offset());
+}
