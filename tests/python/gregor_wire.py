@@ -284,3 +284,69 @@ class RawConnection:
             if not chunk:
                 return True
         return False
+
+
+# ---------------------------------------------------------------- Fetch v4
+
+
+def fetch_v4(correlation_id: int, topic: str, partition: int, offset: int, max_wait_ms: int = 100,
+             max_bytes: int = 1 << 20) -> bytes:
+    """A whole Fetch v4 request frame (read_uncommitted) for one partition."""
+    body = (
+        struct.pack(">iiiib", -1, max_wait_ms, 1, max_bytes, 0)
+        + struct.pack(">i", 1)
+        + string(topic)
+        + struct.pack(">i", 1)
+        + struct.pack(">iqi", partition, offset, max_bytes)
+    )
+    return frame(request_header(API_FETCH, 4, correlation_id) + body)
+
+
+@dataclass
+class BatchHeader:
+    base_offset: int
+    length: int
+    magic: int
+    compression: int
+    last_offset_delta: int
+    record_count: int
+
+
+@dataclass
+class FetchPartition:
+    error_code: int
+    high_watermark: int
+    records: bytes
+
+    def batches(self) -> list[BatchHeader]:
+        """Headers of the whole batches in `records` (a trailing partial batch is skipped)."""
+        out = []
+        pos = 0
+        while pos + 61 <= len(self.records):
+            base, length = struct.unpack_from(">qi", self.records, pos)
+            if pos + 12 + length > len(self.records):
+                break
+            magic = self.records[pos + 16]
+            attributes, last_delta = struct.unpack_from(">hi", self.records, pos + 21)
+            (count,) = struct.unpack_from(">i", self.records, pos + 57)
+            out.append(BatchHeader(base, length, magic, attributes & 0x7, last_delta, count))
+            pos += 12 + length
+        return out
+
+
+def parse_fetch_v4(payload: bytes) -> tuple[int, FetchPartition]:
+    """(correlation id, the single partition) of a Fetch v4 response."""
+    corr, _throttle, ntopics = struct.unpack_from(">iii", payload, 0)
+    assert ntopics == 1, ntopics
+    pos = 12
+    (nlen,) = struct.unpack_from(">h", payload, pos)
+    pos += 2 + nlen
+    (nparts,) = struct.unpack_from(">i", payload, pos)
+    assert nparts == 1, nparts
+    pos += 4
+    _index, error, hw, _lso, naborted = struct.unpack_from(">ihqqi", payload, pos)
+    pos += 26 + max(naborted, 0) * 16
+    (rlen,) = struct.unpack_from(">i", payload, pos)
+    pos += 4
+    records = payload[pos : pos + max(rlen, 0)]
+    return corr, FetchPartition(error, hw, records)

@@ -93,6 +93,15 @@ def test_fetch_beyond_end_is_offset_out_of_range(broker):
     assert_delivered(produce_confluent(confluent_producer(broker.bootstrap), topic,
                                        [dict(value=f"{i}".encode()) for i in range(5)]))
 
+    # On the wire: past the end (or negative) is OFFSET_OUT_OF_RANGE with the high
+    # watermark; exactly at the end is an empty answer without error.
+    with w.RawConnection(broker.bootstrap) as raw:
+        for i, (offset, code) in enumerate([(100, w.ERROR_OFFSET_OUT_OF_RANGE), (6, w.ERROR_OFFSET_OUT_OF_RANGE),
+                                            (-5, w.ERROR_OFFSET_OUT_OF_RANGE), (5, w.ERROR_NONE)]):
+            corr, part = w.parse_fetch_v4(raw.request(w.fetch_v4(200 + i, topic, 0, offset, max_wait_ms=10)))
+            assert (corr, part.error_code, part.high_watermark) == (200 + i, code, 5), (offset, part)
+            assert part.records == b"", (offset, part.records[:20])
+
     c = confluent_consumer(broker.bootstrap, **{"auto.offset.reset": "error"})
     try:
         c.assign([TopicPartition(topic, 0, 100)])

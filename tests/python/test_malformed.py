@@ -33,6 +33,12 @@ class RoundTripper(threading.Thread):
         self.lock = threading.Lock()
 
     def run(self) -> None:
+        try:
+            self._run()
+        except Exception as e:  # surfaced by wait_more / the test
+            self.failures.append(f"round-trip thread died: {e!r}")
+
+    def _run(self) -> None:
         producer = confluent_producer(self.bootstrap, **{"linger.ms": 0})
         consumer = confluent_consumer(self.bootstrap)
         consumer.assign([TopicPartition(self.topic, 0, 0)])

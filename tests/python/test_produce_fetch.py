@@ -7,8 +7,10 @@ from __future__ import annotations
 import time
 import zlib
 
-from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, KafkaError, TopicPartition
 from kafka.partitioner.default import murmur2
+
+import gregor_wire as w
 
 from gregor_support import (
     confluent_consumer,
@@ -97,7 +99,7 @@ def test_keyed_messages_with_headers_round_trip_both_clients(broker):
             assert m.timestamp == item["timestamp"] and m.create_time, (reader.__name__, key, m.timestamp)
 
 
-def test_null_keys_spread_and_default_timestamps(broker):
+def test_null_keys_and_default_timestamps(broker):
     topic = "pf-nullkeys"
     create_topic(broker.bootstrap, topic, 3)
     before = int(time.time() * 1000)
@@ -115,9 +117,9 @@ def test_null_keys_spread_and_default_timestamps(broker):
 def test_fetch_from_offset_inside_compressed_batch(broker):
     topic = "pf-inside-batch"
     create_topic(broker.bootstrap, topic, 1)
-    # One lz4 batch of 20 records (long linger, everything enqueued before the flush),
-    # then one gzip batch of 20 from kafka-python.
-    producer = confluent_producer(broker.bootstrap, **{"linger.ms": 500, "compression.type": "lz4",
+    # One zstd batch of 20 records from confluent-kafka (long linger, everything enqueued
+    # before the flush), then one gzip batch of 20 from kafka-python.
+    producer = confluent_producer(broker.bootstrap, **{"linger.ms": 500, "compression.type": "zstd",
                                                        "batch.num.messages": 1000})
     deliveries = produce_confluent(producer, topic, [dict(key=b"k", value=f"r{i:03d}".encode(), partition=0)
                                                      for i in range(20)])
@@ -127,6 +129,16 @@ def test_fetch_from_offset_inside_compressed_batch(broker):
     kp.flush(timeout=30)
     assert [f.get(timeout=10).offset for f in futures] == list(range(20, 40))
     kp.close(timeout=10)
+
+    # On the wire: a fetch at offset 7 returns both batches whole, as stored (Kafka does
+    # not split batches; clients skip the records before the fetch offset).
+    with w.RawConnection(broker.bootstrap) as c:
+        corr, part = w.parse_fetch_v4(c.request(w.fetch_v4(77, topic, 0, 7)))
+    assert corr == 77 and part.error_code == 0 and part.high_watermark == 40
+    batches = part.batches()
+    assert [(b.base_offset, b.last_offset_delta, b.record_count, b.magic) for b in batches] == \
+        [(0, 19, 20, 2), (20, 19, 20, 2)], batches
+    assert [b.compression for b in batches] == [4, 1], "expected a zstd (4) then a gzip (1) batch"
 
     for start in (7, 19, 20, 33, 39):
         for reader in (read_confluent, read_kafka_python):
@@ -194,10 +206,11 @@ def test_seek_to_beginning_and_end(broker):
         c.assign([TopicPartition(topic, 0, OFFSET_END)])
         deadline = time.monotonic() + 10
         # Wait until the position is resolved (an EOF event at offset 5).
-        while time.monotonic() < deadline:
+        eof = False
+        while not eof and time.monotonic() < deadline:
             m = c.poll(0.2)
-            if m is not None and m.error() is not None and m.error().code() == -191:  # _PARTITION_EOF
-                break
+            eof = m is not None and m.error() is not None and m.error().code() == KafkaError._PARTITION_EOF
+        assert eof and m.offset() == 5, "no end-of-partition event at offset 5"
         produce_confluent(producer, topic, [dict(value=b"after-end")])
         got = None
         deadline = time.monotonic() + 15

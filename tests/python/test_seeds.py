@@ -22,7 +22,7 @@ import pytest
 from gregor_support import read_all_confluent, read_all_kafka_python, topic_partitions
 
 SEEDS = Path(__file__).resolve().parent / "seeds"
-GROUP_REASON = ("needs consumer groups (FindCoordinator/JoinGroup/SyncGroup/OffsetCommit), "
+GROUP_REASON = ("needs consumer groups (JoinGroup/SyncGroup/Heartbeat/OffsetCommit), "
                 "which the broker does not serve yet: the group coordinator is a later issue")
 
 
@@ -125,10 +125,12 @@ def test_seed_004_admin_cluster_metadata(broker_9092, tmp_path):
     for p in parts.values():
         assert p.leader == 0 and p.replicas == [0] and p.isrs == [0], p
 
-    # A second run lists the topic the first one created; kafka-python's create_topics
-    # ignores the TOPIC_ALREADY_EXISTS answer, so the seed still exits 0.
-    again = run_seed("seed_004_admin_cluster_metadata.py", tmp_path)
+    # A second run finds the topic the first one created, and kafka-python raises
+    # TopicAlreadyExistsError from create_topics, exactly as against Apache Kafka.
+    again = subprocess.run([sys.executable, str(SEEDS / "seed_004_admin_cluster_metadata.py")], cwd=tmp_path,
+                           capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
     assert "'new-orders'" in again.stdout, again.stdout
+    assert again.returncode != 0 and "TopicAlreadyExistsError" in again.stderr, again.stderr
     assert len(topic_partitions(broker_9092.bootstrap, "new-orders")) == 3
 
 

@@ -53,6 +53,7 @@ api_table! {
     Fetch => m::FetchRequest, handlers::fetch::handle, min 4;
     ListOffsets => m::ListOffsetsRequest, handlers::list_offsets::handle, min 1;
     Metadata => m::MetadataRequest, handlers::metadata::handle, min 0;
+    FindCoordinator => m::FindCoordinatorRequest, handlers::find_coordinator::handle, min 0;
     ApiVersions => m::ApiVersionsRequest, handlers::api_versions::handle, min 0;
     CreateTopics => m::CreateTopicsRequest, handlers::create_topics::handle, min 2;
     DeleteTopics => m::DeleteTopicsRequest, handlers::delete_topics::handle, min 1;

@@ -78,7 +78,10 @@ impl Raw {
     }
 }
 
+/// A batch of uncompressed records stamped now (old timestamps would fall to the
+/// 7-day retention at the broker's first retention pass).
 fn batch(values: &[&str]) -> Bytes {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
     let records: Vec<Record> = values
         .iter()
         .enumerate()
@@ -94,7 +97,7 @@ fn batch(values: &[&str]) -> Bytes {
             // The encoder starts a new batch when offset - sequence changes; keep it constant
             // so all records form one batch (base sequence -1, as for non-idempotent producers).
             sequence: i as i32 - 1,
-            timestamp: 1_000 + i as i64,
+            timestamp: now + i as i64,
             key: None,
             value: Some(Bytes::copy_from_slice(v.as_bytes())),
             headers: Default::default(),

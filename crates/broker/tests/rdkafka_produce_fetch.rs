@@ -16,9 +16,13 @@ const WAIT: Duration = Duration::from_secs(20);
 
 /// Record timestamps start an hour ago: recent enough that the default 7-day retention
 /// keeps them (older CreateTime records are deleted at the first retention pass).
+/// Computed once per test run, so a producer and its checks always agree.
 fn base_timestamp() -> i64 {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
-    (now.as_millis() as i64 / 1000) * 1000 - 3_600_000
+    static BASE: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    *BASE.get_or_init(|| {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+        (now.as_millis() as i64 / 1000) * 1000 - 3_600_000
+    })
 }
 
 async fn produce_numbered(bootstrap: &str, topic: &str, count: usize, extra: &[(&str, &str)]) -> Vec<(i32, i64)> {

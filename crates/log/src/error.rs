@@ -14,10 +14,12 @@ pub enum LogError {
     /// A well-formed batch that breaks a rule, e.g. a wrong record count (`INVALID_RECORD`).
     #[error("invalid record: {reason}")]
     InvalidRecord { reason: &'static str },
-    /// A batch over `max.message.bytes`, or a request over `segment.bytes` (`RECORD_LIST_TOO_LARGE`
-    /// / `MESSAGE_TOO_LARGE`).
-    #[error("record batch of {size} bytes exceeds the limit of {max_bytes} bytes")]
+    /// A batch over `max.message.bytes` (`MESSAGE_TOO_LARGE`).
+    #[error("record batch of {size} bytes exceeds max.message.bytes ({max_bytes})")]
     RecordBatchTooLarge { size: usize, max_bytes: u64 },
+    /// The batches of one request do not fit in a segment (`RECORD_LIST_TOO_LARGE`).
+    #[error("{size} bytes of record batches exceed segment.bytes ({max_bytes})")]
+    RecordListTooLarge { size: usize, max_bytes: u64 },
     /// A fetch outside `[log_start_offset, log_end_offset]` (`OFFSET_OUT_OF_RANGE`).
     #[error("offset {offset} is out of range [{log_start_offset}, {log_end_offset}]")]
     OffsetOutOfRange { offset: i64, log_start_offset: i64, log_end_offset: i64 },
@@ -51,8 +53,9 @@ impl From<ProtocolError> for LogError {
         match err {
             ProtocolError::CorruptBatch(reason) => Self::CorruptRecord { reason },
             ProtocolError::InvalidRecord(reason) => Self::InvalidRecord { reason },
+            // Kafka refuses v0/v1 message sets in Produce v3+ as INVALID_RECORD.
             ProtocolError::UnsupportedMagic(_) => {
-                Self::CorruptRecord { reason: "unsupported magic byte (only v2 is stored)" }
+                Self::InvalidRecord { reason: "only record batch magic v2 is accepted" }
             }
             _ => Self::CorruptRecord { reason: "malformed record batch" },
         }

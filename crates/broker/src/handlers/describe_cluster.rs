@@ -4,7 +4,7 @@ use gregor_protocol::kafka_protocol::messages::describe_cluster_response::Descri
 use gregor_protocol::kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
 use gregor_protocol::kafka_protocol::ResponseError;
 
-use super::{str_bytes, RequestContext};
+use super::{authorized_operations, str_bytes, RequestContext};
 use crate::BrokerError;
 
 /// Kafka's `EndpointType.BROKER`; controllers are not reachable on this listener.
@@ -35,5 +35,8 @@ pub(crate) async fn handle(
                 .with_rack(b.rack.as_deref().map(str_bytes))
         })
         .collect();
+    if request.include_cluster_authorized_operations {
+        response.cluster_authorized_operations = authorized_operations::CLUSTER;
+    }
     Ok(response)
 }

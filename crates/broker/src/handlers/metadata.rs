@@ -9,7 +9,7 @@ use gregor_protocol::kafka_protocol::messages::metadata_response::{
 use gregor_protocol::kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use gregor_protocol::kafka_protocol::ResponseError;
 
-use super::{blocking, str_bytes, RequestContext};
+use super::{authorized_operations, blocking, str_bytes, RequestContext};
 use crate::BrokerError;
 
 /// Topic names starting with `__` are Kafka's internal topics.
@@ -54,11 +54,22 @@ pub(crate) async fn handle(
                 .with_rack(b.rack.as_deref().map(str_bytes))
         })
         .collect();
+    if ctx.api_version >= 8 && request.include_topic_authorized_operations {
+        for t in &mut topics {
+            t.topic_authorized_operations = authorized_operations::TOPIC;
+        }
+    }
+    let cluster_operations = if (8..=10).contains(&ctx.api_version) && request.include_cluster_authorized_operations {
+        authorized_operations::CLUSTER
+    } else {
+        authorized_operations::NOT_REQUESTED
+    };
     Ok(MetadataResponse::default()
         .with_brokers(brokers)
         .with_cluster_id(Some(str_bytes(&ctx.broker.cluster_id)))
         .with_controller_id(BrokerId(ctx.broker.node_id))
-        .with_topics(topics))
+        .with_topics(topics)
+        .with_cluster_authorized_operations(cluster_operations))
 }
 
 async fn requested_topic(

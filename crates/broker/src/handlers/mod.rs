@@ -9,6 +9,7 @@ pub(crate) mod delete_topics;
 pub(crate) mod describe_cluster;
 pub(crate) mod describe_configs;
 pub(crate) mod fetch;
+pub(crate) mod find_coordinator;
 pub(crate) mod init_producer_id;
 pub(crate) mod list_offsets;
 pub(crate) mod metadata;
@@ -30,6 +31,26 @@ pub(crate) struct RequestContext<'a> {
     pub(crate) api_version: i16,
     #[allow(dead_code)] // for connection quotas and logging in later handlers
     pub(crate) peer: SocketAddr,
+}
+
+/// Authorized-operations bit fields (bit n = Kafka `AclOperation` code n). With no
+/// authorizer every operation a resource type supports is allowed, as in Kafka.
+pub(crate) mod authorized_operations {
+    const fn bits(ops: &[u8]) -> i32 {
+        let mut out = 0;
+        let mut i = 0;
+        while i < ops.len() {
+            out |= 1 << ops[i];
+            i += 1;
+        }
+        out
+    }
+    // READ 3, WRITE 4, CREATE 5, DELETE 6, ALTER 7, DESCRIBE 8, CLUSTER_ACTION 9,
+    // DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11, IDEMPOTENT_WRITE 12
+    pub(crate) const CLUSTER: i32 = bits(&[5, 7, 8, 9, 10, 11, 12]);
+    pub(crate) const TOPIC: i32 = bits(&[3, 4, 5, 6, 7, 8, 10, 11]);
+    /// The value Kafka sends when the client did not ask.
+    pub(crate) const NOT_REQUESTED: i32 = i32::MIN;
 }
 
 pub(crate) fn str_bytes(s: &str) -> StrBytes {

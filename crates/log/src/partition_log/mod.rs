@@ -110,7 +110,7 @@ impl PartitionLog {
         self.ensure_live()?;
         let batches = validate_batches(records, self.config.max_message_bytes)?;
         if records.len() as u64 > self.config.segment_bytes {
-            return Err(LogError::RecordBatchTooLarge { size: records.len(), max_bytes: self.config.segment_bytes });
+            return Err(LogError::RecordListTooLarge { size: records.len(), max_bytes: self.config.segment_bytes });
         }
         if let Some(duplicate) = self.find_duplicate(records, &batches)? {
             return Ok(duplicate);
