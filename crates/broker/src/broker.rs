@@ -10,6 +10,7 @@ use gregor_metadata::{BrokerRegistration, MetadataImage, MetadataRecord, Metadat
 use gregor_protocol::TopicPartition;
 
 use crate::config::BrokerConfig;
+use crate::group_coordinator::{group_config, GroupCoordinator};
 use crate::replica_manager::ReplicaManager;
 use crate::BrokerError;
 
@@ -29,6 +30,7 @@ pub(crate) struct Broker {
     pub(crate) advertised_port: i32,
     pub(crate) metadata: MetadataStore,
     pub(crate) replicas: ReplicaManager,
+    pub(crate) groups: Arc<GroupCoordinator>,
     producer_ids: Mutex<Range<i64>>,
 }
 
@@ -41,6 +43,8 @@ impl Broker {
         replicas: ReplicaManager,
     ) -> Self {
         let node_id = config.node_id();
+        let groups =
+            GroupCoordinator::new(group_config(&config), config.broker_i64("offsets.topic.num.partitions") as i32);
         Self {
             config,
             node_id,
@@ -49,6 +53,7 @@ impl Broker {
             advertised_port: advertised.1,
             metadata,
             replicas,
+            groups: Arc::new(groups),
             producer_ids: Mutex::new(0..0),
         }
     }
@@ -69,7 +74,8 @@ impl Broker {
             };
             Ok((records, ()))
         })?;
-        self.reconcile()
+        self.reconcile()?;
+        self.groups.load(self)
     }
 
     /// Makes the hosted partitions match the image: opens new ones, deletes removed ones.
@@ -139,6 +145,7 @@ impl Broker {
 
     /// Flushes every log and the metadata, writes checkpoints and the clean-shutdown marker.
     pub(crate) fn close(&self) -> Result<(), BrokerError> {
+        self.groups.abandon_pending();
         self.replicas.log_manager().shutdown()?;
         self.metadata.close()?;
         Ok(())

@@ -53,13 +53,23 @@ api_table! {
     Fetch => m::FetchRequest, handlers::fetch::handle, min 4;
     ListOffsets => m::ListOffsetsRequest, handlers::list_offsets::handle, min 1;
     Metadata => m::MetadataRequest, handlers::metadata::handle, min 0;
+    OffsetCommit => m::OffsetCommitRequest, handlers::offset_commit::handle, min 2;
+    OffsetFetch => m::OffsetFetchRequest, handlers::offset_fetch::handle, min 1;
     FindCoordinator => m::FindCoordinatorRequest, handlers::find_coordinator::handle, min 0;
+    JoinGroup => m::JoinGroupRequest, handlers::join_group::handle, min 0;
+    Heartbeat => m::HeartbeatRequest, handlers::heartbeat::handle, min 0;
+    LeaveGroup => m::LeaveGroupRequest, handlers::leave_group::handle, min 0;
+    SyncGroup => m::SyncGroupRequest, handlers::sync_group::handle, min 0;
+    DescribeGroups => m::DescribeGroupsRequest, handlers::describe_groups::handle, min 0;
+    ListGroups => m::ListGroupsRequest, handlers::list_groups::handle, min 0;
     ApiVersions => m::ApiVersionsRequest, handlers::api_versions::handle, min 0;
     CreateTopics => m::CreateTopicsRequest, handlers::create_topics::handle, min 2;
     DeleteTopics => m::DeleteTopicsRequest, handlers::delete_topics::handle, min 1;
     InitProducerId => m::InitProducerIdRequest, handlers::init_producer_id::handle, min 0;
     DescribeConfigs => m::DescribeConfigsRequest, handlers::describe_configs::handle, min 1;
     CreatePartitions => m::CreatePartitionsRequest, handlers::create_partitions::handle, min 0;
+    DeleteGroups => m::DeleteGroupsRequest, handlers::delete_groups::handle, min 0;
+    OffsetDelete => m::OffsetDeleteRequest, handlers::offset_delete::handle, min 0;
     DescribeCluster => m::DescribeClusterRequest, handlers::describe_cluster::handle, min 0;
 }
 

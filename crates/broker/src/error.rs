@@ -89,6 +89,8 @@ fn metadata_error(e: &MetadataError) -> ResponseError {
         MetadataError::InvalidReplicationFactor { .. } => ResponseError::InvalidReplicationFactor,
         MetadataError::InvalidReplicaAssignment(_) => ResponseError::InvalidReplicaAssignment,
         MetadataError::Log(e) => log_error(e),
-        MetadataError::BadRecord { .. } | MetadataError::Io(_) => ResponseError::KafkaStorageError,
+        MetadataError::BadRecord { .. } | MetadataError::Io(_) | MetadataError::Protocol(_) => {
+            ResponseError::KafkaStorageError
+        }
     }
 }

@@ -29,6 +29,7 @@ pub mod config;
 mod connection;
 mod dispatch;
 mod error;
+mod group_coordinator;
 mod handlers;
 mod meta_properties;
 mod replica_manager;
@@ -120,6 +121,7 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, BrokerError> {
     let (shutdown, shutdown_rx) = watch::channel(false);
     let mut tasks: Vec<JoinHandle<()>> =
         listeners.into_iter().map(|l| tokio::spawn(server::run(l, broker.clone(), shutdown_rx.clone()))).collect();
+    tasks.push(tokio::spawn(broker.groups.clone().run_timers(broker.clone(), shutdown_rx.clone())));
     tasks.push(tokio::spawn(background::run(broker.clone(), shutdown_rx)));
     Ok(RunningBroker { broker, local_addrs, shutdown, tasks })
 }

@@ -28,6 +28,7 @@ mod index;
 mod log_manager;
 mod partition_log;
 mod producer_state;
+mod scan;
 mod segment;
 
 pub use config::{LogConfig, TimestampType};

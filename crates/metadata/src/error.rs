@@ -12,6 +12,8 @@ pub enum MetadataError {
     },
     #[error("reading the metadata log: {0}")]
     Io(#[from] std::io::Error),
+    #[error("metadata log batch: {0}")]
+    Protocol(#[from] gregor_protocol::ProtocolError),
     #[error("topic '{0}' already exists")]
     TopicExists(String),
     #[error("unknown topic '{0}'")]

@@ -15,10 +15,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use bytes::{Bytes, BytesMut};
 use gregor_log::{LogConfig, PartitionLog};
-use gregor_protocol::kafka_protocol::indexmap::IndexMap;
-use gregor_protocol::kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use gregor_protocol::records::encode_batch as encode_batch_of;
 use gregor_protocol::TopicPartition;
 
 use crate::image::MetadataImage;
@@ -87,53 +84,24 @@ impl MetadataStore {
 }
 
 fn encode_batch(records: &[MetadataRecord], now_ms: i64) -> Result<BytesMut, MetadataError> {
-    let records: Vec<Record> = records
+    let pairs: Vec<_> = records
         .iter()
-        .enumerate()
-        .map(|(i, r)| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            // The encoder starts a new batch when offset - sequence changes; keep it constant
-            // so all records form one batch (base sequence -1, as for non-idempotent producers).
-            sequence: i as i32 - 1,
-            timestamp: now_ms,
-            key: None,
-            value: Some(Bytes::from(serde_json::to_vec(r).expect("metadata records always serialise"))),
-            headers: IndexMap::new(),
-        })
+        .map(|r| (None, Some(Bytes::from(serde_json::to_vec(r).expect("metadata records always serialise")))))
         .collect();
-    let mut buf = BytesMut::new();
-    let options = RecordEncodeOptions { version: 2, compression: Compression::None };
-    RecordBatchEncoder::encode(&mut buf, &records, &options).map_err(|e| std::io::Error::other(e.to_string()))?;
-    Ok(buf)
+    Ok(encode_batch_of(&pairs, now_ms)?)
 }
 
 /// Every record of the log with its offset, in order.
 fn read_all(log: &PartitionLog) -> Result<Vec<(i64, MetadataRecord)>, MetadataError> {
-    let mut out = Vec::new();
-    let mut offset = log.log_start_offset();
-    let end = log.log_end_offset();
-    while offset < end {
-        let mut bytes = log.read(offset, 1 << 20, end)?.read_bytes()?;
-        if bytes.is_empty() {
-            break;
-        }
-        let sets = RecordBatchDecoder::decode_all(&mut bytes).map_err(|e| std::io::Error::other(e.to_string()))?;
-        for record in sets.into_iter().flat_map(|s| s.records) {
-            offset = record.offset + 1;
-            let value = record.value.unwrap_or_default();
+    log.read_all_records()?
+        .into_iter()
+        .map(|r| {
+            let value = r.value.unwrap_or_default();
             let decoded = serde_json::from_slice(&value)
-                .map_err(|source| MetadataError::BadRecord { offset: record.offset, source })?;
-            out.push((record.offset, decoded));
-        }
-    }
-    Ok(out)
+                .map_err(|source| MetadataError::BadRecord { offset: r.offset, source })?;
+            Ok((r.offset, decoded))
+        })
+        .collect()
 }
 
 #[cfg(test)]

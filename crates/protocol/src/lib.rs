@@ -13,6 +13,7 @@
 mod error;
 pub mod frame;
 pub mod record_batch;
+pub mod records;
 mod topic_partition;
 
 pub use error::ProtocolError;

@@ -1,7 +1,7 @@
 # Seed program, copied verbatim from shared/seeds/000_e4480a62d2ddb402.txt
 # (the python block under "## Обработка").
-# Consumer group 'analytics-group' with subscribe(), looping forever: not run yet
-# (needs the group coordinator).
+# Consumer group 'analytics-group' with subscribe(), looping forever: test_seeds.py runs it
+# as a subprocess and stops it with SIGINT once it processed its input.
 # Do not edit the code below this header: the tests run it exactly as written.
 
 from confluent_kafka import Consumer, Producer

@@ -1,6 +1,7 @@
 # Seed program, copied verbatim from shared/seeds/002_b4a2cf42c440a197.txt
 # (the python block under "## Пример консюмера").
-# Consumer group 'analytics-group', looping forever: not run yet (needs the group coordinator).
+# Consumer group 'analytics-group', looping forever: test_seeds.py runs it as a subprocess
+# and stops it with SIGTERM once it processed its input.
 # Do not edit the code below this header: the tests run it exactly as written.
 
 from kafka import KafkaConsumer

@@ -1,6 +1,7 @@
 # Seed program, copied verbatim from shared/seeds/004_f4827a1ad019ea3b.txt
 # (the python block under "### Полный пример Consumer").
-# Consumer group 'order-processors' with commit(): not run yet (needs the group coordinator).
+# Consumer group 'order-processors' with commit() after each record; test_seeds.py stops it
+# with SIGTERM, which it handles (closes the consumer, leaving the group).
 # Do not edit the code below this header: the tests run it exactly as written.
 
 from kafka import KafkaConsumer

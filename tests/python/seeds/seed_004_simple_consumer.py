@@ -1,6 +1,7 @@
 # Seed program, copied verbatim from shared/seeds/004_f4827a1ad019ea3b.txt
 # (the python block under "### 4. Consumers (Потребители)").
-# Consumer group 'order-processor', looping forever: not run yet (needs the group coordinator).
+# Consumer group 'order-processor', looping forever: test_seeds.py runs it as a subprocess
+# and stops it with SIGTERM once it processed its input.
 # Do not edit the code below this header: the tests run it exactly as written.
 
 from kafka import KafkaConsumer

@@ -189,13 +189,20 @@ impl BrokerConfig {
                 Some("LogAppendTime") => TimestampType::LogAppendTime,
                 _ => TimestampType::CreateTime,
             };
+        // Retention deletes segments only under the `delete` policy: a `compact`-only topic
+        // (such as __consumer_offsets) keeps its history until the cleaner compacts it.
+        let deletes = self
+            .topic_value("cleanup.policy", overrides)
+            .and_then(|v| v.value)
+            .is_none_or(|p| p.split(',').any(|x| x.trim() == "delete"));
+        let retention = |name: &str| if deletes { long(name) } else { -1 };
         LogConfig {
             segment_bytes: long("segment.bytes").max(14) as u64,
             segment_ms: long("segment.ms"),
             segment_index_bytes: long("segment.index.bytes").max(4) as u64,
             index_interval_bytes: long("index.interval.bytes").max(0) as u64,
-            retention_ms: long("retention.ms"),
-            retention_bytes: long("retention.bytes"),
+            retention_ms: retention("retention.ms"),
+            retention_bytes: retention("retention.bytes"),
             flush_interval_messages: long("flush.messages"),
             flush_interval_ms: long("flush.ms"),
             max_message_bytes: long("max.message.bytes").max(0) as u64,
@@ -325,5 +332,12 @@ mod tests {
         assert_eq!(log.message_timestamp_type, TimestampType::LogAppendTime);
         assert_eq!(log.retention_ms, 604_800_000);
         assert_eq!(log.max_message_bytes, 1_048_588);
+        let _ = overrides.insert("cleanup.policy".to_owned(), "compact".to_owned());
+        assert_eq!(
+            (config.log_config(&overrides).retention_ms, config.log_config(&overrides).retention_bytes),
+            (-1, -1)
+        );
+        let _ = overrides.insert("cleanup.policy".to_owned(), "compact,delete".to_owned());
+        assert_eq!(config.log_config(&overrides).retention_ms, 604_800_000);
     }
 }

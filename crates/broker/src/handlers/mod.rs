@@ -5,15 +5,25 @@
 pub(crate) mod api_versions;
 pub(crate) mod create_partitions;
 pub(crate) mod create_topics;
+pub(crate) mod delete_groups;
 pub(crate) mod delete_topics;
 pub(crate) mod describe_cluster;
 pub(crate) mod describe_configs;
+pub(crate) mod describe_groups;
 pub(crate) mod fetch;
 pub(crate) mod find_coordinator;
+pub(crate) mod heartbeat;
 pub(crate) mod init_producer_id;
+pub(crate) mod join_group;
+pub(crate) mod leave_group;
+pub(crate) mod list_groups;
 pub(crate) mod list_offsets;
 pub(crate) mod metadata;
+pub(crate) mod offset_commit;
+pub(crate) mod offset_delete;
+pub(crate) mod offset_fetch;
 pub(crate) mod produce;
+pub(crate) mod sync_group;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -29,7 +39,6 @@ pub(crate) struct RequestContext<'a> {
     pub(crate) broker: &'a Arc<Broker>,
     pub(crate) header: &'a RequestHeader,
     pub(crate) api_version: i16,
-    #[allow(dead_code)] // for connection quotas and logging in later handlers
     pub(crate) peer: SocketAddr,
 }
 
@@ -49,8 +58,18 @@ pub(crate) mod authorized_operations {
     // DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11, IDEMPOTENT_WRITE 12
     pub(crate) const CLUSTER: i32 = bits(&[5, 7, 8, 9, 10, 11, 12]);
     pub(crate) const TOPIC: i32 = bits(&[3, 4, 5, 6, 7, 8, 10, 11]);
+    pub(crate) const GROUP: i32 = bits(&[3, 6, 8]);
     /// The value Kafka sends when the client did not ask.
     pub(crate) const NOT_REQUESTED: i32 = i32::MIN;
+}
+
+/// The caller as the group coordinator records it (Kafka writes the host as `/ip`).
+pub(crate) fn caller(ctx: &RequestContext<'_>) -> crate::group_coordinator::Caller {
+    crate::group_coordinator::Caller {
+        api_version: ctx.api_version,
+        client_id: ctx.header.client_id.as_deref().unwrap_or_default().to_owned(),
+        client_host: format!("/{}", ctx.peer.ip()),
+    }
 }
 
 pub(crate) fn str_bytes(s: &str) -> StrBytes {

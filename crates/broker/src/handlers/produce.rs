@@ -48,13 +48,17 @@ async fn resolve_topic(
     if !topic_id.is_nil() {
         return image.topic_by_id(&topic_id).map(|t| t.name.to_string()).ok_or(ResponseError::UnknownTopicId);
     }
+    // Only the coordinators write to internal topics, as in Kafka.
+    if super::metadata::is_internal(name) {
+        return Err(ResponseError::InvalidTopicException);
+    }
     if image.topic(name).is_some() {
         return Ok(name.to_owned());
     }
     if gregor_metadata::control::validate_topic_name(name).is_err() {
         return Err(ResponseError::InvalidTopicException);
     }
-    if !ctx.broker.config.broker_bool("auto.create.topics.enable") || super::metadata::is_internal(name) {
+    if !ctx.broker.config.broker_bool("auto.create.topics.enable") {
         return Err(ResponseError::UnknownTopicOrPartition);
     }
     let (broker, created) = (ctx.broker.clone(), name.to_owned());

@@ -1,0 +1,319 @@
+//! The runtime around the group coordinator's state machines (Kafka's
+//! `CoordinatorRuntime`): one `GroupCoordinatorShard` per `__consumer_offsets` partition,
+//! loaded by replaying that partition, fed requests and timer events, and whose outputs
+//! are carried out here, in order:
+//!
+//! ```text
+//!  handler ──► shard (locked) ──► Output::Append  ──► append to __consumer_offsets-N
+//!                                 Output::Respond ──► the waiting request's oneshot
+//!                                 Output::SetTimer ──► timer queue ──► shard.on_timer
+//! ```
+//!
+//! The shard lock is held while its records are appended, so records reach the log in
+//! the order the state machine emitted them and a response never precedes its records.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use gregor_coordinator::{GroupConfig, GroupCoordinatorShard, GroupResponse, Output, RequestMeta, TimerKey};
+use gregor_metadata::control::NewTopic;
+use gregor_protocol::kafka_protocol::ResponseError;
+use gregor_protocol::records::encode_batch;
+use gregor_protocol::TopicPartition;
+use tokio::sync::{oneshot, watch, Notify};
+
+use crate::broker::{now_ms, Broker};
+use crate::BrokerError;
+
+pub(crate) const OFFSETS_TOPIC: &str = "__consumer_offsets";
+
+type Shard = Mutex<Option<GroupCoordinatorShard>>;
+
+#[derive(Debug)]
+pub(crate) struct GroupCoordinator {
+    config: GroupConfig,
+    num_partitions: i32,
+    shards: Vec<Shard>,
+    pending: Mutex<HashMap<u64, oneshot::Sender<GroupResponse>>>,
+    next_request_id: AtomicU64,
+    /// Deadline of every armed timer, by shard and key.
+    timers: Mutex<BTreeMap<(usize, TimerKey), i64>>,
+    timers_changed: Notify,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Who is asking, for `RequestMeta`.
+#[derive(Debug, Clone)]
+pub(crate) struct Caller {
+    pub(crate) api_version: i16,
+    pub(crate) client_id: String,
+    pub(crate) client_host: String,
+}
+
+impl GroupCoordinator {
+    pub(crate) fn new(config: GroupConfig, num_partitions: i32) -> Self {
+        let num_partitions = num_partitions.max(1);
+        Self {
+            config,
+            num_partitions,
+            shards: (0..num_partitions).map(|_| Mutex::new(None)).collect(),
+            pending: Mutex::new(HashMap::new()),
+            next_request_id: AtomicU64::new(1),
+            timers: Mutex::new(BTreeMap::new()),
+            timers_changed: Notify::new(),
+        }
+    }
+
+    fn shard_index(&self, group_id: &str) -> usize {
+        gregor_coordinator::partition_for(group_id, self.num_partitions) as usize
+    }
+
+    /// Loads every shard from `__consumer_offsets` if the topic exists (at start-up).
+    pub(crate) fn load(&self, broker: &Broker) -> Result<(), BrokerError> {
+        if broker.image().topic(OFFSETS_TOPIC).is_some() {
+            self.load_shards(broker)?;
+        }
+        Ok(())
+    }
+
+    /// Creates `__consumer_offsets` on first use, as Kafka does, then loads the shards.
+    fn ensure_loaded(&self, broker: &Broker, index: usize) -> Result<(), BrokerError> {
+        if lock(&self.shards[index]).is_some() {
+            return Ok(());
+        }
+        if broker.image().topic(OFFSETS_TOPIC).is_none() {
+            let topic = NewTopic {
+                name: OFFSETS_TOPIC.to_owned(),
+                num_partitions: self.num_partitions,
+                replication_factor: 1,
+                assignments: vec![],
+                configs: vec![
+                    ("cleanup.policy".into(), "compact".into()),
+                    ("compression.type".into(), "producer".into()),
+                    ("segment.bytes".into(), "104857600".into()),
+                ],
+            };
+            match broker.create_topic(&topic) {
+                Ok(()) | Err(BrokerError::Metadata(gregor_metadata::MetadataError::TopicExists(_))) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.load_shards(broker)
+    }
+
+    fn load_shards(&self, broker: &Broker) -> Result<(), BrokerError> {
+        let now = now_ms();
+        for (index, slot) in self.shards.iter().enumerate() {
+            let mut slot = lock(slot);
+            if slot.is_some() {
+                continue;
+            }
+            let tp = TopicPartition::new(OFFSETS_TOPIC, index as i32);
+            let partition =
+                broker.replicas.get(&tp).ok_or_else(|| BrokerError::UnknownTopicOrPartition(tp.to_string()))?;
+            let records = lock(&partition.log).read_all_records()?;
+            let mut shard = GroupCoordinatorShard::new(self.config.clone());
+            for r in &records {
+                if let Some(key) = &r.key {
+                    if let Err(e) = shard.replay(key, r.value.as_deref()) {
+                        tracing::warn!(partition = %tp, offset = r.offset, error = %e, "skipping unreadable group record");
+                    }
+                }
+            }
+            let outputs = shard.on_loaded(now);
+            *slot = Some(shard);
+            self.apply(broker, index, outputs);
+            tracing::debug!(partition = %tp, records = records.len(), "group coordinator shard loaded");
+        }
+        Ok(())
+    }
+
+    /// Runs `f` on the shard of `group_id` and waits for the response it (or a later event)
+    /// gives the request.
+    pub(crate) async fn request(
+        self: &Arc<Self>,
+        broker: &Arc<Broker>,
+        group_id: &str,
+        caller: Caller,
+        f: impl FnOnce(&mut GroupCoordinatorShard, RequestMeta, i64) -> Vec<Output> + Send + 'static,
+    ) -> Result<GroupResponse, ResponseError> {
+        let id = self.next_request_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        let _ = lock(&self.pending).insert(id, tx);
+        let meta = RequestMeta {
+            id,
+            api_version: caller.api_version,
+            client_id: caller.client_id,
+            client_host: caller.client_host,
+        };
+        let (this, b, group) = (self.clone(), broker.clone(), group_id.to_owned());
+        let ran =
+            crate::handlers::blocking(move || this.with_shard(&b, &group, |shard| f(shard, meta, now_ms()))).await;
+        if let Err(e) = ran {
+            let _ = lock(&self.pending).remove(&id);
+            return Err(e);
+        }
+        rx.await.map_err(|_| ResponseError::CoordinatorNotAvailable)
+    }
+
+    /// Runs `f` on the shard of `group_id` and carries out the outputs it returns.
+    fn with_shard(
+        &self,
+        broker: &Broker,
+        group_id: &str,
+        f: impl FnOnce(&mut GroupCoordinatorShard) -> Vec<Output>,
+    ) -> Result<(), ResponseError> {
+        self.read_shard(broker, group_id, |shard, index| {
+            let outputs = f(shard);
+            self.apply(broker, index, outputs);
+        })
+    }
+
+    /// Runs `f` on the (loaded) shard of `group_id`, holding its lock.
+    pub(crate) fn read_shard<T>(
+        &self,
+        broker: &Broker,
+        group_id: &str,
+        f: impl FnOnce(&mut GroupCoordinatorShard, usize) -> T,
+    ) -> Result<T, ResponseError> {
+        let index = self.shard_index(group_id);
+        self.ensure_loaded(broker, index).map_err(|e| {
+            tracing::warn!(error = %e, "group coordinator could not load");
+            ResponseError::CoordinatorNotAvailable
+        })?;
+        let mut slot = lock(&self.shards[index]);
+        let shard = slot.as_mut().ok_or(ResponseError::CoordinatorLoadInProgress)?;
+        Ok(f(shard, index))
+    }
+
+    /// Runs `f` on every loaded shard, for ListGroups and similar.
+    pub(crate) fn each_shard<T>(
+        &self,
+        broker: &Broker,
+        mut f: impl FnMut(&mut GroupCoordinatorShard) -> Vec<T>,
+    ) -> Vec<T> {
+        if self.ensure_loaded(broker, 0).is_err() {
+            return vec![];
+        }
+        let mut out = Vec::new();
+        for slot in &self.shards {
+            if let Some(shard) = lock(slot).as_mut() {
+                out.extend(f(shard));
+            }
+        }
+        out
+    }
+
+    /// Carries out a shard's outputs, in order. Called with the shard's lock held.
+    pub(crate) fn apply(&self, broker: &Broker, index: usize, outputs: Vec<Output>) {
+        for output in outputs {
+            match output {
+                Output::Append(records) => self.append(broker, index, &records),
+                Output::Respond(id, response) => {
+                    if let Some(tx) = lock(&self.pending).remove(&id) {
+                        let _ = tx.send(response);
+                    }
+                }
+                Output::SetTimer { key, deadline_ms } => {
+                    let _ = lock(&self.timers).insert((index, key), deadline_ms);
+                    self.timers_changed.notify_one();
+                }
+                Output::CancelTimer(key) => {
+                    let _ = lock(&self.timers).remove(&(index, key));
+                }
+            }
+        }
+    }
+
+    fn append(&self, broker: &Broker, index: usize, records: &[gregor_coordinator::Record]) {
+        if records.is_empty() {
+            return;
+        }
+        let tp = TopicPartition::new(OFFSETS_TOPIC, index as i32);
+        let pairs: Vec<_> = records.iter().map(|r| (Some(r.key.clone()), r.value.clone())).collect();
+        let result = encode_batch(&pairs, now_ms())
+            .map_err(BrokerError::from)
+            .and_then(|mut batch| broker.replicas.append(&tp, &mut batch, now_ms()));
+        // The state machine has already moved on; a failed write is lost state that a
+        // restart would not replay. Kafka reverts the shard in that case; here it is logged.
+        if let Err(e) = result {
+            tracing::error!(partition = %tp, error = %e, "writing group coordinator records failed");
+        }
+    }
+
+    /// Fires due timers until shutdown. Runs on its own task.
+    pub(crate) async fn run_timers(self: Arc<Self>, broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+        let mut expiry = tokio::time::interval(std::time::Duration::from_millis(
+            broker.config.broker_i64("offsets.retention.check.interval.ms").clamp(1, 86_400_000) as u64,
+        ));
+        loop {
+            let next = lock(&self.timers).values().min().copied();
+            let sleep = match next {
+                Some(deadline) => std::time::Duration::from_millis((deadline - now_ms()).clamp(0, 3_600_000) as u64),
+                None => std::time::Duration::from_secs(3600),
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(sleep) => {}
+                _ = self.timers_changed.notified() => continue,
+                _ = expiry.tick() => {
+                    let (this, b) = (self.clone(), broker.clone());
+                    let _ = tokio::task::spawn_blocking(move || this.expire_offsets(&b)).await;
+                    continue;
+                }
+                _ = shutdown.changed() => return,
+            }
+            let (this, b) = (self.clone(), broker.clone());
+            let _ = tokio::task::spawn_blocking(move || this.fire_due(&b)).await;
+        }
+    }
+
+    fn fire_due(&self, broker: &Broker) {
+        let now = now_ms();
+        let due: Vec<(usize, TimerKey)> = {
+            let mut timers = lock(&self.timers);
+            let keys: Vec<_> = timers.iter().filter(|(_, d)| **d <= now).map(|(k, _)| k.clone()).collect();
+            for k in &keys {
+                let _ = timers.remove(k);
+            }
+            keys
+        };
+        for (index, key) in due {
+            let mut slot = lock(&self.shards[index]);
+            if let Some(shard) = slot.as_mut() {
+                let outputs = shard.on_timer(key, now);
+                self.apply(broker, index, outputs);
+            }
+        }
+    }
+
+    fn expire_offsets(&self, broker: &Broker) {
+        let now = now_ms();
+        for (index, slot) in self.shards.iter().enumerate() {
+            let mut slot = lock(slot);
+            if let Some(shard) = slot.as_mut() {
+                let outputs = shard.expire_offsets(now);
+                self.apply(broker, index, outputs);
+            }
+        }
+    }
+
+    /// Answers every waiting request with "coordinator not available" (shutdown).
+    pub(crate) fn abandon_pending(&self) {
+        lock(&self.pending).clear();
+    }
+}
+
+/// Kafka's group settings from the broker config.
+pub(crate) fn group_config(config: &crate::BrokerConfig) -> GroupConfig {
+    GroupConfig {
+        min_session_timeout_ms: config.broker_i64("group.min.session.timeout.ms") as i32,
+        max_session_timeout_ms: config.broker_i64("group.max.session.timeout.ms") as i32,
+        initial_rebalance_delay_ms: config.broker_i64("group.initial.rebalance.delay.ms") as i32,
+        max_size: config.broker_i64("group.max.size") as i32,
+        offsets_retention_ms: config.broker_i64("offsets.retention.minutes").saturating_mul(60_000),
+    }
+}

@@ -1,0 +1,34 @@
+//! DeleteGroups: removes empty groups and their committed offsets (tombstones).
+
+use gregor_protocol::kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
+use gregor_protocol::kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse};
+
+use super::{blocking, RequestContext};
+use crate::broker::now_ms;
+use crate::BrokerError;
+
+pub(crate) async fn handle(
+    ctx: &RequestContext<'_>,
+    request: DeleteGroupsRequest,
+) -> Result<DeleteGroupsResponse, BrokerError> {
+    let broker = ctx.broker.clone();
+    let results = blocking(move || {
+        request
+            .groups_names
+            .iter()
+            .map(|g| {
+                let code = broker
+                    .groups
+                    .read_shard(&broker, g, |shard, index| {
+                        let (code, outputs) = shard.delete_group(g, now_ms());
+                        broker.groups.apply(&broker, index, outputs);
+                        code
+                    })
+                    .unwrap_or_else(|e| e.code());
+                DeletableGroupResult::default().with_group_id(g.clone()).with_error_code(code)
+            })
+            .collect()
+    })
+    .await;
+    Ok(DeleteGroupsResponse::default().with_results(results))
+}

@@ -1,0 +1,29 @@
+//! LeaveGroup: one member (v0-2) or a batch, static members by instance id (v3+).
+
+use gregor_coordinator::GroupResponse;
+use gregor_protocol::kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
+use gregor_protocol::kafka_protocol::ResponseError;
+
+use super::{caller, RequestContext};
+use crate::BrokerError;
+
+pub(crate) async fn handle(
+    ctx: &RequestContext<'_>,
+    request: LeaveGroupRequest,
+) -> Result<LeaveGroupResponse, BrokerError> {
+    let group = request.group_id.to_string();
+    let answer = ctx
+        .broker
+        .groups
+        .request(ctx.broker, &group, caller(ctx), move |shard, meta, now| shard.leave_group(meta, request, now))
+        .await;
+    Ok(match answer {
+        Ok(GroupResponse::Leave(response)) => response,
+        Ok(_) => error_response(ResponseError::UnknownServerError),
+        Err(e) => error_response(e),
+    })
+}
+
+fn error_response(error: ResponseError) -> LeaveGroupResponse {
+    LeaveGroupResponse::default().with_error_code(error.code())
+}

@@ -1,0 +1,29 @@
+//! SyncGroup: the leader hands out assignments; followers wait for theirs.
+
+use gregor_coordinator::GroupResponse;
+use gregor_protocol::kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
+use gregor_protocol::kafka_protocol::ResponseError;
+
+use super::{caller, RequestContext};
+use crate::BrokerError;
+
+pub(crate) async fn handle(
+    ctx: &RequestContext<'_>,
+    request: SyncGroupRequest,
+) -> Result<SyncGroupResponse, BrokerError> {
+    let group = request.group_id.to_string();
+    let answer = ctx
+        .broker
+        .groups
+        .request(ctx.broker, &group, caller(ctx), move |shard, meta, now| shard.sync_group(meta, request, now))
+        .await;
+    Ok(match answer {
+        Ok(GroupResponse::Sync(response)) => response,
+        Ok(_) => error_response(ResponseError::UnknownServerError),
+        Err(e) => error_response(e),
+    })
+}
+
+fn error_response(error: ResponseError) -> SyncGroupResponse {
+    SyncGroupResponse::default().with_error_code(error.code())
+}
