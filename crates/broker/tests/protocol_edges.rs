@@ -259,3 +259,15 @@ async fn given_hostile_frames_should_close_only_their_connection() {
     let metadata: MetadataResponse = healthy.call(ApiKey::Metadata, 12, &MetadataRequest::default()).await;
     assert_eq!(metadata.brokers.len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_unknown_group_describe_should_answer_per_version() {
+    use gregor_protocol::kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse, GroupId};
+    let broker = TestBroker::start().await;
+    let mut raw = Raw::connect(&broker.bootstrap()).await;
+    let request = DescribeGroupsRequest::default().with_groups(vec![GroupId(StrBytes::from_static_str("nobody"))]);
+    let v6: DescribeGroupsResponse = raw.call(ApiKey::DescribeGroups, 6, &request).await;
+    assert_eq!(v6.groups[0].error_code, 69, "GROUP_ID_NOT_FOUND");
+    let v5: DescribeGroupsResponse = raw.call(ApiKey::DescribeGroups, 5, &request).await;
+    assert_eq!((v5.groups[0].error_code, v5.groups[0].group_state.as_str()), (0, "Dead"));
+}

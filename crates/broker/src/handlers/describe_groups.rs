@@ -2,6 +2,8 @@
 
 use gregor_protocol::kafka_protocol::messages::describe_groups_response::DescribedGroup;
 use gregor_protocol::kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
+use gregor_protocol::kafka_protocol::protocol::StrBytes;
+use gregor_protocol::kafka_protocol::ResponseError;
 
 use super::{authorized_operations, blocking, RequestContext};
 use crate::BrokerError;
@@ -18,9 +20,19 @@ pub(crate) async fn handle(
             .groups
             .iter()
             .map(|g| {
-                let described = broker.groups.read_shard(&broker, g, |shard, _| shard.describe_group(g));
-                let group = described
-                    .unwrap_or_else(|e| DescribedGroup::default().with_group_id(g.clone()).with_error_code(e.code()));
+                // v6 answers an unknown group with GROUP_ID_NOT_FOUND; older versions with "Dead".
+                let described = broker.groups.read_shard(&broker, g, |shard, _| {
+                    (version < 6 || shard.has_group(g))
+                        .then(|| shard.describe_group(g))
+                        .ok_or(ResponseError::GroupIdNotFound)
+                });
+                let group = described.and_then(|r| r).unwrap_or_else(|e| {
+                    DescribedGroup::default()
+                        .with_group_id(g.clone())
+                        .with_group_state(StrBytes::from_static_str("Dead"))
+                        .with_error_code(e.code())
+                        .with_error_message(Some(StrBytes::from_string(e.to_string())))
+                });
                 for_version(group, version, include_operations)
             })
             .collect()
