@@ -112,24 +112,28 @@ impl GroupCoordinator {
             if slot.is_some() {
                 continue;
             }
-            let tp = TopicPartition::new(OFFSETS_TOPIC, index as i32);
-            let partition =
-                broker.replicas.get(&tp).ok_or_else(|| BrokerError::UnknownTopicOrPartition(tp.to_string()))?;
-            let records = lock(&partition.log).read_all_records()?;
-            let mut shard = GroupCoordinatorShard::new(self.config.clone());
-            for r in &records {
-                if let Some(key) = &r.key {
-                    if let Err(e) = shard.replay(key, r.value.as_deref()) {
-                        tracing::warn!(partition = %tp, offset = r.offset, error = %e, "skipping unreadable group record");
-                    }
-                }
-            }
+            let shard = slot.insert(self.replay_partition(broker, index)?);
             let outputs = shard.on_loaded(now);
-            *slot = Some(shard);
-            self.apply(broker, index, outputs);
-            tracing::debug!(partition = %tp, records = records.len(), "group coordinator shard loaded");
+            self.apply(broker, index, shard, outputs);
         }
         Ok(())
+    }
+
+    /// A shard rebuilt from everything its `__consumer_offsets` partition holds.
+    fn replay_partition(&self, broker: &Broker, index: usize) -> Result<GroupCoordinatorShard, BrokerError> {
+        let tp = TopicPartition::new(OFFSETS_TOPIC, index as i32);
+        let partition = broker.replicas.get(&tp).ok_or_else(|| BrokerError::UnknownTopicOrPartition(tp.to_string()))?;
+        let records = lock(&partition.log).read_all_records()?;
+        let mut shard = GroupCoordinatorShard::new(self.config.clone());
+        for r in &records {
+            if let Some(key) = &r.key {
+                if let Err(e) = shard.replay(key, r.value.as_deref()) {
+                    tracing::warn!(partition = %tp, offset = r.offset, error = %e, "skipping unreadable group record");
+                }
+            }
+        }
+        tracing::debug!(partition = %tp, records = records.len(), "group coordinator shard loaded");
+        Ok(shard)
     }
 
     /// Runs `f` on the shard of `group_id` and waits for the response it (or a later event)
@@ -169,7 +173,7 @@ impl GroupCoordinator {
     ) -> Result<(), ResponseError> {
         self.read_shard(broker, group_id, |shard, index| {
             let outputs = f(shard);
-            self.apply(broker, index, outputs);
+            self.apply(broker, index, shard, outputs);
         })
     }
 
@@ -209,11 +213,19 @@ impl GroupCoordinator {
     }
 
     /// Carries out a shard's outputs, in order. Called with the shard's lock held.
-    pub(crate) fn apply(&self, broker: &Broker, index: usize, outputs: Vec<Output>) {
+    ///
+    /// If records cannot be written, the shard is rebuilt from its partition (undoing the
+    /// change that was not persisted, as Kafka's runtime reverts to its last committed
+    /// state) and the responses that depended on the write report COORDINATOR_NOT_AVAILABLE,
+    /// which clients retry.
+    pub(crate) fn apply(&self, broker: &Broker, index: usize, shard: &mut GroupCoordinatorShard, outputs: Vec<Output>) {
+        let mut write_failed = false;
         for output in outputs {
             match output {
-                Output::Append(records) => self.append(broker, index, &records),
+                Output::Append(records) => write_failed = write_failed || self.append(broker, index, &records).is_err(),
                 Output::Respond(id, response) => {
+                    let response =
+                        if write_failed { failed(response, ResponseError::CoordinatorNotAvailable) } else { response };
                     if let Some(tx) = lock(&self.pending).remove(&id) {
                         let _ = tx.send(response);
                     }
@@ -227,22 +239,33 @@ impl GroupCoordinator {
                 }
             }
         }
+        if write_failed {
+            match self.replay_partition(broker, index) {
+                Ok(reloaded) => {
+                    *shard = reloaded;
+                    let outputs = shard.on_loaded(now_ms());
+                    self.apply(broker, index, shard, outputs);
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "group coordinator shard could not be reloaded after a failed write")
+                }
+            }
+        }
     }
 
-    fn append(&self, broker: &Broker, index: usize, records: &[gregor_coordinator::Record]) {
+    fn append(&self, broker: &Broker, index: usize, records: &[gregor_coordinator::Record]) -> Result<(), BrokerError> {
         if records.is_empty() {
-            return;
+            return Ok(());
         }
         let tp = TopicPartition::new(OFFSETS_TOPIC, index as i32);
         let pairs: Vec<_> = records.iter().map(|r| (Some(r.key.clone()), r.value.clone())).collect();
         let result = encode_batch(&pairs, now_ms())
             .map_err(BrokerError::from)
-            .and_then(|mut batch| broker.replicas.append(&tp, &mut batch, now_ms()));
-        // The state machine has already moved on; a failed write is lost state that a
-        // restart would not replay. Kafka reverts the shard in that case; here it is logged.
-        if let Err(e) = result {
+            .and_then(|mut batch| broker.replicas.append(&tp, &mut batch, now_ms()).map(|_| ()));
+        if let Err(e) = &result {
             tracing::error!(partition = %tp, error = %e, "writing group coordinator records failed");
         }
+        result
     }
 
     /// Fires due timers until shutdown. Runs on its own task.
@@ -285,7 +308,7 @@ impl GroupCoordinator {
             let mut slot = lock(&self.shards[index]);
             if let Some(shard) = slot.as_mut() {
                 let outputs = shard.on_timer(key, now);
-                self.apply(broker, index, outputs);
+                self.apply(broker, index, shard, outputs);
             }
         }
     }
@@ -296,7 +319,7 @@ impl GroupCoordinator {
             let mut slot = lock(slot);
             if let Some(shard) = slot.as_mut() {
                 let outputs = shard.expire_offsets(now);
-                self.apply(broker, index, outputs);
+                self.apply(broker, index, shard, outputs);
             }
         }
     }
@@ -304,6 +327,24 @@ impl GroupCoordinator {
     /// Answers every waiting request with "coordinator not available" (shutdown).
     pub(crate) fn abandon_pending(&self) {
         lock(&self.pending).clear();
+    }
+}
+
+/// The same response carrying `error` instead of its result.
+fn failed(response: GroupResponse, error: ResponseError) -> GroupResponse {
+    let code = error.code();
+    match response {
+        GroupResponse::Join(r) => GroupResponse::Join(r.with_error_code(code)),
+        GroupResponse::Sync(r) => GroupResponse::Sync(r.with_error_code(code).with_assignment(Default::default())),
+        GroupResponse::Heartbeat(r) => GroupResponse::Heartbeat(r.with_error_code(code)),
+        GroupResponse::Leave(r) => GroupResponse::Leave(r.with_error_code(code)),
+        GroupResponse::OffsetDelete(r) => GroupResponse::OffsetDelete(r.with_error_code(code)),
+        GroupResponse::OffsetCommit(mut r) => {
+            for p in r.topics.iter_mut().flat_map(|t| t.partitions.iter_mut()) {
+                p.error_code = code;
+            }
+            GroupResponse::OffsetCommit(r)
+        }
     }
 }
 

@@ -21,7 +21,7 @@ pub(crate) async fn handle(
                     .groups
                     .read_shard(&broker, g, |shard, index| {
                         let (code, outputs) = shard.delete_group(g, now_ms());
-                        broker.groups.apply(&broker, index, outputs);
+                        broker.groups.apply(&broker, index, shard, outputs);
                         code
                     })
                     .unwrap_or_else(|e| e.code());
