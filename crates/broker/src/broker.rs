@@ -9,6 +9,7 @@ use gregor_metadata::control::{self, NewTopic};
 use gregor_metadata::{BrokerRegistration, MetadataImage, MetadataRecord, MetadataStore};
 use gregor_protocol::TopicPartition;
 
+use crate::config::change::{self, ConfigOp};
 use crate::config::BrokerConfig;
 use crate::group_coordinator::{group_config, GroupCoordinator};
 use crate::replica_manager::ReplicaManager;
@@ -78,12 +79,19 @@ impl Broker {
         self.groups.load(self)
     }
 
-    /// Makes the hosted partitions match the image: opens new ones, deletes removed ones.
+    /// The static config overlaid with the dynamic broker configs of the current image.
+    pub(crate) fn effective_config(&self) -> BrokerConfig {
+        self.config.with_dynamic(self.node_id, &self.metadata.image().broker_configs)
+    }
+
+    /// Makes the hosted partitions match the image: opens new ones (and applies changed
+    /// topic configs to open ones), deletes removed ones.
     pub(crate) fn reconcile(&self) -> Result<(), BrokerError> {
         let image = self.metadata.image();
+        let config = self.config.with_dynamic(self.node_id, &image.broker_configs);
         let mut wanted = HashSet::new();
         for topic in image.topics() {
-            let log_config = self.config.log_config(&topic.configs);
+            let log_config = config.log_config(&topic.configs);
             let topic_id = topic.topic_id.to_string();
             for p in topic.partitions.values().filter(|p| p.replicas.contains(&self.node_id)) {
                 let tp = TopicPartition::new(topic.name.clone(), p.partition);
@@ -120,6 +128,33 @@ impl Broker {
             Err(BrokerError::Metadata(gregor_metadata::MetadataError::TopicExists(_))) => Ok(()),
             other => other,
         }
+    }
+
+    /// Validates and stores config changes for one resource, then applies them to the logs.
+    pub(crate) fn alter_configs(
+        &self,
+        resource: (i8, &str),
+        changes: &[(String, ConfigOp)],
+        replace_all: bool,
+        validate_only: bool,
+    ) -> Result<(), BrokerError> {
+        let mut invalid = None;
+        self.metadata.write(now_ms(), |image| {
+            let config = self.config.with_dynamic(self.node_id, &image.broker_configs);
+            let planned = change::plan(image, &config, self.node_id, resource, changes, replace_all);
+            match planned {
+                Ok(records) if !validate_only => Ok((records, ())),
+                Ok(_) => Ok((vec![], ())),
+                Err(e) => {
+                    invalid = Some(e);
+                    Ok((vec![], ()))
+                }
+            }
+        })?;
+        if let Some(e) = invalid {
+            return Err(e);
+        }
+        self.reconcile()
     }
 
     pub(crate) fn image(&self) -> Arc<MetadataImage> {

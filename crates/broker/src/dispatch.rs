@@ -65,12 +65,18 @@ api_table! {
     ApiVersions => m::ApiVersionsRequest, handlers::api_versions::handle, min 0;
     CreateTopics => m::CreateTopicsRequest, handlers::create_topics::handle, min 2;
     DeleteTopics => m::DeleteTopicsRequest, handlers::delete_topics::handle, min 1;
+    DeleteRecords => m::DeleteRecordsRequest, handlers::delete_records::handle, min 0;
     InitProducerId => m::InitProducerIdRequest, handlers::init_producer_id::handle, min 0;
+    OffsetForLeaderEpoch => m::OffsetForLeaderEpochRequest, handlers::offset_for_leader_epoch::handle, min 2;
     DescribeConfigs => m::DescribeConfigsRequest, handlers::describe_configs::handle, min 1;
+    AlterConfigs => m::AlterConfigsRequest, handlers::alter_configs::handle, min 0;
+    DescribeLogDirs => m::DescribeLogDirsRequest, handlers::describe_log_dirs::handle, min 1;
     CreatePartitions => m::CreatePartitionsRequest, handlers::create_partitions::handle, min 0;
     DeleteGroups => m::DeleteGroupsRequest, handlers::delete_groups::handle, min 0;
     OffsetDelete => m::OffsetDeleteRequest, handlers::offset_delete::handle, min 0;
+    IncrementalAlterConfigs => m::IncrementalAlterConfigsRequest, handlers::incremental_alter_configs::handle, min 0;
     DescribeCluster => m::DescribeClusterRequest, handlers::describe_cluster::handle, min 0;
+    DescribeTopicPartitions => m::DescribeTopicPartitionsRequest, handlers::describe_topic_partitions::handle, min 0;
 }
 
 pub(crate) fn version_range(api_key: ApiKey) -> Option<ApiRange> {

@@ -141,4 +141,31 @@ impl ReplicaManager {
     pub(crate) fn max_timestamp(&self, partition: &Partition) -> Result<Option<TimestampAndOffset>, BrokerError> {
         Ok(lock(&partition.log).max_timestamp_and_offset()?)
     }
+
+    /// DeleteRecords: moves the log start offset up to `offset` (-1: the high watermark).
+    /// Returns the new low watermark.
+    pub(crate) fn delete_records_before(&self, partition: &Partition, offset: i64) -> Result<i64, BrokerError> {
+        let mut log = lock(&partition.log);
+        let hw = log.high_watermark();
+        let target = if offset == -1 { hw } else { offset };
+        if target < 0 || target > hw {
+            return Err(gregor_log::LogError::OffsetOutOfRange {
+                offset: target,
+                log_start_offset: log.log_start_offset(),
+                log_end_offset: hw,
+            }
+            .into());
+        }
+        log.increment_log_start_offset(target)?;
+        Ok(log.log_start_offset())
+    }
+
+    /// OffsetForLeaderEpoch: the largest epoch at or below `epoch` and where it ended.
+    pub(crate) fn end_offset_for_epoch(&self, partition: &Partition, epoch: i32) -> Option<(i32, i64)> {
+        lock(&partition.log).end_offset_for_epoch(epoch)
+    }
+
+    pub(crate) fn size_bytes(&self, partition: &Partition) -> u64 {
+        lock(&partition.log).size_bytes()
+    }
 }

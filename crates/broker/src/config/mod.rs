@@ -5,6 +5,7 @@
 //! default is its broker synonym's effective value (`retention.ms` ← `log.retention.ms`
 //! ← `log.retention.minutes` ← `log.retention.hours`), as in Kafka.
 
+pub(crate) mod change;
 pub mod defs;
 
 use std::collections::BTreeMap;
@@ -33,10 +34,13 @@ pub struct ConfigValue {
     pub source: ConfigSource,
 }
 
-/// The broker's static configuration.
+/// The broker's configuration: static values, plus the dynamic ones from the metadata
+/// log when built with [`BrokerConfig::with_dynamic`].
 #[derive(Debug, Clone, Default)]
 pub struct BrokerConfig {
     values: BTreeMap<String, String>,
+    /// Dynamic broker values (AlterConfigs), which win over static ones.
+    dynamic: BTreeMap<String, (String, ConfigSource)>,
 }
 
 impl BrokerConfig {
@@ -57,7 +61,20 @@ impl BrokerConfig {
             }
             let _ = values.insert(k, v);
         }
-        Ok(Self { values })
+        Ok(Self { values, dynamic: BTreeMap::new() })
+    }
+
+    /// This config overlaid with dynamic broker configs from the metadata image: the
+    /// cluster-wide defaults (`None`), then this node's own values, as Kafka layers them.
+    pub fn with_dynamic(&self, node_id: i32, dynamic: &BTreeMap<Option<i32>, BTreeMap<String, String>>) -> Self {
+        let mut out = self.clone();
+        let layers = [(None, ConfigSource::DynamicDefaultBroker), (Some(node_id), ConfigSource::DynamicBroker)];
+        for (key, source) in layers {
+            for (k, v) in dynamic.get(&key).into_iter().flatten() {
+                let _ = out.dynamic.insert(k.clone(), (v.clone(), source));
+            }
+        }
+        out
     }
 
     /// Reads a Kafka `server.properties` style file.
@@ -84,6 +101,9 @@ impl BrokerConfig {
     /// related keys (`.ms` over `.minutes` over `.hours`, `log.dirs` over `log.dir`).
     pub fn broker_value(&self, name: &str) -> ConfigValue {
         let source = |explicit: bool| if explicit { ConfigSource::StaticBroker } else { ConfigSource::Default };
+        if let Some((v, source)) = self.dynamic.get(name) {
+            return ConfigValue { name: name.to_owned(), value: Some(v.clone()), source: *source };
+        }
         if let Some(v) = self.explicit(name) {
             return ConfigValue { name: name.to_owned(), value: Some(v.to_owned()), source: source(true) };
         }
@@ -164,12 +184,7 @@ impl BrokerConfig {
         let value = match def.broker_synonym {
             Some(syn) => {
                 let v = self.broker_value(syn);
-                let source = if v.source == ConfigSource::StaticBroker {
-                    ConfigSource::StaticBroker
-                } else {
-                    ConfigSource::Default
-                };
-                return Some(ConfigValue { name: name.to_owned(), value: v.value, source });
+                return Some(ConfigValue { name: name.to_owned(), value: v.value, source: v.source });
             }
             None => def.default.map(str::to_owned),
         };
@@ -210,6 +225,22 @@ impl BrokerConfig {
             file_delete_delay_ms: long("file.delete.delay.ms"),
         }
     }
+}
+
+/// Broker keys AlterConfigs may change at run time: the defaults of topic configs.
+pub fn is_dynamic_broker_key(name: &str) -> bool {
+    defs::TOPIC_CONFIGS.iter().any(|d| d.broker_synonym == Some(name))
+}
+
+/// Checks a broker key and value for a dynamic update.
+pub fn validate_dynamic_broker_config(name: &str, value: &str) -> Result<(), BrokerError> {
+    let def = broker_def(name).ok_or_else(|| BrokerError::InvalidConfig(format!("unknown broker config '{name}'")))?;
+    if !is_dynamic_broker_key(name) {
+        return Err(BrokerError::InvalidConfig(format!(
+            "'{name}' cannot be updated dynamically; set it in the broker's config"
+        )));
+    }
+    validate(def.kind, def.min, name, value)
 }
 
 /// Checks a topic config key and value, as CreateTopics and AlterConfigs must.
@@ -319,6 +350,25 @@ mod tests {
         assert!(validate_topic_config("cleanup.policy", "shred").is_err());
         assert!(validate_topic_config("no.such.key", "1").is_err());
         assert!(validate_topic_config("retention.ms", "-1").is_ok());
+    }
+
+    #[test]
+    fn given_dynamic_values_should_win_over_static_ones() {
+        let config = BrokerConfig::from_pairs([("log.retention.ms", "1000")]).unwrap();
+        let mut dynamic = BTreeMap::new();
+        let _ =
+            dynamic.entry(None).or_insert_with(BTreeMap::new).insert("log.retention.ms".to_owned(), "2000".to_owned());
+        let layered = config.with_dynamic(0, &dynamic);
+        let v = layered.topic_value("retention.ms", &BTreeMap::new()).unwrap();
+        assert_eq!((v.value.as_deref(), v.source), (Some("2000"), ConfigSource::DynamicDefaultBroker));
+        let _ = dynamic
+            .entry(Some(0))
+            .or_insert_with(BTreeMap::new)
+            .insert("log.retention.ms".to_owned(), "3000".to_owned());
+        let v = config.with_dynamic(0, &dynamic).broker_value("log.retention.ms");
+        assert_eq!((v.value.as_deref(), v.source), (Some("3000"), ConfigSource::DynamicBroker));
+        assert!(validate_dynamic_broker_config("log.retention.ms", "5").is_ok());
+        assert!(validate_dynamic_broker_config("node.id", "5").is_err());
     }
 
     #[test]

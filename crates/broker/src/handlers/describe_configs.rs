@@ -13,6 +13,7 @@ use gregor_protocol::kafka_protocol::ResponseError;
 use super::{str_bytes, RequestContext};
 use crate::broker::Broker;
 use crate::config::defs::{self, ConfigType};
+use crate::config::BrokerConfig;
 use crate::config::{ConfigSource, ConfigValue};
 use crate::BrokerError;
 
@@ -37,6 +38,7 @@ fn describe(
     let result = DescribeConfigsResult::default()
         .with_resource_type(resource.resource_type)
         .with_resource_name(resource.resource_name.clone());
+    let config = broker.effective_config();
     let wanted =
         |name: &str| resource.configuration_keys.as_ref().is_none_or(|keys| keys.iter().any(|k| k.as_str() == name));
     let entries: Vec<Entry> = match resource.resource_type {
@@ -48,7 +50,7 @@ fn describe(
             defs::TOPIC_CONFIGS
                 .iter()
                 .filter(|d| wanted(d.name))
-                .map(|d| topic_entry(broker, d, &topic.configs))
+                .map(|d| topic_entry(&config, d, &topic.configs))
                 .collect()
         }
         RESOURCE_BROKER => {
@@ -56,7 +58,7 @@ fn describe(
             if !name.is_empty() && name != broker.node_id.to_string() {
                 return error(result, ResponseError::InvalidRequest, "this broker can only describe itself");
             }
-            defs::BROKER_CONFIGS.iter().filter(|d| wanted(d.name)).map(|d| broker_entry(broker, d)).collect()
+            defs::BROKER_CONFIGS.iter().filter(|d| wanted(d.name)).map(|d| broker_entry(&config, d)).collect()
         }
         _ => return error(result, ResponseError::InvalidRequest, "unsupported resource type"),
     };
@@ -76,8 +78,8 @@ struct Entry {
     synonyms: Vec<ConfigValue>,
 }
 
-fn topic_entry(broker: &Broker, def: &defs::TopicConfigDef, overrides: &BTreeMap<String, String>) -> Entry {
-    let value = broker.config.topic_value(def.name, overrides).unwrap_or(ConfigValue {
+fn topic_entry(config: &BrokerConfig, def: &defs::TopicConfigDef, overrides: &BTreeMap<String, String>) -> Entry {
+    let value = config.topic_value(def.name, overrides).unwrap_or(ConfigValue {
         name: def.name.to_owned(),
         value: None,
         source: ConfigSource::Default,
@@ -87,8 +89,8 @@ fn topic_entry(broker: &Broker, def: &defs::TopicConfigDef, overrides: &BTreeMap
         synonyms.push(value.clone());
     }
     if let Some(syn) = def.broker_synonym {
-        let b = broker.config.broker_value(syn);
-        if b.source == ConfigSource::StaticBroker {
+        let b = config.broker_value(syn);
+        if b.source != ConfigSource::Default {
             synonyms.push(b);
         }
         let default = defs::broker_def(syn).and_then(|d| d.default);
@@ -101,17 +103,18 @@ fn topic_entry(broker: &Broker, def: &defs::TopicConfigDef, overrides: &BTreeMap
     Entry { value, kind: def.kind, read_only: false, synonyms }
 }
 
-fn broker_entry(broker: &Broker, def: &defs::BrokerConfigDef) -> Entry {
-    let value = broker.config.broker_value(def.name);
+fn broker_entry(config: &BrokerConfig, def: &defs::BrokerConfigDef) -> Entry {
+    let value = config.broker_value(def.name);
     let mut synonyms = vec![value.clone()];
-    if value.source == ConfigSource::StaticBroker {
+    if value.source != ConfigSource::Default {
         synonyms.push(ConfigValue {
             name: def.name.to_owned(),
             value: def.default.map(str::to_owned),
             source: ConfigSource::Default,
         });
     }
-    Entry { value, kind: def.kind, read_only: true, synonyms }
+    let read_only = !crate::config::is_dynamic_broker_key(def.name);
+    Entry { value, kind: def.kind, read_only, synonyms }
 }
 
 impl Entry {

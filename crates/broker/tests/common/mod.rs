@@ -2,6 +2,8 @@
 //! temporary data dir, started through the same public API an embedding user calls.
 #![allow(dead_code, unreachable_pub)] // each test file uses its own subset
 
+pub mod raw;
+
 use std::time::Duration;
 
 use gregor_broker::{BrokerConfig, RunningBroker};
@@ -103,4 +105,14 @@ pub async fn receive(consumer: &StreamConsumer, count: usize, timeout: Duration)
 
 pub fn payload(m: &OwnedMessage) -> &[u8] {
     m.payload().unwrap_or_default()
+}
+
+/// Produces `count` values "v<n>" to one partition and waits for each acknowledgement.
+pub async fn produce_values(bootstrap: &str, topic: &str, partition: i32, count: usize) {
+    let producer = producer(bootstrap, &[]);
+    for i in 0..count {
+        let value = format!("v{i}");
+        let record = rdkafka::producer::FutureRecord::<(), _>::to(topic).partition(partition).payload(&value);
+        producer.send(record, std::time::Duration::from_secs(10)).await.expect("delivered");
+    }
 }

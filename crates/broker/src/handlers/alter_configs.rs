@@ -1,0 +1,47 @@
+//! AlterConfigs (the legacy, non-incremental form): the given configs replace all dynamic
+//! configs of the resource; keys not named return to their defaults.
+
+use gregor_protocol::kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
+use gregor_protocol::kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
+
+use super::{blocking, str_bytes, RequestContext};
+use crate::config::change::ConfigOp;
+use crate::BrokerError;
+
+pub(crate) async fn handle(
+    ctx: &RequestContext<'_>,
+    request: AlterConfigsRequest,
+) -> Result<AlterConfigsResponse, BrokerError> {
+    let broker = ctx.broker.clone();
+    let responses = blocking(move || {
+        request
+            .resources
+            .iter()
+            .map(|r| {
+                let changes: Vec<_> = r
+                    .configs
+                    .iter()
+                    .map(|c| {
+                        let op = c.value.as_ref().map_or(ConfigOp::Delete, |v| ConfigOp::Set(v.to_string()));
+                        (c.name.to_string(), op)
+                    })
+                    .collect();
+                let outcome = broker.alter_configs(
+                    (r.resource_type, r.resource_name.as_str()),
+                    &changes,
+                    true,
+                    request.validate_only,
+                );
+                let response = AlterConfigsResourceResponse::default()
+                    .with_resource_type(r.resource_type)
+                    .with_resource_name(r.resource_name.clone());
+                match outcome {
+                    Ok(()) => response,
+                    Err(e) => response.with_error_code(e.code()).with_error_message(Some(str_bytes(&e.to_string()))),
+                }
+            })
+            .collect()
+    })
+    .await;
+    Ok(AlterConfigsResponse::default().with_responses(responses))
+}

@@ -1,0 +1,48 @@
+//! DeleteRecords: moves partitions' log start offsets forward; whole segments below the
+//! new start are removed by the next retention pass.
+
+use gregor_protocol::kafka_protocol::messages::delete_records_response::{
+    DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
+};
+use gregor_protocol::kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
+use gregor_protocol::kafka_protocol::ResponseError;
+use gregor_protocol::TopicPartition;
+
+use super::{blocking, RequestContext};
+use crate::BrokerError;
+
+pub(crate) async fn handle(
+    ctx: &RequestContext<'_>,
+    request: DeleteRecordsRequest,
+) -> Result<DeleteRecordsResponse, BrokerError> {
+    let broker = ctx.broker.clone();
+    let topics = blocking(move || {
+        request
+            .topics
+            .iter()
+            .map(|t| {
+                let partitions = t
+                    .partitions
+                    .iter()
+                    .map(|p| {
+                        let result = DeleteRecordsPartitionResult::default().with_partition_index(p.partition_index);
+                        let tp = TopicPartition::new(t.name.as_str(), p.partition_index);
+                        let outcome = match broker.replicas.get(&tp) {
+                            None => Err(ResponseError::UnknownTopicOrPartition.code()),
+                            Some(partition) => {
+                                broker.replicas.delete_records_before(&partition, p.offset).map_err(|e| e.code())
+                            }
+                        };
+                        match outcome {
+                            Ok(low_watermark) => result.with_low_watermark(low_watermark),
+                            Err(code) => result.with_low_watermark(-1).with_error_code(code),
+                        }
+                    })
+                    .collect();
+                DeleteRecordsTopicResult::default().with_name(t.name.clone()).with_partitions(partitions)
+            })
+            .collect()
+    })
+    .await;
+    Ok(DeleteRecordsResponse::default().with_topics(topics))
+}

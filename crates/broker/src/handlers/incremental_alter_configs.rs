@@ -1,0 +1,51 @@
+//! IncrementalAlterConfigs: SET, DELETE, APPEND, SUBTRACT on topic configs and on dynamic
+//! broker configs, validated, stored in the metadata log and applied to the logs at once.
+
+use gregor_protocol::kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
+use gregor_protocol::kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
+
+use super::{blocking, str_bytes, RequestContext};
+use crate::config::change::ConfigOp;
+use crate::BrokerError;
+
+pub(crate) async fn handle(
+    ctx: &RequestContext<'_>,
+    request: IncrementalAlterConfigsRequest,
+) -> Result<IncrementalAlterConfigsResponse, BrokerError> {
+    let broker = ctx.broker.clone();
+    let responses = blocking(move || {
+        request
+            .resources
+            .iter()
+            .map(|r| {
+                let changes: Result<Vec<_>, _> = r
+                    .configs
+                    .iter()
+                    .map(|c| {
+                        Ok((
+                            c.name.to_string(),
+                            ConfigOp::from_code(c.config_operation, c.value.as_ref().map(ToString::to_string))?,
+                        ))
+                    })
+                    .collect();
+                let outcome = changes.and_then(|changes| {
+                    broker.alter_configs(
+                        (r.resource_type, r.resource_name.as_str()),
+                        &changes,
+                        false,
+                        request.validate_only,
+                    )
+                });
+                let response = AlterConfigsResourceResponse::default()
+                    .with_resource_type(r.resource_type)
+                    .with_resource_name(r.resource_name.clone());
+                match outcome {
+                    Ok(()) => response,
+                    Err(e) => response.with_error_code(e.code()).with_error_message(Some(str_bytes(&e.to_string()))),
+                }
+            })
+            .collect()
+    })
+    .await;
+    Ok(IncrementalAlterConfigsResponse::default().with_responses(responses))
+}
