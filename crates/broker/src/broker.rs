@@ -157,6 +157,11 @@ impl Broker {
         self.reconcile()
     }
 
+    /// Every topic's id and partition count, as the KIP-848 group coordinator needs them.
+    pub(crate) fn topics_view(&self) -> gregor_coordinator::TopicsView {
+        self.image().topics().map(|t| (t.name.to_string(), (t.topic_id, t.partitions.len() as i32))).collect()
+    }
+
     pub(crate) fn image(&self) -> Arc<MetadataImage> {
         self.metadata.image()
     }

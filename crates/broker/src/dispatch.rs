@@ -76,6 +76,8 @@ api_table! {
     OffsetDelete => m::OffsetDeleteRequest, handlers::offset_delete::handle, min 0;
     IncrementalAlterConfigs => m::IncrementalAlterConfigsRequest, handlers::incremental_alter_configs::handle, min 0;
     DescribeCluster => m::DescribeClusterRequest, handlers::describe_cluster::handle, min 0;
+    ConsumerGroupHeartbeat => m::ConsumerGroupHeartbeatRequest, handlers::consumer_group_heartbeat::handle, min 0;
+    ConsumerGroupDescribe => m::ConsumerGroupDescribeRequest, handlers::consumer_group_describe::handle, min 0;
     DescribeTopicPartitions => m::DescribeTopicPartitionsRequest, handlers::describe_topic_partitions::handle, min 0;
 }
 

@@ -16,7 +16,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use gregor_coordinator::{GroupConfig, GroupCoordinatorShard, GroupResponse, Output, RequestMeta, TimerKey};
+use gregor_coordinator::{
+    ConsumerGroupConfig, GroupConfig, GroupCoordinatorShard, GroupResponse, Output, RequestMeta, TimerKey,
+};
 use gregor_metadata::control::NewTopic;
 use gregor_protocol::kafka_protocol::ResponseError;
 use gregor_protocol::records::encode_batch;
@@ -40,6 +42,9 @@ pub(crate) struct GroupCoordinator {
     /// Deadline of every armed timer, by shard and key.
     timers: Mutex<BTreeMap<(usize, TimerKey), i64>>,
     timers_changed: Notify,
+    /// Serialises creating and loading `__consumer_offsets`, so no request sees the topic
+    /// in the metadata before its partitions are open.
+    load_lock: Mutex<()>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -65,6 +70,7 @@ impl GroupCoordinator {
             next_request_id: AtomicU64::new(1),
             timers: Mutex::new(BTreeMap::new()),
             timers_changed: Notify::new(),
+            load_lock: Mutex::new(()),
         }
     }
 
@@ -82,6 +88,10 @@ impl GroupCoordinator {
 
     /// Creates `__consumer_offsets` on first use, as Kafka does, then loads the shards.
     fn ensure_loaded(&self, broker: &Broker, index: usize) -> Result<(), BrokerError> {
+        if lock(&self.shards[index]).is_some() {
+            return Ok(());
+        }
+        let _loading = lock(&self.load_lock);
         if lock(&self.shards[index]).is_some() {
             return Ok(());
         }
@@ -339,6 +349,9 @@ fn failed(response: GroupResponse, error: ResponseError) -> GroupResponse {
         GroupResponse::Heartbeat(r) => GroupResponse::Heartbeat(r.with_error_code(code)),
         GroupResponse::Leave(r) => GroupResponse::Leave(r.with_error_code(code)),
         GroupResponse::OffsetDelete(r) => GroupResponse::OffsetDelete(r.with_error_code(code)),
+        GroupResponse::ConsumerGroupHeartbeat(r) => {
+            GroupResponse::ConsumerGroupHeartbeat(r.with_error_code(code).with_assignment(None))
+        }
         GroupResponse::OffsetCommit(mut r) => {
             for p in r.topics.iter_mut().flat_map(|t| t.partitions.iter_mut()) {
                 p.error_code = code;
@@ -356,5 +369,16 @@ pub(crate) fn group_config(config: &crate::BrokerConfig) -> GroupConfig {
         initial_rebalance_delay_ms: config.broker_i64("group.initial.rebalance.delay.ms") as i32,
         max_size: config.broker_i64("group.max.size") as i32,
         offsets_retention_ms: config.broker_i64("offsets.retention.minutes").saturating_mul(60_000),
+        consumer: ConsumerGroupConfig {
+            session_timeout_ms: config.broker_i64("group.consumer.session.timeout.ms") as i32,
+            heartbeat_interval_ms: config.broker_i64("group.consumer.heartbeat.interval.ms") as i32,
+            max_size: config.broker_i64("group.consumer.max.size") as i32,
+            assignors: config
+                .broker_str("group.consumer.assignors")
+                .split(',')
+                .map(|a| a.trim().to_owned())
+                .filter(|a| !a.is_empty())
+                .collect(),
+        },
     }
 }

@@ -16,14 +16,23 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 const WAIT: Duration = Duration::from_secs(30);
 
 fn group_consumer(bootstrap: &str, group: &str) -> StreamConsumer {
-    client_config(bootstrap)
+    group_consumer_with(bootstrap, group, "classic")
+}
+
+/// `protocol` is librdkafka's `group.protocol`: "classic" (JoinGroup/SyncGroup, client-side
+/// assignment) or "consumer" (KIP-848 heartbeats, server-side assignment).
+fn group_consumer_with(bootstrap: &str, group: &str, protocol: &str) -> StreamConsumer {
+    let mut config = client_config(bootstrap);
+    let _ = config
         .set("group.id", group)
+        .set("group.protocol", protocol)
         .set("enable.auto.commit", "false")
-        .set("auto.offset.reset", "earliest")
-        .set("session.timeout.ms", "6000")
-        .set("heartbeat.interval.ms", "500")
-        .create()
-        .expect("consumer")
+        .set("auto.offset.reset", "earliest");
+    if protocol == "classic" {
+        // Under KIP-848 these are the broker's to set (group.consumer.*).
+        let _ = config.set("session.timeout.ms", "6000").set("heartbeat.interval.ms", "500");
+    }
+    config.create().expect("consumer")
 }
 
 async fn produce_keyed(bootstrap: &str, topic: &str, range: std::ops::Range<usize>) {
@@ -76,11 +85,26 @@ async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn given_three_members_should_split_partitions_and_take_over_after_a_leave() {
-    let broker = TestBroker::start_with(&[("group.initial.rebalance.delay.ms", "0")]).await;
+    split_and_take_over("classic").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn given_kip848_members_should_split_partitions_and_take_over_after_a_leave() {
+    split_and_take_over("consumer").await;
+}
+
+async fn split_and_take_over(protocol: &str) {
+    let broker = TestBroker::start_with(&[
+        ("group.initial.rebalance.delay.ms", "0"),
+        ("group.consumer.heartbeat.interval.ms", "300"),
+        ("group.consumer.session.timeout.ms", "10000"),
+    ])
+    .await;
     let bootstrap = broker.bootstrap();
     create_topic(&bootstrap, "events", 6).await;
     let seen = Arc::new(Mutex::new(Vec::new()));
-    let members: Vec<Arc<StreamConsumer>> = (0..3).map(|_| Arc::new(group_consumer(&bootstrap, "splitters"))).collect();
+    let members: Vec<Arc<StreamConsumer>> =
+        (0..3).map(|_| Arc::new(group_consumer_with(&bootstrap, "splitters", protocol))).collect();
     for m in &members {
         m.subscribe(&["events"]).expect("subscribe");
     }
@@ -92,14 +116,15 @@ async fn given_three_members_should_split_partitions_and_take_over_after_a_leave
     produce_keyed(&bootstrap, "events", 0..120).await;
     wait_until("120 messages processed", || seen.lock().unwrap().len() >= 120).await;
 
-    // One member leaves cleanly; the other two take over its partitions.
-    tasks[2].abort();
-    let leaving = members[2].clone();
-    tokio::task::spawn_blocking(move || {
-        leaving.unsubscribe();
-    })
-    .await
-    .unwrap();
+    // One member leaves cleanly (closing the consumer sends LeaveGroup, or a KIP-848
+    // leave heartbeat); the other two take over its partitions.
+    let mut tasks = tasks;
+    let leaving_task = tasks.pop().expect("three tasks");
+    leaving_task.abort();
+    let _ = leaving_task.await;
+    let mut members = members;
+    let leaving = members.pop().expect("three members");
+    tokio::task::spawn_blocking(move || drop(leaving)).await.unwrap();
     wait_until("two members own all six partitions", || {
         members[..2].iter().map(|m| assigned(m).len()).sum::<usize>() == 6
     })
@@ -110,7 +135,7 @@ async fn given_three_members_should_split_partitions_and_take_over_after_a_leave
     let mut values = seen.lock().unwrap().clone();
     values.sort_unstable();
     assert_eq!(values, (0..240).collect::<Vec<_>>(), "every message processed exactly once");
-    for t in &tasks[..2] {
+    for t in &tasks {
         t.abort();
     }
 }

@@ -11,6 +11,8 @@ pub enum CoordinatorError {
     NegativeLength { what: &'static str, position: usize, length: i32 },
     #[error("{what} is not valid UTF-8")]
     InvalidUtf8 { what: &'static str },
+    #[error("{what} has a malformed varint")]
+    InvalidVarint { what: &'static str },
     #[error("{what} is null where a value is required")]
     UnexpectedNull { what: &'static str },
     #[error("record key version {version} is not a known key")]

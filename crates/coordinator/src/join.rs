@@ -69,9 +69,20 @@ impl GroupCoordinatorShard {
         let mut ctx = Ctx::new(&self.config, now_ms);
         let group_id = request.group_id.to_string();
         let join = JoinRequest::new(meta, &request);
+        // A classic member cannot join a consumer group that has members (Kafka's online
+        // migration of such members is not supported); an empty one is deleted to make way
+        // for the classic group, as Kafka does. Its offsets stay.
+        let consumer_members = self.consumer_groups.get(&group_id).map(|g| g.members.len());
+        if consumer_members.is_some_and(|n| n > 0) {
+            respond_join_error(&mut ctx, &join.parked, ResponseError::InconsistentGroupProtocol, &join.member_id);
+            return ctx.out;
+        }
         if let Err(error) = self.validate_join(&group_id, &join) {
             respond_join_error(&mut ctx, &join.parked, error, &join.member_id);
             return ctx.out;
+        }
+        if consumer_members.is_some() {
+            self.delete_consumer_group(&group_id, &mut ctx);
         }
         let existing = self.groups.remove(&group_id);
         let created = existing.is_none();
@@ -124,7 +135,7 @@ impl GroupCoordinatorShard {
     }
 }
 
-fn splitmix64(seed: u64) -> u64 {
+pub(crate) fn splitmix64(seed: u64) -> u64 {
     let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);

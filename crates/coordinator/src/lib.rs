@@ -1,5 +1,7 @@
 //! Gregor's group coordinator: Kafka's classic consumer-group protocol (JoinGroup, SyncGroup,
-//! Heartbeat, LeaveGroup) and committed offsets, as a deterministic sans-IO state machine.
+//! Heartbeat, LeaveGroup), the KIP-848 consumer protocol (ConsumerGroupHeartbeat,
+//! ConsumerGroupDescribe, in the `modern` module) and committed offsets, as a
+//! deterministic sans-IO state machine.
 //!
 //! One [`GroupCoordinatorShard`] serves the groups of one `__consumer_offsets` partition
 //! (chosen by [`partition_for`]). It never does I/O and never reads a clock: every call takes
@@ -22,20 +24,28 @@ mod error;
 mod group;
 mod join;
 mod membership;
+mod modern;
 mod offsets;
 pub mod records;
 mod shard;
 #[cfg(test)]
 mod tests;
 
+use std::collections::BTreeMap;
+
 use bytes::Bytes;
 use gregor_protocol::kafka_protocol::messages::{
-    HeartbeatResponse, JoinGroupResponse, LeaveGroupResponse, OffsetCommitResponse, OffsetDeleteResponse,
-    SyncGroupResponse,
+    ConsumerGroupHeartbeatResponse, HeartbeatResponse, JoinGroupResponse, LeaveGroupResponse, OffsetCommitResponse,
+    OffsetDeleteResponse, SyncGroupResponse,
 };
 
 pub use error::CoordinatorError;
 pub use shard::GroupCoordinatorShard;
+pub use uuid::Uuid;
+
+/// Topic metadata the broker passes with each consumer-group heartbeat:
+/// name -> (topic id, partition count).
+pub type TopicsView = BTreeMap<String, (Uuid, i32)>;
 
 /// The broker's handle for one in-flight request; a deferred `Respond` names it.
 pub type RequestId = u64;
@@ -62,6 +72,33 @@ pub struct GroupConfig {
     pub max_size: i32,
     /// `offsets.retention.minutes`, in milliseconds.
     pub offsets_retention_ms: i64,
+    /// Groups of the KIP-848 consumer protocol.
+    pub consumer: ConsumerGroupConfig,
+}
+
+/// Settings of KIP-848 consumer groups, with Kafka's broker keys and defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerGroupConfig {
+    /// `group.consumer.session.timeout.ms`
+    pub session_timeout_ms: i32,
+    /// `group.consumer.heartbeat.interval.ms`
+    pub heartbeat_interval_ms: i32,
+    /// `group.consumer.max.size`
+    pub max_size: i32,
+    /// `group.consumer.assignors`: names among "uniform" and "range"; the first is the
+    /// default. Unknown names are ignored (an empty list means "uniform").
+    pub assignors: Vec<String>,
+}
+
+impl Default for ConsumerGroupConfig {
+    fn default() -> Self {
+        Self {
+            session_timeout_ms: 45_000,
+            heartbeat_interval_ms: 5_000,
+            max_size: i32::MAX,
+            assignors: vec!["uniform".to_owned(), "range".to_owned()],
+        }
+    }
 }
 
 impl Default for GroupConfig {
@@ -72,6 +109,7 @@ impl Default for GroupConfig {
             initial_rebalance_delay_ms: 3_000,
             max_size: i32::MAX,
             offsets_retention_ms: 10_080 * 60_000,
+            consumer: ConsumerGroupConfig::default(),
         }
     }
 }
@@ -85,6 +123,10 @@ pub enum TimerKey {
     Join { group: String },
     /// Members that have not synced by then are removed and the group rebalances.
     Sync { group: String },
+    /// A consumer-group (KIP-848) member's session: it is removed unless it heartbeats first.
+    ConsumerSession { group: String, member: String },
+    /// A consumer-group member that must revoke partitions is removed if it has not by then.
+    RebalanceTimeout { group: String, member: String },
 }
 
 /// A response for a request the broker handed to the shard.
@@ -96,6 +138,7 @@ pub enum GroupResponse {
     Leave(LeaveGroupResponse),
     OffsetCommit(OffsetCommitResponse),
     OffsetDelete(OffsetDeleteResponse),
+    ConsumerGroupHeartbeat(ConsumerGroupHeartbeatResponse),
 }
 
 /// One `__consumer_offsets` record; `value: None` is a tombstone.

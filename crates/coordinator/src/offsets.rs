@@ -16,6 +16,7 @@ use gregor_protocol::kafka_protocol::ResponseError;
 
 use crate::group::{ClassicGroup, GroupState};
 use crate::join::validate_existing_member;
+use crate::modern::consumer_group::ConsumerGroup;
 use crate::records::{self, OffsetValue};
 use crate::shard::Ctx;
 use crate::{FetchedOffset, GroupCoordinatorShard, GroupResponse, Output, Record, RequestMeta};
@@ -95,6 +96,9 @@ impl GroupCoordinatorShard {
             return Err(ResponseError::InvalidGroupId);
         }
         let generation = request.generation_id_or_member_epoch;
+        if let Some(group) = self.consumer_groups.get(group_id) {
+            return validate_consumer_commit(group, request, version);
+        }
         let Some(group) = self.groups.get(group_id) else {
             return match generation {
                 g if g < 0 => Ok(()),
@@ -123,13 +127,36 @@ impl GroupCoordinatorShard {
         Ok(())
     }
 
+    /// OffsetFetch v9+ (KIP-848) of a consumer group: a member id or an epoch >= 0 must be
+    /// the member's current epoch (STALE_MEMBER_EPOCH) of a known member
+    /// (UNKNOWN_MEMBER_ID); admin fetches (no member id, epoch -1) always pass. Groups of
+    /// the classic protocol are not checked here.
+    pub fn validate_offset_fetch(
+        &self,
+        group_id: &str,
+        member_id: Option<&str>,
+        member_epoch: i32,
+    ) -> Result<(), ResponseError> {
+        let Some(group) = self.consumer_groups.get(group_id) else { return Ok(()) };
+        if member_epoch < 0 && member_id.is_none_or(str::is_empty) {
+            return Ok(());
+        }
+        let member = group.members.get(member_id.unwrap_or_default()).ok_or(ResponseError::UnknownMemberId)?;
+        if member.member_epoch != member_epoch {
+            return Err(ResponseError::StaleMemberEpoch);
+        }
+        Ok(())
+    }
+
     fn commit(&mut self, group_id: &str, topic: &str, partition: i32, value: OffsetValue, now_ms: i64) -> Record {
         let record = Record {
             key: records::offset_commit_key(group_id, topic, partition),
             value: Some(records::offset_commit_value(&value)),
         };
         // A standalone commit creates a "simple" group, as Kafka does.
-        let _ = self.groups.entry(group_id.to_owned()).or_insert_with(|| ClassicGroup::new(group_id, now_ms));
+        if !self.consumer_groups.contains_key(group_id) {
+            let _ = self.groups.entry(group_id.to_owned()).or_insert_with(|| ClassicGroup::new(group_id, now_ms));
+        }
         let _ = self.offsets.entry(group_id.to_owned()).or_default().insert((topic.to_owned(), partition), value);
         record
     }
@@ -168,7 +195,11 @@ impl GroupCoordinatorShard {
     pub fn offset_delete(&mut self, meta: RequestMeta, request: OffsetDeleteRequest, now_ms: i64) -> Vec<Output> {
         let mut ctx = Ctx::new(&self.config, now_ms);
         let group_id = request.group_id.to_string();
+        let consumer_group = self.consumer_groups.get(&group_id);
         let subscribed = match self.groups.get(&group_id) {
+            None if consumer_group.is_some() => {
+                Ok(consumer_group.map(|g| g.subscribed_topic_names()).unwrap_or_default())
+            }
             None => Err(ResponseError::GroupIdNotFound),
             Some(g) if g.state != GroupState::Empty && g.protocol_type.as_deref() != Some("consumer") => {
                 Err(ResponseError::NonEmptyGroup)
@@ -229,6 +260,28 @@ impl GroupCoordinatorShard {
     }
 }
 
+/// Kafka's `ConsumerGroup.validateOffsetCommit`: -1 without members is a standalone
+/// commit; otherwise the member must exist, use OffsetCommit v9+ (the version that carries
+/// member epochs), and send its current epoch.
+fn validate_consumer_commit(
+    group: &ConsumerGroup,
+    request: &OffsetCommitRequest,
+    version: i16,
+) -> Result<(), ResponseError> {
+    let epoch = request.generation_id_or_member_epoch;
+    if epoch < 0 && group.members.is_empty() {
+        return Ok(());
+    }
+    let member = group.members.get(request.member_id.as_str()).ok_or(ResponseError::UnknownMemberId)?;
+    if version < 9 {
+        return Err(ResponseError::UnsupportedVersion);
+    }
+    if epoch != member.member_epoch {
+        return Err(ResponseError::StaleMemberEpoch);
+    }
+    Ok(())
+}
+
 /// Offsets past retention, by group (Kafka 2.1+, KIP-211 and KIP-496):
 /// - a group nobody manages ("simple"): `retention` after each commit;
 /// - an Empty group: `retention` after it became empty;
@@ -239,7 +292,12 @@ pub(crate) fn expired_offsets(shard: &GroupCoordinatorShard, now_ms: i64) -> Vec
     let mut expired = Vec::new();
     for (group_id, offsets) in &shard.offsets {
         let group = shard.groups.get(group_id);
+        let consumer_group = shard.consumer_groups.get(group_id);
         let base = match group {
+            // KIP-848 groups: offsets of topics no member subscribes to, after their commit.
+            _ if consumer_group.is_some() => {
+                ExpiryBase::UnsubscribedCommit(consumer_group.map(|g| g.subscribed_topic_names()).unwrap_or_default())
+            }
             Some(g) if g.protocol_type.is_some() && g.state == GroupState::Empty => {
                 ExpiryBase::EmptySince(g.current_state_timestamp_ms)
             }

@@ -4,7 +4,8 @@
 //! ```text
 //! key   OffsetCommitKey v0/1 : i16 version, string group, string topic, i32 partition
 //!       GroupMetadataKey v2  : i16 version, string group
-//!       v3+                  : KIP-848 records, skipped
+//!       3, 5-8               : KIP-848 consumer-group records (see `modern::records`)
+//!       4, 9+                : record types this coordinator does not serve, skipped
 //! value OffsetCommitValue v0-3, GroupMetadataValue v0-3 (see the decoders)
 //! ```
 
@@ -26,7 +27,30 @@ pub enum RecordKey {
     GroupMetadata {
         group: String,
     },
-    /// A newer (KIP-848) record this coordinator does not serve; replay skips it.
+    /// `ConsumerGroupMetadataKey` (type 3): the group epoch.
+    ConsumerGroupMetadata {
+        group: String,
+    },
+    /// `ConsumerGroupMemberMetadataKey` (type 5).
+    ConsumerGroupMember {
+        group: String,
+        member: String,
+    },
+    /// `ConsumerGroupTargetAssignmentMetadataKey` (type 6): the assignment epoch.
+    ConsumerGroupTargetAssignmentMetadata {
+        group: String,
+    },
+    /// `ConsumerGroupTargetAssignmentMemberKey` (type 7).
+    ConsumerGroupTargetAssignmentMember {
+        group: String,
+        member: String,
+    },
+    /// `ConsumerGroupCurrentMemberAssignmentKey` (type 8).
+    ConsumerGroupCurrentAssignment {
+        group: String,
+        member: String,
+    },
+    /// A record type this coordinator does not serve this coordinator does not serve; replay skips it.
     Unknown {
         version: i16,
     },
@@ -131,13 +155,19 @@ pub fn group_metadata_value(value: &GroupValue) -> Bytes {
     buf.freeze()
 }
 
-/// Decodes a key; versions 3 and up are [`RecordKey::Unknown`], negative ones an error.
+/// Decodes a key; types this coordinator does not serve are [`RecordKey::Unknown`],
+/// negative ones an error.
 pub fn decode_key(key: &[u8]) -> Result<RecordKey, CoordinatorError> {
     let mut r = Reader::new(key, "record key");
     let version = r.i16()?;
     match version {
         0 | 1 => Ok(RecordKey::OffsetCommit { group: r.string()?, topic: r.string()?, partition: r.i32()? }),
         2 => Ok(RecordKey::GroupMetadata { group: r.string()? }),
+        3 => Ok(RecordKey::ConsumerGroupMetadata { group: r.string()? }),
+        5 => Ok(RecordKey::ConsumerGroupMember { group: r.string()?, member: r.string()? }),
+        6 => Ok(RecordKey::ConsumerGroupTargetAssignmentMetadata { group: r.string()? }),
+        7 => Ok(RecordKey::ConsumerGroupTargetAssignmentMember { group: r.string()?, member: r.string()? }),
+        8 => Ok(RecordKey::ConsumerGroupCurrentAssignment { group: r.string()?, member: r.string()? }),
         v if v >= 3 => Ok(RecordKey::Unknown { version: v }),
         v => Err(CoordinatorError::InvalidKeyVersion { version: v }),
     }
@@ -202,7 +232,7 @@ fn decode_member(r: &mut Reader<'_>, version: i16) -> Result<MemberValue, Coordi
 /// Strings longer than an i16 length can say are cut at a character boundary: the broker's
 /// request decoding bounds the strings that matter (ids, topics), so this only guards
 /// against panicking on pathological client ids.
-fn put_string(buf: &mut BytesMut, s: &str) {
+pub(crate) fn put_string(buf: &mut BytesMut, s: &str) {
     let mut end = s.len().min(i16::MAX as usize);
     while !s.is_char_boundary(end) {
         end -= 1;
@@ -224,22 +254,22 @@ fn put_bytes(buf: &mut BytesMut, b: &[u8]) {
 }
 
 /// A bounds-checked big-endian cursor: garbage yields errors, never panics.
-struct Reader<'a> {
+pub(crate) struct Reader<'a> {
     data: &'a [u8],
     position: usize,
     what: &'static str,
 }
 
 impl<'a> Reader<'a> {
-    fn new(data: &'a [u8], what: &'static str) -> Self {
+    pub(crate) fn new(data: &'a [u8], what: &'static str) -> Self {
         Self { data, position: 0, what }
     }
 
-    fn remaining(&self) -> usize {
+    pub(crate) fn remaining(&self) -> usize {
         self.data.len() - self.position
     }
 
-    fn take(&mut self, n: usize) -> Result<&'a [u8], CoordinatorError> {
+    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], CoordinatorError> {
         if self.remaining() < n {
             return Err(CoordinatorError::Truncated { what: self.what, position: self.position, needed: n });
         }
@@ -254,15 +284,15 @@ impl<'a> Reader<'a> {
         Ok(out)
     }
 
-    fn i16(&mut self) -> Result<i16, CoordinatorError> {
+    pub(crate) fn i16(&mut self) -> Result<i16, CoordinatorError> {
         Ok(i16::from_be_bytes(self.array()?))
     }
 
-    fn i32(&mut self) -> Result<i32, CoordinatorError> {
+    pub(crate) fn i32(&mut self) -> Result<i32, CoordinatorError> {
         Ok(i32::from_be_bytes(self.array()?))
     }
 
-    fn i64(&mut self) -> Result<i64, CoordinatorError> {
+    pub(crate) fn i64(&mut self) -> Result<i64, CoordinatorError> {
         Ok(i64::from_be_bytes(self.array()?))
     }
 
@@ -288,7 +318,7 @@ impl<'a> Reader<'a> {
         Ok(Some(s.to_owned()))
     }
 
-    fn string(&mut self) -> Result<String, CoordinatorError> {
+    pub(crate) fn string(&mut self) -> Result<String, CoordinatorError> {
         self.nullable_string()?.ok_or(CoordinatorError::UnexpectedNull { what: self.what })
     }
 

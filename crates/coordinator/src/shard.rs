@@ -1,6 +1,6 @@
 //! Kafka's `GroupCoordinatorShard`: the groups and offsets of one `__consumer_offsets`
 //! partition, loading (replay), the read-only views, group deletion and timer dispatch.
-//! The protocol operations live in `join`, `membership` and `offsets`.
+//! The protocol operations live in `join`, `membership`, `offsets` and (KIP-848) `modern`.
 
 use std::collections::BTreeMap;
 
@@ -11,6 +11,7 @@ use gregor_protocol::kafka_protocol::protocol::StrBytes;
 use gregor_protocol::kafka_protocol::ResponseError;
 
 use crate::group::{ClassicGroup, GroupState};
+use crate::modern::consumer_group::{ConsumerGroup, ConsumerGroupState};
 use crate::records::{self, OffsetValue, RecordKey};
 use crate::{CoordinatorError, GroupConfig, GroupResponse, Output, Record, RequestId, TimerKey};
 
@@ -23,6 +24,8 @@ pub(crate) type GroupOffsets = BTreeMap<(String, i32), OffsetValue>;
 pub struct GroupCoordinatorShard {
     pub(crate) config: GroupConfig,
     pub(crate) groups: BTreeMap<String, ClassicGroup>,
+    /// KIP-848 groups. A group id is in at most one of `groups` and `consumer_groups`.
+    pub(crate) consumer_groups: BTreeMap<String, ConsumerGroup>,
     pub(crate) offsets: BTreeMap<String, GroupOffsets>,
     /// Feeds member id suffixes; mixed with the clock so ids stay unique across restarts.
     pub(crate) member_id_counter: u64,
@@ -80,22 +83,41 @@ pub(crate) fn group_record(group: &ClassicGroup) -> Record {
 
 impl GroupCoordinatorShard {
     pub fn new(config: GroupConfig) -> Self {
-        Self { config, groups: BTreeMap::new(), offsets: BTreeMap::new(), member_id_counter: 0 }
+        Self {
+            config,
+            groups: BTreeMap::new(),
+            consumer_groups: BTreeMap::new(),
+            offsets: BTreeMap::new(),
+            member_id_counter: 0,
+        }
     }
 
     /// Applies one `__consumer_offsets` record while loading. Keys of newer record types
     /// are skipped; bytes that do not decode are an error and change nothing.
     pub fn replay(&mut self, key: &[u8], value: Option<&[u8]>) -> Result<(), CoordinatorError> {
-        match records::decode_key(key)? {
-            RecordKey::Unknown { .. } => {}
+        let key = records::decode_key(key)?;
+        if self.replay_consumer(&key, value)? {
+            return Ok(());
+        }
+        match key {
+            // Consumer-group keys were replayed above; other record types are not served.
+            RecordKey::Unknown { .. }
+            | RecordKey::ConsumerGroupMetadata { .. }
+            | RecordKey::ConsumerGroupMember { .. }
+            | RecordKey::ConsumerGroupTargetAssignmentMetadata { .. }
+            | RecordKey::ConsumerGroupTargetAssignmentMember { .. }
+            | RecordKey::ConsumerGroupCurrentAssignment { .. } => {}
             RecordKey::OffsetCommit { group, topic, partition } => match value {
                 Some(v) => {
                     let offset = records::decode_offset_value(v)?;
                     // Offsets without a group record belong to a "simple" group (Kafka).
-                    let _ = self.groups.entry(group.clone()).or_insert_with(|| {
-                        let mut g = ClassicGroup::new(&group, 0);
-                        g.current_state_timestamp_ms = None;
-                        g
+                    let known = self.consumer_groups.contains_key(&group);
+                    let _ = (!known).then(|| {
+                        self.groups.entry(group.clone()).or_insert_with(|| {
+                            let mut g = ClassicGroup::new(&group, 0);
+                            g.current_state_timestamp_ms = None;
+                            g
+                        })
                     });
                     let _ = self.offsets.entry(group).or_default().insert((topic, partition), offset);
                 }
@@ -111,6 +133,8 @@ impl GroupCoordinatorShard {
             RecordKey::GroupMetadata { group } => match value {
                 Some(v) => {
                     let loaded = ClassicGroup::from_record(&group, records::decode_group_value(v)?);
+                    // A consumer group of that id was converted back to a classic one.
+                    let _ = self.consumer_groups.remove(&group);
                     let _ = self.groups.insert(group, loaded);
                 }
                 None => {
@@ -131,22 +155,30 @@ impl GroupCoordinatorShard {
                 member.heartbeat_deadline_ms = ctx.set_timer(key, i64::from(member.session_timeout_ms));
             }
         }
+        self.on_loaded_consumer(&mut ctx);
         ctx.out
     }
 
-    /// Ids of every group this shard holds, sorted.
+    /// Ids of every group this shard holds (classic and consumer), sorted.
     pub fn group_ids(&self) -> Vec<String> {
-        self.groups.keys().cloned().collect()
+        let ids: std::collections::BTreeSet<&String> = self.groups.keys().chain(self.consumer_groups.keys()).collect();
+        ids.into_iter().cloned().collect()
     }
 
-    /// True if the group exists (DescribeGroups v6 answers GROUP_ID_NOT_FOUND otherwise).
+    /// True if the group exists as a classic group: DescribeGroups v6 answers
+    /// GROUP_ID_NOT_FOUND otherwise, which is also Kafka 4's answer for a consumer group
+    /// ("Group x is not a classic group."; see [`Self::is_consumer_group`]).
     pub fn has_group(&self, group_id: &str) -> bool {
         self.groups.contains_key(group_id)
     }
 
     /// DescribeGroups for one group, filled for the newest version (the broker strips).
-    /// An unknown group is "Dead" with no error, as Kafka answers up to v5.
+    /// An unknown group is "Dead" with no error, as Kafka answers up to v5; so is a
+    /// consumer group, which this API does not describe (ConsumerGroupDescribe does).
     pub fn describe_group(&self, group_id: &str) -> DescribedGroup {
+        if let Some(group) = self.consumer_groups.get(group_id) {
+            return crate::modern::classic_view(group);
+        }
         let described = DescribedGroup::default().with_group_id(GroupId(str_bytes(group_id)));
         let Some(group) = self.groups.get(group_id) else {
             return described.with_group_state(StrBytes::from_static_str("Dead"));
@@ -181,25 +213,37 @@ impl GroupCoordinatorShard {
     pub fn list_groups(&self, states_filter: &[String], types_filter: &[String]) -> Vec<ListedGroup> {
         let wanted =
             |filter: &[String], value: &str| filter.is_empty() || filter.iter().any(|f| f.eq_ignore_ascii_case(value));
+        let mut listed = if wanted(types_filter, "consumer") {
+            self.listed_consumer_groups(|s| wanted(states_filter, s))
+        } else {
+            vec![]
+        };
         if !wanted(types_filter, "classic") {
-            return Vec::new();
+            return listed;
         }
-        self.groups
-            .values()
-            .filter(|g| wanted(states_filter, g.state.name()))
-            .map(|g| {
-                ListedGroup::default()
-                    .with_group_id(GroupId(str_bytes(&g.group_id)))
-                    .with_protocol_type(str_bytes(g.protocol_type.as_deref().unwrap_or("")))
-                    .with_group_state(StrBytes::from_static_str(g.state.name()))
-                    .with_group_type(StrBytes::from_static_str("classic"))
-            })
-            .collect()
+        let classic = self.groups.values().filter(|g| wanted(states_filter, g.state.name())).map(|g| {
+            ListedGroup::default()
+                .with_group_id(GroupId(str_bytes(&g.group_id)))
+                .with_protocol_type(str_bytes(g.protocol_type.as_deref().unwrap_or("")))
+                .with_group_state(StrBytes::from_static_str(g.state.name()))
+                .with_group_type(StrBytes::from_static_str("classic"))
+        });
+        listed.extend(classic);
+        listed.sort_by(|a, b| a.group_id.0.cmp(&b.group_id.0));
+        listed
     }
 
     /// DeleteGroups for one group: only an Empty group goes, with tombstones for its
     /// offsets and its metadata.
     pub fn delete_group(&mut self, group_id: &str, now_ms: i64) -> (i16, Vec<Output>) {
+        if let Some(group) = self.consumer_groups.get(group_id) {
+            if group.state() != ConsumerGroupState::Empty {
+                return (ResponseError::NonEmptyGroup.code(), Vec::new());
+            }
+            let mut ctx = Ctx::new(&self.config, now_ms);
+            self.delete_empty_group(group_id, &mut ctx);
+            return (0, ctx.out);
+        }
         let Some(group) = self.groups.get(group_id) else {
             return (ResponseError::GroupIdNotFound.code(), Vec::new());
         };
@@ -213,16 +257,13 @@ impl GroupCoordinatorShard {
 
     /// Tombstones for the offsets and the metadata of `group_id`, which must be Empty.
     fn delete_empty_group(&mut self, group_id: &str, ctx: &mut Ctx) {
-        let mut tombstones: Vec<Record> = self
-            .offsets
-            .remove(group_id)
-            .unwrap_or_default()
-            .into_keys()
-            .map(|(topic, partition)| Record {
-                key: records::offset_commit_key(group_id, &topic, partition),
-                value: None,
-            })
-            .collect();
+        if self.consumer_groups.contains_key(group_id) {
+            let tombstones = self.offset_tombstones(group_id);
+            ctx.append(tombstones);
+            self.delete_consumer_group(group_id, ctx);
+            return;
+        }
+        let mut tombstones = self.offset_tombstones(group_id);
         tombstones.push(Record { key: records::group_metadata_key(group_id), value: None });
         ctx.append(tombstones);
         if let Some(group) = self.groups.remove(group_id) {
@@ -233,10 +274,30 @@ impl GroupCoordinatorShard {
         }
     }
 
+    /// Removes the offsets of `group_id`, returning their tombstones.
+    fn offset_tombstones(&mut self, group_id: &str) -> Vec<Record> {
+        self.offsets
+            .remove(group_id)
+            .unwrap_or_default()
+            .into_keys()
+            .map(|(topic, partition)| Record {
+                key: records::offset_commit_key(group_id, &topic, partition),
+                value: None,
+            })
+            .collect()
+    }
+
     /// A timer the shard armed is due. Stale firings (re-armed or cancelled since) do nothing.
     pub fn on_timer(&mut self, key: TimerKey, now_ms: i64) -> Vec<Output> {
         let group_id = match &key {
             TimerKey::Heartbeat { group, .. } | TimerKey::Join { group } | TimerKey::Sync { group } => group.clone(),
+            TimerKey::ConsumerSession { group, .. } | TimerKey::RebalanceTimeout { group, .. } => {
+                let mut ctx = Ctx::new(&self.config, now_ms);
+                if let Some(consumer_group) = self.consumer_groups.get_mut(group) {
+                    crate::modern::on_consumer_timer(consumer_group, &key, &mut ctx);
+                }
+                return ctx.out;
+            }
         };
         let Some(mut group) = self.groups.remove(&group_id) else { return Vec::new() };
         let mut ctx = Ctx::new(&self.config, now_ms);
@@ -246,6 +307,7 @@ impl GroupCoordinatorShard {
             }
             TimerKey::Join { .. } => crate::join::on_join_timer(&mut group, &mut ctx),
             TimerKey::Sync { .. } => crate::membership::on_sync_timer(&mut group, &mut ctx),
+            TimerKey::ConsumerSession { .. } | TimerKey::RebalanceTimeout { .. } => {}
         }
         let _ = self.groups.insert(group_id.clone(), group);
         self.drop_if_unused(&group_id);
@@ -286,7 +348,8 @@ impl GroupCoordinatorShard {
             let deletable = self
                 .groups
                 .get(&group_id)
-                .is_some_and(|g| g.state == GroupState::Empty && g.pending_members.is_empty());
+                .is_some_and(|g| g.state == GroupState::Empty && g.pending_members.is_empty())
+                || self.consumer_groups.get(&group_id).is_some_and(|g| g.state() == ConsumerGroupState::Empty);
             if deletable {
                 self.delete_empty_group(&group_id, &mut ctx);
             }

@@ -23,7 +23,8 @@ pub(crate) async fn handle(
 ) -> Result<OffsetFetchResponse, BrokerError> {
     let broker = ctx.broker.clone();
     if ctx.api_version >= 8 {
-        let groups: Vec<(String, Wanted)> = request
+        let with_member = ctx.api_version >= 9;
+        let groups: Vec<(String, Wanted, Member)> = request
             .groups
             .iter()
             .map(|g| {
@@ -31,12 +32,14 @@ pub(crate) async fn handle(
                     .topics
                     .as_ref()
                     .map(|ts| ts.iter().map(|t| (t.name.to_string(), t.partition_indexes.clone())).collect());
-                (g.group_id.to_string(), topics)
+                let member = with_member.then(|| (g.member_id.as_ref().map(ToString::to_string), g.member_epoch));
+                (g.group_id.to_string(), topics, member)
             })
             .collect();
-        let results =
-            blocking(move || groups.into_iter().map(|(g, t)| (g.clone(), fetch(&broker, &g, t))).collect::<Vec<_>>())
-                .await;
+        let results = blocking(move || {
+            groups.into_iter().map(|(g, t, m)| (g.clone(), fetch(&broker, &g, t, m))).collect::<Vec<_>>()
+        })
+        .await;
         let groups = results.into_iter().map(|(group, result)| group_response(group, result)).collect();
         return Ok(OffsetFetchResponse::default().with_groups(groups));
     }
@@ -45,7 +48,7 @@ pub(crate) async fn handle(
         .topics
         .as_ref()
         .map(|ts| ts.iter().map(|t| (t.name.to_string(), t.partition_indexes.clone())).collect());
-    let result = blocking(move || fetch(&broker, &group, topics)).await;
+    let result = blocking(move || fetch(&broker, &group, topics, None)).await;
     Ok(match result {
         Ok(offsets) => OffsetFetchResponse::default().with_topics(legacy_topics(offsets)),
         Err(e) if ctx.api_version >= 2 => OffsetFetchResponse::default().with_error_code(e.code()),
@@ -54,11 +57,20 @@ pub(crate) async fn handle(
     })
 }
 
-fn fetch(broker: &Broker, group: &str, topics: Wanted) -> Result<Vec<FetchedOffset>, ResponseError> {
+/// A consumer-group member (KIP-848, v9+) fetching its own offsets names itself and its
+/// epoch so the coordinator can refuse stale members; `None` for everyone else.
+type Member = Option<(Option<String>, i32)>;
+
+fn fetch(broker: &Broker, group: &str, topics: Wanted, member: Member) -> Result<Vec<FetchedOffset>, ResponseError> {
     if group.is_empty() {
         return Err(ResponseError::InvalidGroupId);
     }
-    broker.groups.read_shard(broker, group, |shard, _| shard.fetch_offsets(group, topics.as_deref()))?
+    broker.groups.read_shard(broker, group, |shard, _| {
+        if let Some((member_id, epoch)) = &member {
+            shard.validate_offset_fetch(group, member_id.as_deref(), *epoch)?;
+        }
+        shard.fetch_offsets(group, topics.as_deref())
+    })?
 }
 
 fn by_topic(offsets: Vec<FetchedOffset>) -> BTreeMap<String, Vec<FetchedOffset>> {

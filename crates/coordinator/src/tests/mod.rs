@@ -3,6 +3,11 @@
 //! answered exactly once, and every response encodes at the version it was asked with.
 
 mod membership_test;
+mod modern_assignor_test;
+mod modern_describe_test;
+mod modern_harness;
+mod modern_heartbeat_test;
+mod modern_replay_test;
 mod offsets_test;
 mod replay_test;
 mod versions_test;
@@ -22,7 +27,9 @@ use gregor_protocol::kafka_protocol::messages::{
 };
 use gregor_protocol::kafka_protocol::protocol::{Encodable, StrBytes};
 
-use crate::{GroupConfig, GroupCoordinatorShard, GroupResponse, Output, Record, RequestId, RequestMeta, TimerKey};
+use crate::{
+    GroupConfig, GroupCoordinatorShard, GroupResponse, Output, Record, RequestId, RequestMeta, TimerKey, TopicsView,
+};
 
 pub(crate) const GROUP: &str = "analytics-group";
 
@@ -52,6 +59,7 @@ pub(crate) fn encode_at(response: &GroupResponse, version: i16) -> anyhow::Resul
         GroupResponse::Leave(r) => r.encode(&mut buf, version),
         GroupResponse::OffsetCommit(r) => r.encode(&mut buf, version),
         GroupResponse::OffsetDelete(r) => r.encode(&mut buf, version),
+        GroupResponse::ConsumerGroupHeartbeat(r) => r.encode(&mut buf, version),
     }
 }
 
@@ -69,6 +77,8 @@ pub(crate) struct Harness {
     pub(crate) commit_version: i16,
     pub(crate) sync_version: i16,
     pub(crate) heartbeat_version: i16,
+    /// The topics the broker would pass to consumer-group heartbeats.
+    pub(crate) topics: TopicsView,
 }
 
 /// One join as a test describes it.
@@ -116,6 +126,7 @@ impl Harness {
             commit_version: 8,
             sync_version: 3,
             heartbeat_version: 3,
+            topics: TopicsView::new(),
         }
     }
 
