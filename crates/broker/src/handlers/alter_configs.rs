@@ -4,7 +4,7 @@
 use gregor_protocol::kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
 use gregor_protocol::kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
 
-use super::{blocking, str_bytes, RequestContext};
+use super::{blocking, error_parts, RequestContext};
 use crate::config::change::ConfigOp;
 use crate::BrokerError;
 
@@ -32,13 +32,12 @@ pub(crate) async fn handle(
                     true,
                     request.validate_only,
                 );
-                let response = AlterConfigsResourceResponse::default()
+                let (code, message) = error_parts(&outcome);
+                AlterConfigsResourceResponse::default()
                     .with_resource_type(r.resource_type)
-                    .with_resource_name(r.resource_name.clone());
-                match outcome {
-                    Ok(()) => response,
-                    Err(e) => response.with_error_code(e.code()).with_error_message(Some(str_bytes(&e.to_string()))),
-                }
+                    .with_resource_name(r.resource_name.clone())
+                    .with_error_code(code)
+                    .with_error_message(message)
             })
             .collect()
     })

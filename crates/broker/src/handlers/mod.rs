@@ -80,6 +80,14 @@ pub(crate) fn caller(ctx: &RequestContext<'_>) -> crate::group_coordinator::Call
     }
 }
 
+/// The `error_code` and `error_message` Kafka answers for an outcome.
+pub(crate) fn error_parts(outcome: &Result<(), crate::BrokerError>) -> (i16, Option<StrBytes>) {
+    match outcome {
+        Ok(()) => (0, None),
+        Err(e) => (e.code(), Some(str_bytes(&e.to_string()))),
+    }
+}
+
 pub(crate) fn str_bytes(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_owned())
 }
