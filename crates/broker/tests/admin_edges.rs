@@ -157,3 +157,28 @@ async fn given_delete_records_and_epochs_and_log_dirs_should_answer_like_kafka()
     assert_eq!(second.topics[0].partitions.len(), 1);
     assert!(second.next_cursor.is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_retention_altered_at_run_time_should_apply_to_the_live_log() {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let broker =
+        TestBroker::start_with(&[("log.retention.check.interval.ms", "100"), ("log.segment.delete.delay.ms", "0")])
+            .await;
+    let mut raw = Raw::connect(&broker.bootstrap()).await;
+    create(&mut raw, "shrinking", 1).await;
+    let ops = [("segment.bytes", 0, Some("2048")), ("retention.bytes", 0, Some("4096"))];
+    assert_eq!(alter(&mut raw, (TOPIC, "shrinking"), &ops).await.0, 0);
+    common::produce_values(&broker.bootstrap(), "shrinking", 0, 300).await;
+    let consumer: BaseConsumer = common::client_config(&broker.bootstrap()).create().expect("consumer");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (low, high) =
+            consumer.fetch_watermarks("shrinking", 0, std::time::Duration::from_secs(5)).expect("watermarks");
+        assert_eq!(high, 300);
+        if low > 0 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the new retention never applied");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
