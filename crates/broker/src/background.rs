@@ -1,6 +1,7 @@
 //! Periodic log maintenance, as Kafka's `LogManager` schedules it: retention every
 //! `log.retention.check.interval.ms`, time-based flushes (`flush.ms`) every second,
-//! recovery-point checkpoints every `log.flush.offset.checkpoint.interval.ms`.
+//! recovery-point checkpoints every `log.flush.offset.checkpoint.interval.ms`, and the
+//! log cleaner (compaction) every `log.cleaner.backoff.ms` when `log.cleaner.enable`.
 //! Disk work runs on the blocking pool so request handling never waits for it.
 
 use std::sync::Arc;
@@ -22,6 +23,8 @@ pub(crate) async fn run(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>
     let mut retention = every(broker.config.broker_i64("log.retention.check.interval.ms"));
     let mut flush = every(1_000);
     let mut checkpoint = every(broker.config.broker_i64("log.flush.offset.checkpoint.interval.ms"));
+    let mut cleaner = every(broker.config.broker_i64("log.cleaner.backoff.ms").max(10));
+    let cleaner_enabled = broker.config.broker_bool("log.cleaner.enable");
     loop {
         let job: fn(&Broker) = tokio::select! {
             _ = retention.tick() => |b| { let _ = b.replicas.log_manager().run_retention(now_ms()); },
@@ -30,6 +33,9 @@ pub(crate) async fn run(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>
                 if let Err(e) = b.replicas.log_manager().checkpoint() {
                     tracing::warn!(error = %e, "writing checkpoints failed");
                 }
+            },
+            _ = cleaner.tick(), if cleaner_enabled => |b| {
+                let _ = b.replicas.log_manager().run_cleaner(now_ms());
             },
             _ = shutdown.changed() => return,
         };

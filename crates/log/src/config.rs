@@ -9,7 +9,7 @@ pub enum TimestampType {
 }
 
 /// Topic-level log settings, with Kafka's keys and defaults.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LogConfig {
     /// `segment.bytes`: roll when the active segment would grow past this.
     pub segment_bytes: u64,
@@ -33,6 +33,21 @@ pub struct LogConfig {
     pub message_timestamp_type: TimestampType,
     /// `file.delete.delay.ms`: how long `.deleted` files linger before removal.
     pub file_delete_delay_ms: i64,
+    /// `cleanup.policy` includes `compact`: the cleaner keeps the latest record per key,
+    /// and appends must carry a key on every record.
+    pub compact: bool,
+    /// `cleanup.policy` includes `delete`: `retention.ms` / `retention.bytes` delete old
+    /// segments. Without it only segments below the log start offset are deleted.
+    pub delete: bool,
+    /// `min.cleanable.dirty.ratio`: clean once dirty bytes / cleanable bytes reach this.
+    pub min_cleanable_dirty_ratio: f64,
+    /// `min.compaction.lag.ms`: segments with records newer than this stay uncompacted.
+    pub min_compaction_lag_ms: i64,
+    /// `max.compaction.lag.ms`: clean regardless of the ratio once dirty data is this old.
+    pub max_compaction_lag_ms: i64,
+    /// `delete.retention.ms`: how long a tombstone survives after the clean that first
+    /// saw it (the batch's delete horizon, KIP-534).
+    pub delete_retention_ms: i64,
 }
 
 impl Default for LogConfig {
@@ -49,6 +64,12 @@ impl Default for LogConfig {
             max_message_bytes: 1_048_588,
             message_timestamp_type: TimestampType::CreateTime,
             file_delete_delay_ms: 60_000,
+            compact: false,
+            delete: true,
+            min_cleanable_dirty_ratio: 0.5,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
+            delete_retention_ms: 86_400_000,
         }
     }
 }

@@ -21,6 +21,7 @@
 
 mod batch;
 mod checkpoint;
+mod cleaner;
 mod config;
 mod epoch;
 mod error;
@@ -31,6 +32,7 @@ mod producer_state;
 mod scan;
 mod segment;
 
+pub use cleaner::CleanStats;
 pub use config::{LogConfig, TimestampType};
 pub use epoch::EpochEntry;
 pub use error::LogError;

@@ -14,9 +14,10 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use gregor_protocol::TopicPartition;
 
 use crate::checkpoint::{
-    read_offset_checkpoint, sync_dir, write_atomically, write_offset_checkpoint, CLEAN_SHUTDOWN_FILE,
-    LOG_START_OFFSET_CHECKPOINT, RECOVERY_POINT_CHECKPOINT,
+    read_offset_checkpoint, sync_dir, write_atomically, write_offset_checkpoint, CLEANER_OFFSET_CHECKPOINT,
+    CLEAN_SHUTDOWN_FILE, LOG_START_OFFSET_CHECKPOINT, RECOVERY_POINT_CHECKPOINT,
 };
+use crate::cleaner::CleanStats;
 use crate::config::LogConfig;
 use crate::error::{IoContext, LogError};
 use crate::partition_log::PartitionLog;
@@ -46,6 +47,19 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 fn unique_hex() -> String {
     let state = RandomState::new();
     format!("{:016x}{:016x}", state.hash_one(1u8), state.hash_one(2u8))
+}
+
+/// Cleans one partition, holding its lock only to plan (no I/O) and to swap the cleaned
+/// segments in (renames, two directory fsyncs, reopening indexes). Reading the old
+/// segments and writing and fsyncing the cleaned ones happen without the lock: appends,
+/// fetches and retention go on meanwhile, and a clean whose segments were deleted or
+/// truncated in between is abandoned at the swap.
+fn clean_partition(log: &SharedLog, now_ms: i64) -> Result<Option<CleanStats>, LogError> {
+    let Some(plan) = lock(log).plan_clean(now_ms) else {
+        return Ok(None);
+    };
+    let outcome = plan.execute()?;
+    lock(log).finish_clean(outcome, now_ms)
 }
 
 /// Partition directories to load; directories left by an interrupted delete are removed.
@@ -86,6 +100,7 @@ impl LogManager {
         let had_clean_shutdown = marker.exists();
         let recovery_points = read_offset_checkpoint(&log_dir.join(RECOVERY_POINT_CHECKPOINT))?;
         let log_starts = read_offset_checkpoint(&log_dir.join(LOG_START_OFFSET_CHECKPOINT))?;
+        let first_dirty = read_offset_checkpoint(&log_dir.join(CLEANER_OFFSET_CHECKPOINT))?;
         let dirs = partition_dirs(&log_dir)?;
         let threads = std::thread::available_parallelism().map_or(1, usize::from).clamp(1, 8);
         let chunk = dirs.len().div_ceil(threads).max(1);
@@ -100,7 +115,12 @@ impl LogManager {
                 log_start,
                 now_ms,
             )
-            .map(|log| (tp.clone(), Arc::new(Mutex::new(log))))
+            .map(|mut log| {
+                if let Some(offset) = first_dirty.get(tp) {
+                    log.set_first_dirty_offset(*offset);
+                }
+                (tp.clone(), Arc::new(Mutex::new(log)))
+            })
         };
         let loaded: Vec<Result<Vec<_>, LogError>> = std::thread::scope(|scope| {
             let handles: Vec<_> =
@@ -201,7 +221,46 @@ impl LogManager {
             log_starts.push((tp, log.log_start_offset()));
         }
         write_offset_checkpoint(&self.log_dir.join(RECOVERY_POINT_CHECKPOINT), &recovery_points)?;
-        write_offset_checkpoint(&self.log_dir.join(LOG_START_OFFSET_CHECKPOINT), &log_starts)
+        write_offset_checkpoint(&self.log_dir.join(LOG_START_OFFSET_CHECKPOINT), &log_starts)?;
+        self.checkpoint_cleaner_offsets()
+    }
+
+    /// Writes `cleaner-offset-checkpoint`: the first dirty offset of every compacted
+    /// partition. Losing it only makes the next clean redo work: it restarts at the log
+    /// start offset.
+    fn checkpoint_cleaner_offsets(&self) -> Result<(), LogError> {
+        let mut offsets = Vec::new();
+        for (tp, log) in self.all_logs() {
+            let log = lock(&log);
+            if log.config().compact {
+                offsets.push((tp, log.first_dirty_offset()));
+            }
+        }
+        write_offset_checkpoint(&self.log_dir.join(CLEANER_OFFSET_CHECKPOINT), &offsets)
+    }
+
+    /// Kafka's `LogCleaner` pass: compacts, one at a time, every partition whose policy
+    /// includes `compact` and that needs it; returns how many were cleaned. A failing
+    /// partition is logged and skipped. The cleaner checkpoint is written after each clean.
+    pub fn run_cleaner(&self, now_ms: i64) -> usize {
+        let mut cleaned = 0;
+        for (tp, log) in self.all_logs() {
+            if tp.topic.starts_with(METADATA_TOPIC_PREFIX) {
+                continue;
+            }
+            match clean_partition(&log, now_ms) {
+                Ok(Some(stats)) => {
+                    tracing::debug!(partition = %tp, ?stats, "partition cleaned");
+                    cleaned += 1;
+                    if let Err(error) = self.checkpoint_cleaner_offsets() {
+                        tracing::error!(%error, "writing the cleaner checkpoint failed");
+                    }
+                }
+                Ok(None) => {}
+                Err(error) => tracing::error!(partition = %tp, %error, "cleaning failed"),
+            }
+        }
+        cleaned
     }
 
     /// Applies retention to every partition; returns how many segments were deleted.

@@ -169,6 +169,12 @@ impl ProducerStateManager {
         }
     }
 
+    /// Each producer's last batch offset: the cleaner keeps that batch (empty if need be)
+    /// so the producer's last sequence survives compaction, as Kafka does.
+    pub(crate) fn last_batch_offsets(&self) -> HashMap<i64, i64> {
+        self.producers.iter().filter_map(|(id, e)| e.batches.back().map(|b| (*id, b.last_offset))).collect()
+    }
+
     pub(crate) fn clear(&mut self) {
         self.producers.clear();
     }

@@ -80,31 +80,44 @@ fn mtime_ms(file: &File) -> Option<i64> {
 impl LogSegment {
     /// Creates an empty segment, replacing any leftover files with the same base offset.
     pub(crate) fn create(dir: &Path, base_offset: i64, config: &LogConfig, now_ms: i64) -> Result<Self, LogError> {
+        Self::create_with_suffix(dir, base_offset, config, now_ms, "")
+    }
+
+    /// As `create`, with `extra` appended to all three file names: the cleaner writes
+    /// `<base>.log.cleaned` (and its indexes) this way before swapping them in.
+    pub(crate) fn create_with_suffix(
+        dir: &Path,
+        base_offset: i64,
+        config: &LogConfig,
+        now_ms: i64,
+        extra: &str,
+    ) -> Result<Self, LogError> {
         for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
-            let path = dir.join(file_name(base_offset, suffix));
+            let path = dir.join(format!("{}{extra}", file_name(base_offset, suffix)));
             if path.exists() {
                 fs::remove_file(&path).ctx("remove stale index", &path)?;
             }
         }
-        let log_path = dir.join(file_name(base_offset, LOG_SUFFIX));
+        let log_path = dir.join(format!("{}{extra}", file_name(base_offset, LOG_SUFFIX)));
         let log = open_log_file(&log_path, true)?;
-        Self::assemble(dir, base_offset, config, log_path, log, now_ms)
+        Self::assemble(dir, base_offset, config, (log_path, log), now_ms, extra)
     }
 
     fn assemble(
         dir: &Path,
         base: i64,
         config: &LogConfig,
-        log_path: PathBuf,
-        log: File,
+        (log_path, log): (PathBuf, File),
         now_ms: i64,
+        extra: &str,
     ) -> Result<Self, LogError> {
         let size = log.metadata().ctx("stat segment", &log_path)?.len();
         let index_bytes = config.segment_index_bytes;
+        let index_path = |suffix: &str| dir.join(format!("{}{extra}", file_name(base, suffix)));
         Ok(Self {
             base_offset: base,
-            offset_index: OffsetIndex::open(&dir.join(file_name(base, INDEX_SUFFIX)), index_bytes)?,
-            time_index: TimeIndex::open(&dir.join(file_name(base, TIME_INDEX_SUFFIX)), index_bytes)?,
+            offset_index: OffsetIndex::open(&index_path(INDEX_SUFFIX), index_bytes)?,
+            time_index: TimeIndex::open(&index_path(TIME_INDEX_SUFFIX), index_bytes)?,
             last_modified_ms: mtime_ms(&log).unwrap_or(now_ms),
             log_path,
             log: Arc::new(log),
@@ -132,7 +145,7 @@ impl LogSegment {
         let log = open_log_file(&log_path, false)?;
         let indexes_exist =
             [INDEX_SUFFIX, TIME_INDEX_SUFFIX].iter().all(|s| dir.join(file_name(base_offset, s)).exists());
-        let mut segment = Self::assemble(dir, base_offset, config, log_path, log, now_ms)?;
+        let mut segment = Self::assemble(dir, base_offset, config, (log_path, log), now_ms, "")?;
         if !indexes_exist || !segment.offset_index.is_sane(segment.size) {
             return Ok((segment, true));
         }
@@ -393,6 +406,11 @@ impl LogSegment {
     }
     pub(crate) fn max_timestamp(&self) -> i64 {
         self.max_timestamp_so_far
+    }
+    /// Max timestamp of the first batch (Kafka's `getFirstBatchTimestamp`), for
+    /// `max.compaction.lag.ms`.
+    pub(crate) fn first_batch_timestamp(&self) -> Option<i64> {
+        self.rolling_based_timestamp
     }
     pub(crate) fn offset_of_max_timestamp(&self) -> i64 {
         self.offset_of_max_timestamp

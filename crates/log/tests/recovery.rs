@@ -154,7 +154,9 @@ fn given_leftover_transient_files_when_opened_should_remove_them() {
     fs::create_dir_all(&pdir).unwrap();
     for name in [
         "00000000000000000007.log.deleted",
-        "00000000000000000003.log.swap",
+        // A `.log.swap` is a committed clean and is completed (tests/compaction.rs); an
+        // index `.swap` without its log is from an uncommitted one.
+        "00000000000000000003.index.swap",
         "00000000000000000001.log.cleaned",
         "leader-epoch-checkpoint.tmp",
     ] {

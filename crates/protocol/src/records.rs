@@ -82,4 +82,16 @@ mod tests {
         let back: Vec<_> = decoded.into_iter().map(|r| (r.key, r.value)).collect();
         assert_eq!(back, pairs);
     }
+
+    /// A batch whose header claims 2^31-1 records (CRC valid) must fail to decode without
+    /// reserving memory for them (vendor/kafka-protocol/PATCHES.md).
+    #[test]
+    fn given_huge_record_count_should_fail_without_allocating() {
+        let mut buf = encode_batch(&[(Some(Bytes::from_static(b"k")), Some(Bytes::from_static(b"v")))], 1).unwrap();
+        buf[57..61].copy_from_slice(&i32::MAX.to_be_bytes());
+        buf[23..27].copy_from_slice(&(i32::MAX - 1).to_be_bytes());
+        let crc = crc32c::crc32c(&buf[21..]);
+        buf[17..21].copy_from_slice(&crc.to_be_bytes());
+        assert!(decode_records(buf.freeze()).is_err());
+    }
 }

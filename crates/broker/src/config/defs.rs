@@ -118,6 +118,8 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
     broker!("log.message.timestamp.before.max.ms", Long, Some(LONG_MAX), min 0),
     broker!("log.message.timestamp.after.max.ms", Long, Some(LONG_MAX), min 0),
     broker!("log.cleanup.policy", List, Some("delete")),
+    broker!("log.cleaner.enable", Boolean, Some("true")),
+    broker!("log.cleaner.backoff.ms", Long, Some("15000"), min 0),
     broker!("log.cleaner.delete.retention.ms", Long, Some("86400000"), min 0),
     broker!("log.cleaner.min.compaction.lag.ms", Long, Some("0"), min 0),
     broker!("log.cleaner.max.compaction.lag.ms", Long, Some(LONG_MAX), min 1),

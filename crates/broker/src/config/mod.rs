@@ -204,25 +204,31 @@ impl BrokerConfig {
                 Some("LogAppendTime") => TimestampType::LogAppendTime,
                 _ => TimestampType::CreateTime,
             };
-        // Retention deletes segments only under the `delete` policy: a `compact`-only topic
-        // (such as __consumer_offsets) keeps its history until the cleaner compacts it.
-        let deletes = self
-            .topic_value("cleanup.policy", overrides)
+        let policy = self.topic_value("cleanup.policy", overrides).and_then(|v| v.value).unwrap_or_default();
+        let has_policy = |p: &str| policy.split(',').any(|x| x.trim() == p);
+        let ratio = self
+            .topic_value("min.cleanable.dirty.ratio", overrides)
             .and_then(|v| v.value)
-            .is_none_or(|p| p.split(',').any(|x| x.trim() == "delete"));
-        let retention = |name: &str| if deletes { long(name) } else { -1 };
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.5);
         LogConfig {
             segment_bytes: long("segment.bytes").max(14) as u64,
             segment_ms: long("segment.ms"),
             segment_index_bytes: long("segment.index.bytes").max(4) as u64,
             index_interval_bytes: long("index.interval.bytes").max(0) as u64,
-            retention_ms: retention("retention.ms"),
-            retention_bytes: retention("retention.bytes"),
+            retention_ms: long("retention.ms"),
+            retention_bytes: long("retention.bytes"),
             flush_interval_messages: long("flush.messages"),
             flush_interval_ms: long("flush.ms"),
             max_message_bytes: long("max.message.bytes").max(0) as u64,
             message_timestamp_type: timestamp_type,
             file_delete_delay_ms: long("file.delete.delay.ms"),
+            compact: has_policy("compact"),
+            delete: has_policy("delete"),
+            min_cleanable_dirty_ratio: ratio,
+            min_compaction_lag_ms: long("min.compaction.lag.ms"),
+            max_compaction_lag_ms: long("max.compaction.lag.ms"),
+            delete_retention_ms: long("delete.retention.ms"),
         }
     }
 }
@@ -382,12 +388,13 @@ mod tests {
         assert_eq!(log.message_timestamp_type, TimestampType::LogAppendTime);
         assert_eq!(log.retention_ms, 604_800_000);
         assert_eq!(log.max_message_bytes, 1_048_588);
+        assert!(log.delete && !log.compact);
         let _ = overrides.insert("cleanup.policy".to_owned(), "compact".to_owned());
-        assert_eq!(
-            (config.log_config(&overrides).retention_ms, config.log_config(&overrides).retention_bytes),
-            (-1, -1)
-        );
+        let compacted = config.log_config(&overrides);
+        assert!(compacted.compact && !compacted.delete);
+        assert_eq!((compacted.delete_retention_ms, compacted.min_cleanable_dirty_ratio), (86_400_000, 0.5));
         let _ = overrides.insert("cleanup.policy".to_owned(), "compact,delete".to_owned());
-        assert_eq!(config.log_config(&overrides).retention_ms, 604_800_000);
+        let both = config.log_config(&overrides);
+        assert!(both.compact && both.delete);
     }
 }

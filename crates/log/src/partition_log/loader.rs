@@ -8,14 +8,17 @@ use gregor_protocol::TopicPartition;
 
 use super::PartitionLog;
 use crate::checkpoint::TMP_SUFFIX;
+use crate::cleaner::swap::{complete_swaps, CLEANED_SUFFIX, SWAP_SUFFIX};
 use crate::config::LogConfig;
 use crate::epoch::LeaderEpochFileCache;
 use crate::error::{IoContext, LogError};
 use crate::producer_state::ProducerStateManager;
 use crate::segment::{file_name, LogSegment, DELETED_SUFFIX, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
 
-/// Suffixes of files left behind by an interrupted operation; removed on open.
-const TRANSIENT_SUFFIXES: [&str; 4] = [DELETED_SUFFIX, ".cleaned", ".swap", TMP_SUFFIX];
+/// Suffixes of files left behind by an interrupted operation; removed on open, after
+/// committed swaps were completed (`complete_swaps`), so a `.swap` left here is one whose
+/// clean never reached its commit point.
+const TRANSIENT_SUFFIXES: [&str; 4] = [DELETED_SUFFIX, CLEANED_SUFFIX, SWAP_SUFFIX, TMP_SUFFIX];
 
 /// Removes transient files and index files without a log, and returns the base offsets
 /// of the `.log` files, ascending.
@@ -78,6 +81,9 @@ fn load_segments(
     epochs: &mut LeaderEpochFileCache,
     now_ms: i64,
 ) -> Result<BTreeMap<i64, LogSegment>, LogError> {
+    // Kafka's LogLoader: a `.log.swap` is a committed clean; finish it before the
+    // leftovers of uncommitted ones are deleted.
+    complete_swaps(dir)?;
     let bases = clean_and_list(dir)?;
     let mut segments = BTreeMap::new();
     let mut next_expected = i64::MIN;
@@ -159,6 +165,9 @@ impl PartitionLog {
             dir_dirty,
             pending_deletes: Vec::new(),
             deleted: false,
+            first_dirty_offset: log_start_offset,
+            earliest_delete_horizon_ms: None,
+            generation: 0,
         };
         log.rebuild_producer_state()?;
         Ok(log)

@@ -13,6 +13,7 @@
 //! recovery point is re-validated and cut at the first bad batch. Not internally
 //! synchronized: callers hold a lock and mutate through `&mut self`.
 
+mod compaction;
 mod loader;
 mod read;
 mod retention;
@@ -27,6 +28,7 @@ use gregor_protocol::TopicPartition;
 
 use crate::batch::BatchMeta;
 use crate::checkpoint::{read_partition_metadata, sync_dir, write_partition_metadata};
+use crate::cleaner::ensure_keyed;
 use crate::config::{LogConfig, TimestampType};
 use crate::epoch::{EpochEntry, LeaderEpochFileCache};
 use crate::error::LogError;
@@ -70,6 +72,13 @@ pub struct PartitionLog {
     dir_dirty: bool,
     pending_deletes: Vec<PendingDelete>,
     deleted: bool,
+    /// The cleaner checkpoint (Kafka's first dirty offset); see `first_dirty_offset`.
+    first_dirty_offset: i64,
+    /// The earliest delete horizon of a tombstone in the clean section (`i64::MAX` when
+    /// none), or `None` until the cleaner has looked after a restart.
+    earliest_delete_horizon_ms: Option<i64>,
+    /// Bumped by every truncation and clean, so a clean planned before one is abandoned.
+    generation: u64,
 }
 
 /// Checks that `records` is exactly a sequence of whole, valid batches and returns each
@@ -109,6 +118,12 @@ impl PartitionLog {
     ) -> Result<AppendInfo, LogError> {
         self.ensure_live()?;
         let batches = validate_batches(records, self.config.max_message_bytes)?;
+        if self.config.compact {
+            // Decoding costs a copy (and a decompression); only compacted topics pay it.
+            for &(position, size) in &batches {
+                ensure_keyed(&records[position..position + size])?;
+            }
+        }
         if records.len() as u64 > self.config.segment_bytes {
             return Err(LogError::RecordListTooLarge { size: records.len(), max_bytes: self.config.segment_bytes });
         }

@@ -15,8 +15,9 @@ pub(super) struct PendingDelete {
 }
 
 impl PartitionLog {
-    /// Deletes segments past `retention.ms` or beyond `retention.bytes`, and segments
-    /// wholly below the log start offset. Returns how many segments were deleted.
+    /// Deletes segments past `retention.ms` or beyond `retention.bytes` (only when the
+    /// policy includes `delete`), and segments wholly below the log start offset (always,
+    /// as Kafka does for DeleteRecords). Returns how many segments were deleted.
     pub fn delete_retained_segments(&mut self, now_ms: i64) -> Result<usize, LogError> {
         self.remove_due_files(now_ms)?;
         if self.deleted {
@@ -25,6 +26,10 @@ impl PartitionLog {
         let log_start_offset = self.log_start_offset;
         let mut deleted =
             self.delete_segments_while(now_ms, |_, next| next.is_some_and(|n| n.base_offset() <= log_start_offset))?;
+        if !self.config.delete {
+            // `cleanup.policy=compact` alone: the cleaner, not age or size, bounds the log.
+            return Ok(deleted);
+        }
         let retention_ms = self.config.retention_ms;
         if retention_ms >= 0 {
             deleted += self.delete_segments_while(now_ms, |segment, _| {
@@ -80,7 +85,7 @@ impl PartitionLog {
     /// Takes a segment out of the log and renames its files to `.deleted`; readers that
     /// already hold its file keep reading it.
     /// `due_ms` is when the files may be removed; truncation removes them at once.
-    fn retire_segment(&mut self, base_offset: i64, due_ms: i64) -> Result<(), LogError> {
+    pub(super) fn retire_segment(&mut self, base_offset: i64, due_ms: i64) -> Result<(), LogError> {
         if let Some(mut segment) = self.segments.remove(&base_offset) {
             tracing::info!(partition = %self.topic_partition, base_offset, "deleting segment");
             let paths = segment.rename_to_deleted()?;
@@ -169,6 +174,9 @@ impl PartitionLog {
 
     fn after_truncation(&mut self) -> Result<(), LogError> {
         self.remove_due_files(i64::MIN)?;
+        // A clean planned before the cut must not swap in segments from before it.
+        self.generation += 1;
+        self.first_dirty_offset = self.first_dirty_offset.min(self.log_end_offset);
         self.high_watermark = self.high_watermark.min(self.log_end_offset);
         self.recovery_point = self.recovery_point.min(self.log_end_offset);
         self.epoch_cache.truncate_from_end(self.log_end_offset);

@@ -1,0 +1,295 @@
+//! What every client subcommand shares: connection flags, the CLI's error type (one
+//! sentence, exit 1 for a failed operation and 2 for a usage mistake), output that
+//! survives a closed pipe, tables, and time and duration parsing.
+
+use std::future::Future;
+use std::io::Write;
+use std::time::Duration;
+
+use clap::Args;
+use gregor_client::{Client, ClientConfig, ClientError};
+
+/// Where the cluster is.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct ConnectArgs {
+    /// Broker(s) to bootstrap from, comma-separated HOST:PORT.
+    #[arg(long, global = true, value_name = "HOST:PORT", env = "GREGOR_BOOTSTRAP", default_value = "localhost:9092")]
+    pub(crate) bootstrap_server: String,
+    /// Connect and per-request timeout, in milliseconds.
+    #[arg(long, global = true, value_name = "MS", default_value_t = 30_000)]
+    pub(crate) request_timeout: u64,
+}
+
+/// Why a subcommand failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CliError {
+    /// The command line asks for something impossible (exit code 2).
+    #[error("{0}")]
+    Usage(String),
+    /// A broker call failed (exit code 1).
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// The operation failed for another reason (exit code 1).
+    #[error("{0}")]
+    Failed(String),
+}
+
+pub(crate) type CliResult<T = ()> = Result<T, CliError>;
+
+/// Shorthand for a usage error.
+pub(crate) fn usage(message: impl Into<String>) -> CliError {
+    CliError::Usage(message.into())
+}
+
+/// Shorthand for an operation failure.
+pub(crate) fn failed(message: impl Into<String>) -> CliError {
+    CliError::Failed(message.into())
+}
+
+/// Runs `future` on a single-threaded runtime and maps the outcome for `main`: usage
+/// errors exit with 2 here, other errors return their sentence (exit 1).
+pub(crate) fn run_async<F: Future<Output = CliResult>>(future: F) -> Result<(), String> {
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| format!("cannot start: {e}"))?;
+    finish(runtime.block_on(future))
+}
+
+/// Maps a subcommand's outcome for `main`.
+pub(crate) fn finish(result: CliResult) -> Result<(), String> {
+    match result {
+        Ok(()) => Ok(()),
+        Err(CliError::Usage(message)) => {
+            eprintln!("gregor: {message}");
+            std::process::exit(2);
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Connects to the cluster.
+pub(crate) async fn connect(args: &ConnectArgs) -> CliResult<Client> {
+    let mut config = ClientConfig::new(args.bootstrap_server.clone());
+    config.timeout = Duration::from_millis(args.request_timeout.max(1));
+    Ok(Client::connect(config).await?)
+}
+
+/// Writes `text` to stdout. A closed pipe (`gregor consume ... | head`) ends the
+/// process quietly with success, as Unix tools do.
+pub(crate) fn emit(text: &str) -> CliResult {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(e) => Err(failed(format!("cannot write to stdout: {e}"))),
+    }
+}
+
+/// Writes `line` and a newline to stdout.
+pub(crate) fn emitln(line: &str) -> CliResult {
+    emit(&format!("{line}\n"))
+}
+
+/// Renders rows under a header, columns padded to their widest cell.
+pub(crate) fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            if let Some(w) = widths.get_mut(i) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: &mut dyn Iterator<Item = &str>| {
+        let mut text = String::new();
+        for (i, cell) in cells.enumerate() {
+            let width = widths.get(i).copied().unwrap_or(0);
+            text.push_str(&format!("{cell:<width$}  "));
+        }
+        out.push_str(text.trim_end());
+        out.push('\n');
+    };
+    line(&mut header.iter().copied());
+    for row in rows {
+        line(&mut row.iter().map(String::as_str));
+    }
+    out
+}
+
+/// Splits `K=V`.
+pub(crate) fn key_value(text: &str, flag: &str) -> CliResult<(String, String)> {
+    text.split_once('=')
+        .map(|(k, v)| (k.trim().to_owned(), v.to_owned()))
+        .filter(|(k, _)| !k.is_empty())
+        .ok_or_else(|| usage(format!("{flag} expects KEY=VALUE, got '{text}'")))
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub(crate) fn now_ms() -> i64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (if m <= 2 { yoe + era * 400 + 1 } else { yoe + era * 400 }, m, d)
+}
+
+/// Formats epoch milliseconds as `2026-11-21T10:00:00.000Z`.
+pub(crate) fn format_ms(ms: i64) -> String {
+    let (days, rest) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));
+    let (y, m, d) = civil_from_days(days);
+    let (h, min, s, milli) = (rest / 3_600_000, rest / 60_000 % 60, rest / 1000 % 60, rest % 1000);
+    format!("{y:04}-{m:02}-{d:02}T{h:02}:{min:02}:{s:02}.{milli:03}Z")
+}
+
+fn number(text: &str) -> Option<i64> {
+    (!text.is_empty() && text.bytes().all(|b| b.is_ascii_digit())).then(|| text.parse().ok()).flatten()
+}
+
+/// Parses ISO-8601 `2026-11-21T10:00:00[.sss][Z|+01:00]` (or a bare date, UTC) to epoch ms.
+pub(crate) fn parse_datetime(text: &str) -> CliResult<i64> {
+    let bad = || usage(format!("'{text}' is not a date-time like 2026-11-21T10:00:00Z"));
+    let (date, time) = text.split_once(['T', ' ']).unwrap_or((text, "00:00:00Z"));
+    let mut parts = date.split('-');
+    let (y, m, d) = (parts.next(), parts.next(), parts.next());
+    let (y, m, d) = match (y.and_then(number), m.and_then(number), d.and_then(number)) {
+        (Some(y), Some(m), Some(d)) if (1..=12).contains(&m) && (1..=31).contains(&d) && parts.next().is_none() => {
+            (y, m, d)
+        }
+        _ => return Err(bad()),
+    };
+    let (clock, offset_ms) = split_zone(time).ok_or_else(bad)?;
+    let (hms, frac) = clock.split_once('.').unwrap_or((clock, ""));
+    let fields: Vec<Option<i64>> = hms.split(':').map(number).collect();
+    let (h, min, s) = match fields.as_slice() {
+        [Some(h), Some(m)] => (*h, *m, 0),
+        [Some(h), Some(m), Some(s)] => (*h, *m, *s),
+        _ => return Err(bad()),
+    };
+    if h > 23 || min > 59 || s > 60 {
+        return Err(bad());
+    }
+    let millis = if frac.is_empty() {
+        0
+    } else {
+        let digits: String = frac.chars().chain("000".chars()).take(3).collect();
+        number(&digits).ok_or_else(bad)?
+    };
+    let days = days_from_civil(y, m, d);
+    Ok(days * 86_400_000 + h * 3_600_000 + min * 60_000 + s * 1000 + millis - offset_ms)
+}
+
+/// Splits `10:00:00+01:00` into the clock and the zone offset in ms (no zone: UTC).
+fn split_zone(time: &str) -> Option<(&str, i64)> {
+    if let Some(clock) = time.strip_suffix(['Z', 'z']) {
+        return Some((clock, 0));
+    }
+    match time.rfind(['+', '-']) {
+        Some(at) => {
+            let (clock, zone) = time.split_at(at);
+            let sign = if zone.starts_with('-') { -1 } else { 1 };
+            let zone = &zone[1..];
+            let (h, m) = zone.split_once(':').unwrap_or((zone.get(..2)?, zone.get(2..).unwrap_or("0")));
+            let (h, m) = (number(h)?, if m.is_empty() { 0 } else { number(m)? });
+            Some((clock, sign * (h * 3_600_000 + m * 60_000)))
+        }
+        None => Some((time, 0)),
+    }
+}
+
+/// Parses a duration: ISO-8601 `PT1H30M`, `P1DT2H`, or short `90s`, `15m`, `1h30m`, `2d`,
+/// `500ms`. Returns milliseconds.
+pub(crate) fn parse_duration(text: &str) -> CliResult<i64> {
+    let bad = || usage(format!("'{text}' is not a duration like 1h30m or PT1H30M"));
+    let upper = text.to_ascii_uppercase();
+    let body = upper.strip_prefix('P').map_or(upper.as_str(), |rest| rest);
+    let iso = upper.starts_with('P');
+    let mut total: i64 = 0;
+    let mut digits = String::new();
+    let mut in_time = !iso;
+    let mut chars = body.chars().peekable();
+    let mut any = false;
+    while let Some(c) = chars.next() {
+        match c {
+            '0'..='9' => digits.push(c),
+            'T' if iso && digits.is_empty() => in_time = true,
+            _ => {
+                let n: i64 = digits.parse().map_err(|_| bad())?;
+                digits.clear();
+                let unit = if c == 'M' && chars.peek() == Some(&'S') {
+                    let _ = chars.next();
+                    1
+                } else {
+                    match (c, in_time) {
+                        ('D', _) => 86_400_000,
+                        ('W', false) => 7 * 86_400_000,
+                        ('H', true) => 3_600_000,
+                        ('M', true) => 60_000,
+                        ('S', true) => 1000,
+                        _ => return Err(bad()),
+                    }
+                };
+                total = total.checked_add(n.checked_mul(unit).ok_or_else(bad)?).ok_or_else(bad)?;
+                any = true;
+            }
+        }
+    }
+    if !digits.is_empty() || !any {
+        return Err(bad());
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn datetimes_parse_and_format() {
+        assert_eq!(parse_datetime("1970-01-01T00:00:00Z").unwrap(), 0);
+        assert_eq!(parse_datetime("2026-11-21T10:00:00Z").unwrap(), 1_795_255_200_000);
+        assert_eq!(parse_datetime("2026-11-21T11:00:00+01:00").unwrap(), 1_795_255_200_000);
+        assert_eq!(parse_datetime("2026-11-21T10:00:00.5Z").unwrap(), 1_795_255_200_500);
+        assert_eq!(parse_datetime("2026-11-21").unwrap(), 1_795_219_200_000);
+        assert_eq!(format_ms(1_795_255_200_500), "2026-11-21T10:00:00.500Z");
+        assert!(parse_datetime("yesterday").is_err());
+        assert!(parse_datetime("2026-13-01T00:00:00Z").is_err());
+    }
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("PT1H30M").unwrap(), 5_400_000);
+        assert_eq!(parse_duration("P1DT2H").unwrap(), 93_600_000);
+        assert_eq!(parse_duration("1h30m").unwrap(), 5_400_000);
+        assert_eq!(parse_duration("90s").unwrap(), 90_000);
+        assert_eq!(parse_duration("500ms").unwrap(), 500);
+        assert_eq!(parse_duration("2d").unwrap(), 172_800_000);
+        assert!(parse_duration("1x").is_err());
+        assert!(parse_duration("12").is_err());
+    }
+
+    #[test]
+    fn tables_pad_columns() {
+        let t = table(&["A", "BB"], &[vec!["xxx".into(), "y".into()]]);
+        assert_eq!(t, "A    BB\nxxx  y\n");
+    }
+}
