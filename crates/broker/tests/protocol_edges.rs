@@ -15,9 +15,6 @@ use gregor_protocol::kafka_protocol::messages::{
     ProduceRequest, ProduceResponse, RequestHeader, TopicName,
 };
 use gregor_protocol::kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
-use gregor_protocol::kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
 use gregor_protocol::record_batch::RecordBatchHeader;
 use tokio::io::AsyncWriteExt;
 
@@ -25,31 +22,8 @@ use tokio::io::AsyncWriteExt;
 /// 7-day retention at the broker's first retention pass).
 fn batch(values: &[&str]) -> Bytes {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
-    let records: Vec<Record> = values
-        .iter()
-        .enumerate()
-        .map(|(i, v)| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            // The encoder starts a new batch when offset - sequence changes; keep it constant
-            // so all records form one batch (base sequence -1, as for non-idempotent producers).
-            sequence: i as i32 - 1,
-            timestamp: now + i as i64,
-            key: None,
-            value: Some(Bytes::copy_from_slice(v.as_bytes())),
-            headers: Default::default(),
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(&mut buf, &records, &RecordEncodeOptions { version: 2, compression: Compression::None })
-        .unwrap();
-    buf.freeze()
+    let pairs: Vec<_> = values.iter().map(|v| (None, Some(Bytes::copy_from_slice(v.as_bytes())))).collect();
+    gregor_protocol::records::encode_batch(&pairs, now).unwrap().freeze()
 }
 
 fn produce(topic: &str, acks: i16, records: Bytes) -> ProduceRequest {
