@@ -47,6 +47,14 @@ pub fn create_topic(image: &MetadataImage, topic: &NewTopic) -> Result<Vec<Metad
     if image.topic(&topic.name).is_some() {
         return Err(MetadataError::TopicExists(topic.name.clone()));
     }
+    // Kafka refuses names that differ only by '.' vs '_': they share metric names.
+    let unified = topic.name.replace('.', "_");
+    if image.topics().any(|t| t.name.replace('.', "_") == unified) {
+        return Err(MetadataError::InvalidTopicName {
+            name: topic.name.clone(),
+            reason: "it collides with an existing topic that differs only by '.' and '_'",
+        });
+    }
     let placements = if topic.assignments.is_empty() {
         place_replicas(image, 0, topic.num_partitions, topic.replication_factor)?
     } else {
@@ -213,6 +221,18 @@ mod tests {
         let leaders: Vec<i32> = image.topic("t").unwrap().partitions.values().map(|p| p.leader).collect();
         assert_eq!(leaders, vec![0, 1, 2]);
         assert!(matches!(create_topic(&image, &new_topic("t", 1, 1)), Err(MetadataError::TopicExists(_))));
+    }
+
+    #[test]
+    fn given_dot_and_underscore_variants_should_collide() {
+        let mut image = image_with_brokers(1);
+        let records = create_topic(&image, &new_topic("orders.created", 1, 1)).unwrap();
+        apply(&mut image, &records);
+        assert!(matches!(
+            create_topic(&image, &new_topic("orders_created", 1, 1)),
+            Err(MetadataError::InvalidTopicName { .. })
+        ));
+        assert!(create_topic(&image, &new_topic("orders-created", 1, 1)).is_ok());
     }
 
     #[test]
