@@ -5,14 +5,22 @@
 //! segment is deleted meanwhile (an unlinked file stays readable while open).
 
 use std::fs::{self, File, OpenOptions};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::UNIX_EPOCH;
+
+use gregor_protocol::record_batch::BATCH_HEADER_LEN;
 
 use crate::batch::{is_crc_valid_at, read_header, read_offset_and_size, BatchMeta};
 use crate::config::LogConfig;
 use crate::error::{IoContext, LogError};
 use crate::index::{OffsetEntry, OffsetIndex, TimeEntry, TimeIndex};
+
+/// Largest read while walking batch headers (four default index intervals).
+const SCAN_CHUNK_BYTES: usize = 16 * 1024;
+/// First read while walking batch headers: a few headers of small batches.
+const SCAN_FIRST_READ_BYTES: usize = 512;
 
 pub(crate) const LOG_SUFFIX: &str = ".log";
 pub(crate) const INDEX_SUFFIX: &str = ".index";
@@ -294,12 +302,35 @@ impl LogSegment {
         self.scan_from(start, |meta| meta.last_offset >= offset)
     }
 
+    /// Walks batch headers from `position` to the first batch `found` accepts. Reads in
+    /// growing chunks rather than one read per header: the first read is small (large
+    /// batches are found at once), later ones cover the rest of the stretch from the
+    /// sparse index entry (`index.interval.bytes` apart) in one or two reads.
     fn scan_from(&self, mut position: u64, found: impl Fn(&BatchMeta) -> bool) -> Result<Option<Located>, LogError> {
-        while let Some(meta) = read_header(&self.log, position, self.size).ctx("read segment", &self.log_path)? {
-            if found(&meta) {
-                return Ok(Some(Located { position, meta }));
+        let mut chunk = [0u8; SCAN_CHUNK_BYTES];
+        let mut step = SCAN_FIRST_READ_BYTES;
+        while position + BATCH_HEADER_LEN as u64 <= self.size {
+            let want = usize::try_from(self.size - position).map_or(step, |left| left.min(step));
+            step = (step * 4).min(SCAN_CHUNK_BYTES);
+            match self.log.read_exact_at(&mut chunk[..want], position) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+                Err(e) => return Err(e).ctx("read segment", &self.log_path),
             }
-            position += meta.size;
+            let mut at = 0;
+            while at + BATCH_HEADER_LEN <= want {
+                let mut header = [0u8; BATCH_HEADER_LEN];
+                header.copy_from_slice(&chunk[at..at + BATCH_HEADER_LEN]);
+                let here = position + at as u64;
+                let Some(meta) = BatchMeta::from_header(&header).filter(|m| here + m.size <= self.size) else {
+                    return Ok(None);
+                };
+                if found(&meta) {
+                    return Ok(Some(Located { position: here, meta }));
+                }
+                at += usize::try_from(meta.size).unwrap_or(usize::MAX);
+            }
+            position += at as u64;
         }
         Ok(None)
     }
