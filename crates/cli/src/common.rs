@@ -6,18 +6,48 @@ use std::future::Future;
 use std::io::Write;
 use std::time::Duration;
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 use gregor_client::{Client, ClientConfig, ClientError};
 
 /// Where the cluster is.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct ConnectArgs {
-    /// Broker(s) to bootstrap from, comma-separated HOST:PORT.
-    #[arg(long, global = true, value_name = "HOST:PORT", env = "GREGOR_BOOTSTRAP", default_value = "localhost:9092")]
+    /// Broker(s) to bootstrap from, comma-separated HOST:PORT [default: localhost:9092,
+    /// which reaches a broker listening on 127.0.0.1 or ::1].
+    #[arg(
+        long,
+        global = true,
+        value_name = "HOST:PORT",
+        env = "GREGOR_BOOTSTRAP",
+        default_value = "localhost:9092",
+        hide_default_value = true
+    )]
     pub(crate) bootstrap_server: String,
     /// Connect and per-request timeout, in milliseconds.
     #[arg(long, global = true, value_name = "MS", default_value_t = 30_000)]
     pub(crate) request_timeout: u64,
+}
+
+/// How listing and describing commands print.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub(crate) enum Output {
+    /// Readable tables.
+    #[default]
+    Table,
+    /// One JSON document with the same data (stable field names).
+    Json,
+    /// Tables with extra columns.
+    Wide,
+}
+
+/// The flags every subcommand takes, before or after its name.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct Global {
+    #[command(flatten)]
+    pub(crate) conn: ConnectArgs,
+    /// Output of list and describe commands: table, json or wide.
+    #[arg(long, short = 'o', global = true, value_enum, default_value_t = Output::Table)]
+    pub(crate) output: Output,
 }
 
 /// Why a subcommand failed.
@@ -82,6 +112,12 @@ pub(crate) fn emit(text: &str) -> CliResult {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
         Err(e) => Err(failed(format!("cannot write to stdout: {e}"))),
     }
+}
+
+/// Writes `value` as one pretty-printed JSON document.
+pub(crate) fn emit_json(value: &serde_json::Value) -> CliResult {
+    let text = serde_json::to_string_pretty(value).map_err(|e| failed(format!("cannot encode JSON: {e}")))?;
+    emitln(&text)
 }
 
 /// Writes `line` and a newline to stdout.

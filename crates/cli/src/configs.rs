@@ -3,9 +3,10 @@
 //! the command fail with that one sentence.
 
 use clap::{ArgGroup, Args, Subcommand};
-use gregor_client::{ConfigOp, ConfigResource};
+use gregor_client::{ConfigEntry, ConfigOp, ConfigResource};
+use serde_json::{json, Value};
 
-use crate::common::{connect, emit, emitln, key_value, run_async, table, usage, CliResult, ConnectArgs};
+use crate::common::{connect, emit, emit_json, emitln, key_value, run_async, table, usage, CliResult, Global, Output};
 
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
@@ -13,8 +14,6 @@ use crate::common::{connect, emit, emitln, key_value, run_async, table, usage, C
   gregor configs describe --broker 0
   gregor configs alter --topic orders --set retention.ms=3600000 --delete cleanup.policy")]
 pub(crate) struct ConfigsArgs {
-    #[command(flatten)]
-    conn: ConnectArgs,
     #[command(subcommand)]
     command: ConfigsCommand,
 }
@@ -60,9 +59,10 @@ enum ConfigsCommand {
     },
 }
 
-pub(crate) fn run(args: ConfigsArgs) -> Result<(), String> {
+pub(crate) fn run(args: ConfigsArgs, global: &Global) -> Result<(), String> {
+    let global = global.clone();
     run_async(async move {
-        let mut client = connect(&args.conn).await?;
+        let mut client = connect(&global.conn).await?;
         match args.command {
             ConfigsCommand::Describe { resource } => {
                 let resource = resource.resource();
@@ -70,15 +70,7 @@ pub(crate) fn run(args: ConfigsArgs) -> Result<(), String> {
                     client.topic(t).await?;
                 }
                 let entries = client.describe_configs(&resource).await?;
-                let rows: Vec<Vec<String>> = entries
-                    .into_iter()
-                    .map(|e| {
-                        let value =
-                            if e.sensitive { "(sensitive)".into() } else { e.value.unwrap_or_else(|| "null".into()) };
-                        vec![e.name, value, e.source.to_string(), if e.read_only { "yes".into() } else { "no".into() }]
-                    })
-                    .collect();
-                emit(&table(&["NAME", "VALUE", "SOURCE", "READ-ONLY"], &rows))
+                describe(&entries, global.output)
             }
             ConfigsCommand::Alter { resource, set, delete } => {
                 let mut ops = set
@@ -95,4 +87,55 @@ pub(crate) fn run(args: ConfigsArgs) -> Result<(), String> {
             }
         }
     })
+}
+
+fn shown_value(e: &ConfigEntry) -> Value {
+    match (&e.value, e.sensitive) {
+        (_, true) => Value::String("(sensitive)".into()),
+        (Some(v), false) => Value::String(v.clone()),
+        (None, false) => Value::Null,
+    }
+}
+
+/// Prints configs: name, value, source, read-only; `wide` adds sensitivity and synonyms.
+fn describe(entries: &[ConfigEntry], output: Output) -> CliResult {
+    if output == Output::Json {
+        let items: Vec<Value> = entries
+            .iter()
+            .map(|e| {
+                let synonyms: Vec<Value> = e
+                    .synonyms
+                    .iter()
+                    .map(|(name, value, source)| json!({"name": name, "value": value, "source": source.to_string()}))
+                    .collect();
+                json!({"name": e.name, "value": shown_value(e), "source": e.source.to_string(),
+                       "read_only": e.read_only, "sensitive": e.sensitive, "synonyms": synonyms})
+            })
+            .collect();
+        return emit_json(&Value::Array(items));
+    }
+    let wide = output == Output::Wide;
+    let yes_no = |b: bool| if b { "yes".to_owned() } else { "no".to_owned() };
+    let rows: Vec<Vec<String>> = entries
+        .iter()
+        .map(|e| {
+            let value = shown_value(e).as_str().unwrap_or("null").to_owned();
+            let mut row = vec![e.name.clone(), value, e.source.to_string(), yes_no(e.read_only)];
+            if wide {
+                let synonyms: Vec<String> = e
+                    .synonyms
+                    .iter()
+                    .map(|(name, value, source)| format!("{source}:{name}={}", value.as_deref().unwrap_or("null")))
+                    .collect();
+                row.push(yes_no(e.sensitive));
+                row.push(if synonyms.is_empty() { "-".into() } else { synonyms.join(" ") });
+            }
+            row
+        })
+        .collect();
+    let mut header = vec!["NAME", "VALUE", "SOURCE", "READ-ONLY"];
+    if wide {
+        header.extend(["SENSITIVE", "SYNONYMS"]);
+    }
+    emit(&table(&header, &rows))
 }

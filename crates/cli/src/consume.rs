@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use gregor_client::{error_name, Client, FetchOptions, FetchPosition};
 
-use crate::common::{connect, emit, failed, parse_datetime, run_async, usage, CliResult, ConnectArgs};
+use crate::common::{connect, emit, failed, parse_datetime, run_async, usage, CliResult, ConnectArgs, Global};
 use crate::consume_format::Format;
 
 const COMMIT_INTERVAL: Duration = Duration::from_secs(5);
@@ -28,8 +28,6 @@ const OFFSET_OUT_OF_RANGE: i16 = 1;
   gregor consume orders --offset @2026-11-21T10:00:00Z --max-messages 100 --format json
   gregor consume orders --group billing --timeout 5000")]
 pub(crate) struct ConsumeArgs {
-    #[command(flatten)]
-    conn: ConnectArgs,
     /// Topics to read.
     #[arg(required = true)]
     topics: Vec<String>,
@@ -100,11 +98,11 @@ struct Cursor {
     committed: Option<i64>,
 }
 
-pub(crate) fn run(args: ConsumeArgs) -> Result<(), String> {
-    run_async(consume(args))
+pub(crate) fn run(args: ConsumeArgs, global: &Global) -> Result<(), String> {
+    run_async(consume(args, global.conn.clone()))
 }
 
-async fn consume(args: ConsumeArgs) -> CliResult {
+async fn consume(args: ConsumeArgs, conn: ConnectArgs) -> CliResult {
     let start = match (&args.offset, args.from_beginning) {
         (Some(spec), _) => Some(parse_start(spec)?),
         (None, true) => Some(Start::Earliest),
@@ -112,7 +110,7 @@ async fn consume(args: ConsumeArgs) -> CliResult {
     };
     let format = Format::new(&args.format, args.template.as_deref());
     let isolation = i8::from(args.isolation_level == "read_committed");
-    let mut client = connect(&args.conn).await?;
+    let mut client = connect(&conn).await?;
     if let Some(group) = &args.group {
         let description = client.describe_group(group).await?;
         if description.is_active() {

@@ -6,7 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use clap::{Args, Subcommand};
 use gregor_client::{Client, GroupDescription};
 
-use crate::common::{connect, emit, emitln, failed, run_async, table, CliResult, ConnectArgs};
+use serde_json::{json, Value};
+
+use crate::common::{connect, emit, emit_json, emitln, failed, run_async, table, CliResult, Global, Output};
 use crate::groups_reset::{self, ResetArgs};
 
 #[derive(Debug, Args)]
@@ -18,8 +20,6 @@ use crate::groups_reset::{self, ResetArgs};
   gregor groups delete-offsets billing --topic orders
   gregor groups delete billing")]
 pub(crate) struct GroupsArgs {
-    #[command(flatten)]
-    conn: ConnectArgs,
     #[command(subcommand)]
     command: GroupsCommand,
 }
@@ -52,12 +52,13 @@ enum GroupsCommand {
     },
 }
 
-pub(crate) fn run(args: GroupsArgs) -> Result<(), String> {
+pub(crate) fn run(args: GroupsArgs, global: &Global) -> Result<(), String> {
+    let global = global.clone();
     run_async(async move {
-        let mut client = connect(&args.conn).await?;
+        let mut client = connect(&global.conn).await?;
         match args.command {
-            GroupsCommand::List => list(&mut client).await,
-            GroupsCommand::Describe { group } => describe(&mut client, &group).await,
+            GroupsCommand::List => list(&mut client, global.output).await,
+            GroupsCommand::Describe { group } => describe(&mut client, &group, global.output).await,
             GroupsCommand::Delete { groups } => delete(&mut client, &groups).await,
             GroupsCommand::ResetOffsets(reset) => groups_reset::run(&mut client, reset).await,
             GroupsCommand::DeleteOffsets { group, topic } => {
@@ -69,8 +70,15 @@ pub(crate) fn run(args: GroupsArgs) -> Result<(), String> {
     })
 }
 
-async fn list(client: &mut Client) -> CliResult {
+async fn list(client: &mut Client, output: Output) -> CliResult {
     let groups = client.list_groups().await?;
+    if output == Output::Json {
+        let items: Vec<Value> = groups
+            .iter()
+            .map(|g| json!({"group": g.group_id, "state": g.state, "protocol_type": g.protocol_type}))
+            .collect();
+        return emit_json(&Value::Array(items));
+    }
     let rows: Vec<Vec<String>> = groups.into_iter().map(|g| vec![g.group_id, g.state, g.protocol_type]).collect();
     emit(&table(&["GROUP", "STATE", "PROTOCOL-TYPE"], &rows))
 }
@@ -84,11 +92,13 @@ pub(crate) async fn existing_group(client: &mut Client, group: &str) -> CliResul
     Ok(description)
 }
 
-async fn describe(client: &mut Client, group: &str) -> CliResult {
+/// Per partition committed or assigned: the committed offset and the assigned member id.
+type Partitions = BTreeMap<(String, i32), (Option<i64>, String)>;
+
+async fn describe(client: &mut Client, group: &str, output: Output) -> CliResult {
     let description = existing_group(client, group).await?;
     let committed = client.committed_offsets(group, None).await?;
-    // Every partition that is committed or assigned, with its member if assigned.
-    let mut partitions: BTreeMap<(String, i32), (Option<i64>, String)> = BTreeMap::new();
+    let mut partitions: Partitions = BTreeMap::new();
     for c in &committed {
         partitions.insert((c.topic.clone(), c.partition), (Some(c.offset), "-".into()));
     }
@@ -107,6 +117,9 @@ async fn describe(client: &mut Client, group: &str) -> CliResult {
             ends.extend(marks.into_iter().map(|(p, (_, end))| ((t.clone(), p), end)));
         }
     }
+    if output == Output::Json {
+        return emit_json(&describe_json(&description, &partitions, &ends));
+    }
     let mut out = format!(
         "Group: {}\tState: {}\tProtocol: {}\tMembers: {}\n\n",
         description.group_id,
@@ -114,7 +127,7 @@ async fn describe(client: &mut Client, group: &str) -> CliResult {
         if description.protocol.is_empty() { "-" } else { &description.protocol },
         description.members.len()
     );
-    out.push_str(&offsets_table(&partitions, &ends));
+    out.push_str(&offsets_table(&description, &partitions, &ends, output == Output::Wide));
     if !description.members.is_empty() {
         out.push('\n');
         out.push_str(&members_table(&description));
@@ -122,29 +135,69 @@ async fn describe(client: &mut Client, group: &str) -> CliResult {
     emit(&out)
 }
 
-fn offsets_table(
-    partitions: &BTreeMap<(String, i32), (Option<i64>, String)>,
+fn lag(committed: Option<i64>, end: Option<i64>) -> Option<i64> {
+    Some((end? - committed?).max(0))
+}
+
+fn describe_json(
+    description: &GroupDescription,
+    partitions: &Partitions,
     ends: &BTreeMap<(String, i32), i64>,
+) -> Value {
+    let offsets: Vec<Value> = partitions
+        .iter()
+        .map(|((topic, p), (committed, member))| {
+            let end = ends.get(&(topic.clone(), *p)).copied();
+            let member = (!member.is_empty() && member != "-").then_some(member);
+            json!({"topic": topic, "partition": p, "committed_offset": committed, "log_end_offset": end,
+                   "lag": lag(*committed, end), "consumer_id": member})
+        })
+        .collect();
+    let members: Vec<Value> = description
+        .members
+        .iter()
+        .map(|m| {
+            let assignment: serde_json::Map<String, Value> =
+                m.assignment.iter().map(|(t, ps)| (t.clone(), json!(ps))).collect();
+            json!({"member_id": m.member_id, "instance_id": m.group_instance_id, "client_id": m.client_id,
+                   "host": m.client_host, "assignment": assignment})
+        })
+        .collect();
+    json!({"group": description.group_id, "state": description.state, "protocol_type": description.protocol_type,
+           "protocol": description.protocol, "members": members, "offsets": offsets})
+}
+
+fn offsets_table(
+    description: &GroupDescription,
+    partitions: &Partitions,
+    ends: &BTreeMap<(String, i32), i64>,
+    wide: bool,
 ) -> String {
     let rows: Vec<Vec<String>> = partitions
         .iter()
         .map(|((topic, p), (committed, member))| {
             let end = ends.get(&(topic.clone(), *p)).copied();
-            let lag = match (committed, end) {
-                (Some(c), Some(e)) => (e - c).max(0).to_string(),
-                _ => "-".into(),
-            };
-            vec![
+            let mut row = vec![
                 topic.clone(),
                 p.to_string(),
                 committed.map_or("-".into(), |c| c.to_string()),
                 end.map_or("-".into(), |e| e.to_string()),
-                lag,
+                lag(*committed, end).map_or("-".into(), |l| l.to_string()),
                 if member.is_empty() { "-".into() } else { member.clone() },
-            ]
+            ];
+            if wide {
+                let m = description.members.iter().find(|m| &m.member_id == member);
+                row.push(m.map_or("-".into(), |m| m.client_id.clone()));
+                row.push(m.map_or("-".into(), |m| m.client_host.clone()));
+            }
+            row
         })
         .collect();
-    table(&["TOPIC", "PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG", "CONSUMER-ID"], &rows)
+    let mut header = vec!["TOPIC", "PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG", "CONSUMER-ID"];
+    if wide {
+        header.extend(["CLIENT-ID", "HOST"]);
+    }
+    table(&header, &rows)
 }
 
 fn members_table(description: &GroupDescription) -> String {

@@ -13,11 +13,13 @@ mod produce;
 mod serve;
 mod topics;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
 #[command(name = "gregor", version, about = "A Kafka-compatible streaming platform")]
 struct Cli {
+    #[command(flatten)]
+    global: common::Global,
     #[command(subcommand)]
     command: Command,
 }
@@ -40,22 +42,40 @@ enum Command {
     Configs(configs::ConfigsArgs),
     /// Print and verify segment and index files offline (no broker needed).
     DumpLog(dump_log::DumpLogArgs),
+    /// Print a shell completion script for bash, zsh or fish.
+    #[command(after_help = "Examples:
+  gregor completion bash > ~/.local/share/bash-completion/completions/gregor
+  gregor completion zsh > ~/.zfunc/_gregor        (with fpath+=~/.zfunc before compinit)
+  gregor completion fish > ~/.config/fish/completions/gregor.fish")]
+    Completion {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
-        Command::Topics(args) => topics::run(args),
-        Command::Produce(args) => produce::run(args),
-        Command::Consume(args) => consume::run(args),
-        Command::Groups(args) => groups::run(args),
-        Command::Cluster(args) => cluster::run(args),
-        Command::Configs(args) => configs::run(args),
+        Command::Topics(args) => topics::run(args, &cli.global),
+        Command::Produce(args) => produce::run(args, &cli.global),
+        Command::Consume(args) => consume::run(args, &cli.global),
+        Command::Groups(args) => groups::run(args, &cli.global),
+        Command::Cluster(args) => cluster::run(args, &cli.global),
+        Command::Configs(args) => configs::run(args, &cli.global),
         Command::DumpLog(args) => dump_log::run(args),
+        Command::Completion { shell } => completion(shell),
     };
     if let Err(message) = result {
         eprintln!("gregor: {message}");
         std::process::exit(1);
     }
+}
+
+/// Writes the completion script for `shell` to stdout.
+fn completion(shell: clap_complete::Shell) -> Result<(), String> {
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "gregor", &mut script);
+    common::emit(&String::from_utf8_lossy(&script)).map_err(|e| e.to_string())
 }

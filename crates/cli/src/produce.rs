@@ -5,16 +5,17 @@
 //! file goes out in large batches.
 
 use std::collections::BTreeMap;
-use std::io::BufRead;
-use std::path::PathBuf;
+use std::io::{BufRead, IsTerminal};
+use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use clap::Args;
 use gregor_client::{parse_compression, partition_for_key, Client, ProduceOptions, ProduceRecord};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use crate::common::{connect, emitln, failed, key_value, now_ms, run_async, usage, CliResult, ConnectArgs};
+use crate::common::{connect, emitln, failed, key_value, now_ms, run_async, usage, CliResult, ConnectArgs, Global};
 
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
@@ -23,8 +24,6 @@ use crate::common::{connect, emitln, failed, key_value, now_ms, run_async, usage
   gregor produce orders --file events.jsonl --json --compression zstd
   JSON lines look like {\"key\":\"user-1\",\"value\":\"...\",\"headers\":{\"h\":\"v\"},\"partition\":0}")]
 pub(crate) struct ProduceArgs {
-    #[command(flatten)]
-    conn: ConnectArgs,
     /// Topic to write to (must exist).
     topic: String,
     /// Read lines from this file instead of stdin.
@@ -64,23 +63,24 @@ struct Parsed {
     partition: Option<i32>,
 }
 
-pub(crate) fn run(args: ProduceArgs) -> Result<(), String> {
-    run_async(produce(args))
+pub(crate) fn run(args: ProduceArgs, global: &Global) -> Result<(), String> {
+    run_async(produce(args, global.conn.clone()))
 }
 
-async fn produce(args: ProduceArgs) -> CliResult {
+async fn produce(args: ProduceArgs, conn: ConnectArgs) -> CliResult {
     let headers = args.headers.iter().map(|h| key_value(h, "--header")).collect::<CliResult<Vec<_>>>()?;
     let options = ProduceOptions {
         acks: if args.acks == "all" { -1 } else { args.acks.parse().unwrap_or(-1) },
         compression: parse_compression(&args.compression).ok_or_else(|| usage("unknown --compression"))?,
         timeout_ms: 30_000,
     };
-    let mut client = connect(&args.conn).await?;
+    let mut client = connect(&conn).await?;
     let partitions = i32::try_from(client.topic(&args.topic).await?.partitions.len()).unwrap_or(i32::MAX);
     if let Some(p) = args.partition.filter(|p| !(0..partitions).contains(p)) {
         return Err(usage(format!("topic '{}' has no partition {p} (it has {partitions})", args.topic)));
     }
     let mut lines = spawn_reader(args.file.clone())?;
+    let progress = progress_bar(args.file.as_deref());
     let mut sent: u64 = 0;
     let mut line_no: u64 = 0;
     let mut sticky: i32 = 0;
@@ -94,9 +94,11 @@ async fn produce(args: ProduceArgs) -> CliResult {
             }
         }
         let mut by_partition: BTreeMap<i32, Vec<ProduceRecord>> = BTreeMap::new();
+        let mut bytes = 0;
         for line in batch {
             let line = line?;
             line_no += 1;
+            bytes += line.len() as u64 + 1;
             if line.is_empty() && !args.json {
                 continue;
             }
@@ -109,6 +111,14 @@ async fn produce(args: ProduceArgs) -> CliResult {
         }
         sticky = (sticky + 1) % partitions.max(1);
         sent += send(&mut client, &args.topic, by_partition, &options, sent).await?;
+        if let Some(bar) = &progress {
+            bar.inc(bytes);
+            let rate = sent as f64 / bar.elapsed().as_secs_f64().max(0.001);
+            bar.set_message(format!("{sent} messages ({rate:.0} msg/s)"));
+        }
+    }
+    if let Some(bar) = progress {
+        bar.finish_and_clear();
     }
     emitln(&format!("{sent} messages written to {}", args.topic))
 }
@@ -129,6 +139,20 @@ async fn send(
         sent += records.len() as u64;
     }
     Ok(sent)
+}
+
+/// A progress bar (bytes of the file, rate, messages) on stderr, only when reading a
+/// file and stderr is a terminal.
+fn progress_bar(file: Option<&Path>) -> Option<ProgressBar> {
+    let size = std::fs::metadata(file?).ok()?.len();
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let style = ProgressStyle::with_template(
+        "{bar:30.cyan/blue} {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} {msg}",
+    )
+    .ok()?;
+    Some(ProgressBar::with_draw_target(Some(size), ProgressDrawTarget::stderr()).with_style(style))
 }
 
 /// Reads lines on a thread into a channel; a read error ends the stream.

@@ -5,7 +5,11 @@ use std::collections::BTreeMap;
 use clap::{Args, Subcommand};
 use gregor_client::{Client, ConfigResource, TopicInfo};
 
-use crate::common::{connect, emit, emitln, failed, key_value, run_async, table, usage, CliResult, ConnectArgs};
+use serde_json::{json, Value};
+
+use crate::common::{
+    connect, emit, emit_json, emitln, failed, key_value, run_async, table, usage, CliResult, Global, Output,
+};
 
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
@@ -15,8 +19,6 @@ use crate::common::{connect, emit, emitln, failed, key_value, run_async, table, 
   gregor topics alter orders --partitions 6
   gregor topics delete orders")]
 pub(crate) struct TopicsArgs {
-    #[command(flatten)]
-    conn: ConnectArgs,
     #[command(subcommand)]
     command: TopicsCommand,
 }
@@ -66,9 +68,10 @@ enum TopicsCommand {
     },
 }
 
-pub(crate) fn run(args: TopicsArgs) -> Result<(), String> {
+pub(crate) fn run(args: TopicsArgs, global: &Global) -> Result<(), String> {
+    let global = global.clone();
     run_async(async move {
-        let mut client = connect(&args.conn).await?;
+        let mut client = connect(&global.conn).await?;
         match args.command {
             TopicsCommand::Create { name, partitions, replication_factor, configs } => {
                 let configs = configs.iter().map(|c| key_value(c, "--config")).collect::<CliResult<Vec<_>>>()?;
@@ -77,8 +80,8 @@ pub(crate) fn run(args: TopicsArgs) -> Result<(), String> {
                     .await?;
                 emitln(&format!("Created topic {name}."))
             }
-            TopicsCommand::List { internal } => list(&mut client, internal).await,
-            TopicsCommand::Describe { names } => describe(&mut client, names).await,
+            TopicsCommand::List { internal } => list(&mut client, internal, global.output).await,
+            TopicsCommand::Describe { names } => describe(&mut client, names, global.output).await,
             TopicsCommand::Delete { names } => delete(&mut client, &names).await,
             TopicsCommand::Alter { name, partitions } => {
                 let current = client.topic(&name).await?.partitions.len();
@@ -94,24 +97,43 @@ pub(crate) fn run(args: TopicsArgs) -> Result<(), String> {
     })
 }
 
-async fn list(client: &mut Client, internal: bool) -> CliResult {
+async fn list(client: &mut Client, internal: bool, output: Output) -> CliResult {
     let meta = client.metadata(None).await?;
-    let mut names: Vec<&str> = meta
-        .topics
-        .iter()
-        .filter(|t| t.error_code == 0 && (internal || !t.internal))
-        .map(|t| t.name.as_str())
-        .collect();
-    names.sort_unstable();
-    let mut out = String::new();
-    for n in names {
-        out.push_str(n);
-        out.push('\n');
+    let mut topics: Vec<&TopicInfo> =
+        meta.topics.iter().filter(|t| t.error_code == 0 && (internal || !t.internal)).collect();
+    topics.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+    let rf = |t: &TopicInfo| t.partitions.first().map_or(0, |p| p.replicas.len());
+    match output {
+        Output::Table => emit(&topics.iter().map(|t| format!("{}\n", t.name)).collect::<String>()),
+        Output::Wide => {
+            let rows: Vec<Vec<String>> = topics
+                .iter()
+                .map(|t| {
+                    let internal = if t.internal { "yes" } else { "no" };
+                    vec![
+                        t.name.clone(),
+                        t.topic_id.to_string(),
+                        t.partitions.len().to_string(),
+                        rf(t).to_string(),
+                        internal.into(),
+                    ]
+                })
+                .collect();
+            emit(&table(&["NAME", "TOPIC-ID", "PARTITIONS", "REPLICATION-FACTOR", "INTERNAL"], &rows))
+        }
+        Output::Json => emit_json(&Value::Array(
+            topics
+                .iter()
+                .map(|t| {
+                    json!({"name": t.name, "topic_id": t.topic_id.to_string(), "partitions": t.partitions.len(),
+                           "replication_factor": rf(t), "internal": t.internal})
+                })
+                .collect(),
+        )),
     }
-    emit(&out)
 }
 
-async fn describe(client: &mut Client, names: Vec<String>) -> CliResult {
+async fn describe(client: &mut Client, names: Vec<String>, output: Output) -> CliResult {
     let topics: Vec<TopicInfo> = if names.is_empty() {
         let mut all: Vec<TopicInfo> = client.metadata(None).await?.topics.into_iter().filter(|t| !t.internal).collect();
         all.sort_by(|a, b| a.name.cmp(&b.name));
@@ -123,58 +145,112 @@ async fn describe(client: &mut Client, names: Vec<String>) -> CliResult {
         }
         found
     };
-    let mut out = String::new();
-    for (i, topic) in topics.iter().enumerate() {
-        if i > 0 {
-            out.push('\n');
-        }
-        out.push_str(&describe_one(client, topic).await?);
+    let mut views = Vec::new();
+    for topic in &topics {
+        views.push(topic_view(client, topic).await?);
     }
-    emit(&out)
+    if output == Output::Json {
+        return emit_json(&Value::Array(views.iter().map(TopicView::json).collect()));
+    }
+    let texts: Vec<String> = views.iter().map(|v| v.render(output == Output::Wide)).collect();
+    emit(&texts.join("\n"))
 }
 
-async fn describe_one(client: &mut Client, topic: &TopicInfo) -> CliResult<String> {
+/// What `topics describe` shows of one topic.
+#[derive(Debug)]
+struct TopicView {
+    topic: TopicInfo,
+    /// Configs set on the topic itself.
+    configs: Vec<(String, String)>,
+    /// Per partition: log start and end offsets.
+    marks: BTreeMap<i32, (i64, i64)>,
+    sizes: BTreeMap<i32, i64>,
+}
+
+async fn topic_view(client: &mut Client, topic: &TopicInfo) -> CliResult<TopicView> {
     let partitions: Vec<i32> = topic.partitions.iter().map(|p| p.partition).collect();
     let marks = client.watermarks(&topic.name, &partitions).await?;
     let configs = client.describe_configs(&ConfigResource::Topic(topic.name.clone())).await.unwrap_or_default();
-    let set: Vec<String> = configs
-        .iter()
-        .filter(|c| c.source.0 == 1)
-        .map(|c| format!("{}={}", c.name, c.value.as_deref().unwrap_or("")))
-        .collect();
+    let configs =
+        configs.into_iter().filter(|c| c.source.0 == 1).map(|c| (c.name, c.value.unwrap_or_default())).collect();
     let sizes = sizes(client, topic).await;
-    let rf = topic.partitions.first().map_or(0, |p| p.replicas.len());
-    let mut out = format!(
-        "Topic: {}\tTopicId: {}\tPartitionCount: {}\tReplicationFactor: {}\tConfigs: {}\n",
-        topic.name,
-        topic.topic_id,
-        topic.partitions.len(),
-        rf,
-        set.join(",")
-    );
-    let join = |ids: &[i32]| ids.iter().map(ToString::to_string).collect::<Vec<_>>().join(",");
-    let rows: Vec<Vec<String>> = topic
-        .partitions
-        .iter()
-        .map(|p| {
-            let (start, end) = marks.get(&p.partition).copied().unwrap_or((-1, -1));
-            vec![
-                p.partition.to_string(),
-                if p.leader < 0 { "none".into() } else { p.leader.to_string() },
-                join(&p.replicas),
-                join(&p.isr),
-                start.to_string(),
-                end.to_string(),
-                (end - start).max(0).to_string(),
-                sizes.get(&p.partition).map_or("-".into(), ToString::to_string),
-            ]
-        })
-        .collect();
-    out.push_str(&table(
-        &["PARTITION", "LEADER", "REPLICAS", "ISR", "LOG-START", "LOG-END", "MESSAGES", "SIZE"],
-        &rows,
-    ));
-    Ok(out)
+    Ok(TopicView { topic: topic.clone(), configs, marks, sizes })
+}
+
+fn join_ids(ids: &[i32]) -> String {
+    ids.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")
+}
+
+impl TopicView {
+    fn replication_factor(&self) -> usize {
+        self.topic.partitions.first().map_or(0, |p| p.replicas.len())
+    }
+
+    fn marks(&self, partition: i32) -> (i64, i64) {
+        self.marks.get(&partition).copied().unwrap_or((-1, -1))
+    }
+
+    /// The header line and the partition table; `wide` adds leader epochs and offline replicas.
+    fn render(&self, wide: bool) -> String {
+        let t = &self.topic;
+        let set: Vec<String> = self.configs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let mut out = format!(
+            "Topic: {}\tTopicId: {}\tPartitionCount: {}\tReplicationFactor: {}\tConfigs: {}\n",
+            t.name,
+            t.topic_id,
+            t.partitions.len(),
+            self.replication_factor(),
+            set.join(",")
+        );
+        let rows: Vec<Vec<String>> = t
+            .partitions
+            .iter()
+            .map(|p| {
+                let (start, end) = self.marks(p.partition);
+                let mut row = vec![
+                    p.partition.to_string(),
+                    if p.leader < 0 { "none".into() } else { p.leader.to_string() },
+                    join_ids(&p.replicas),
+                    join_ids(&p.isr),
+                    start.to_string(),
+                    end.to_string(),
+                    (end - start).max(0).to_string(),
+                    self.sizes.get(&p.partition).map_or("-".into(), ToString::to_string),
+                ];
+                if wide {
+                    row.push(p.leader_epoch.to_string());
+                    row.push(if p.offline.is_empty() { "-".into() } else { join_ids(&p.offline) });
+                }
+                row
+            })
+            .collect();
+        let mut header = vec!["PARTITION", "LEADER", "REPLICAS", "ISR", "LOG-START", "LOG-END", "MESSAGES", "SIZE"];
+        if wide {
+            header.extend(["LEADER-EPOCH", "OFFLINE"]);
+        }
+        out.push_str(&table(&header, &rows));
+        out
+    }
+
+    fn json(&self) -> Value {
+        let t = &self.topic;
+        let partitions: Vec<Value> = t
+            .partitions
+            .iter()
+            .map(|p| {
+                let (start, end) = self.marks(p.partition);
+                json!({"partition": p.partition, "leader": p.leader, "leader_epoch": p.leader_epoch,
+                       "replicas": p.replicas, "isr": p.isr, "offline_replicas": p.offline,
+                       "log_start_offset": start, "log_end_offset": end, "messages": (end - start).max(0),
+                       "size_bytes": self.sizes.get(&p.partition)})
+            })
+            .collect();
+        let configs: serde_json::Map<String, Value> =
+            self.configs.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
+        json!({"name": t.name, "topic_id": t.topic_id.to_string(), "internal": t.internal,
+               "partition_count": t.partitions.len(), "replication_factor": self.replication_factor(),
+               "configs": configs, "partitions": partitions})
+    }
 }
 
 /// Partition sizes from each leader's DescribeLogDirs; empty if unsupported.

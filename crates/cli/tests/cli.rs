@@ -9,7 +9,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use gregor_broker::{BrokerConfig, RunningBroker};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 struct TestBroker {
     dir: tempfile::TempDir,
@@ -315,4 +315,200 @@ async fn mistakes_print_one_sentence_and_fail() {
     assert!(one_sentence_failure(&b.run(&["groups", "describe", "nobody"], "")).contains("does not exist"));
     assert!(one_sentence_failure(&b.run(&["dump-log", "/nonexistent/00000000000000000000.log"], ""))
         .contains("cannot read"));
+}
+
+/// Runs `gregor ARGS` with `GREGOR_BOOTSTRAP` pointing nowhere, so only the flags in
+/// `args` can reach the broker; asserts success and returns stdout.
+fn ok_with_flags(args: &[&str]) -> String {
+    let out = run_gregor("127.0.0.1:1", args, "");
+    assert!(out.status.success(), "gregor {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("utf-8 output")
+}
+
+/// Sum of the LAG column of `groups describe` table output.
+fn total_lag(described: &str, topic: &str) -> i64 {
+    described
+        .lines()
+        .filter(|l| l.starts_with(topic))
+        .map(|l| l.split_whitespace().nth(4).and_then(|x| x.parse::<i64>().ok()).expect("lag column"))
+        .sum()
+}
+
+/// The CLI tour of seed 004 ("CLI команды для экскурсии"), kafka-*.sh → gregor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_cli_tour_translated_to_gregor() {
+    let b = TestBroker::start().await;
+    tour_topics(&b.bootstrap);
+    let values = tour_produce_consume(&b);
+    tour_groups(&b, &values).await;
+}
+
+/// kafka-topics.sh --create / --describe, with the flags before and after the subcommand.
+fn tour_topics(bs: &str) {
+    // kafka-topics.sh --create --topic demo-topic --partitions 3 --replication-factor 1
+    let created = ok_with_flags(&[
+        "--bootstrap-server",
+        bs,
+        "topics",
+        "create",
+        "demo-topic",
+        "--partitions",
+        "3",
+        "--replication-factor",
+        "1",
+    ]);
+    assert!(created.contains("Created topic demo-topic"), "{created}");
+    // kafka-topics.sh --describe: PartitionCount, ReplicationFactor; per partition leader, replicas, ISR.
+    let described = ok_with_flags(&["topics", "describe", "demo-topic", "--bootstrap-server", bs]);
+    assert!(described.contains("Topic: demo-topic") && described.contains("PartitionCount: 3"), "{described}");
+    assert!(described.contains("ReplicationFactor: 1"), "{described}");
+    let rows: Vec<Vec<&str>> =
+        described.lines().filter(|l| l.starts_with(char::is_numeric)).map(|l| l.split_whitespace().collect()).collect();
+    let got: Vec<[&str; 4]> = rows.iter().map(|r| [r[0], r[1], r[2], r[3]]).collect();
+    assert_eq!(got, vec![["0", "0", "0", "0"], ["1", "0", "0", "0"], ["2", "0", "0", "0"]], "{described}");
+    let json: Value = serde_json::from_str(&ok_with_flags(&[
+        "--bootstrap-server",
+        bs,
+        "--output",
+        "json",
+        "topics",
+        "describe",
+        "demo-topic",
+    ]))
+    .expect("one JSON document");
+    let partitions = json[0]["partitions"].as_array().expect("partitions");
+    assert_eq!(partitions.len(), 3);
+    for p in partitions {
+        assert_eq!((&p["leader"], &p["replicas"], &p["isr"]), (&json!(0), &json!([0]), &json!([0])), "{p}");
+    }
+}
+
+/// kafka-console-producer.sh, then kafka-console-consumer.sh with partition and offset
+/// printed; returns the values read.
+fn tour_produce_consume(b: &TestBroker) -> BTreeSet<String> {
+    // kafka-console-producer.sh: one record per line (keys spread them over partitions).
+    let lines: String = (0..9).map(|i| format!("k{i}:v{i}\n")).collect();
+    assert_eq!(
+        b.ok(&["produce", "demo-topic", "--key-separator", ":"], &lines).trim(),
+        "9 messages written to demo-topic"
+    );
+    // kafka-console-consumer.sh --from-beginning --property print.partition=true --property print.offset=true
+    let printed = b.ok(
+        &[
+            "consume",
+            "demo-topic",
+            "--from-beginning",
+            "--max-messages",
+            "9",
+            "--template",
+            "{partition}\t{offset}\t{value}",
+        ],
+        "",
+    );
+    let mut seen: Vec<(i64, i64, String)> = printed
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            (f[0].parse().expect("partition"), f[1].parse().expect("offset"), f[2].to_owned())
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(seen.len(), 9, "{printed}");
+    assert!(seen.iter().map(|s| s.0).collect::<BTreeSet<_>>().len() > 1, "keys spread: {printed}");
+    for part in 0..3 {
+        let offsets: Vec<i64> = seen.iter().filter(|s| s.0 == part).map(|s| s.1).collect();
+        assert_eq!(offsets, (0..offsets.len() as i64).collect::<Vec<_>>(), "offsets of partition {part}: {printed}");
+    }
+    let values: BTreeSet<String> = seen.iter().map(|s| s.2.clone()).collect();
+
+    values
+}
+
+/// kafka-consumer-groups.sh --list / --describe / --reset-offsets, then reading again.
+async fn tour_groups(b: &TestBroker, values: &BTreeSet<String>) {
+    // A group that consumed part of the topic, then kafka-consumer-groups.sh --list / --describe.
+    b.ok(&["consume", "demo-topic", "--group", "my-group", "--from-beginning", "--max-messages", "6"], "");
+    assert!(b.ok(&["groups", "list"], "").lines().any(|l| l.starts_with("my-group")));
+    let described = b.ok(&["groups", "describe", "my-group"], "");
+    assert!(described.contains("LOG-END-OFFSET") && described.contains("LAG"), "{described}");
+    assert_eq!(total_lag(&described, "demo-topic"), 3, "{described}");
+    let json: Value =
+        serde_json::from_str(&b.ok(&["groups", "describe", "my-group", "-o", "json"], "")).expect("one JSON document");
+    let lag: i64 = json["offsets"].as_array().expect("offsets").iter().filter_map(|o| o["lag"].as_i64()).sum();
+    assert_eq!(lag, 3, "{json}");
+
+    // kafka-consumer-groups.sh --reset-offsets --to-earliest: plan first, then --execute.
+    let reset = ["groups", "reset-offsets", "my-group", "--topic", "demo-topic", "--to-earliest"];
+    let plan = b.ok(&reset, "");
+    assert!(plan.contains("NEW-OFFSET") && plan.contains("Dry run"), "{plan}");
+    assert_eq!(b.ok(&["groups", "describe", "my-group"], ""), described, "a dry run changes nothing");
+    b.ok(&[&reset[..], &["--execute"]].concat(), "");
+    assert_eq!(total_lag(&b.ok(&["groups", "describe", "my-group"], ""), "demo-topic"), 9);
+    // Consuming again starts from the reset point: every record once more.
+    let again = b.ok(&["consume", "demo-topic", "--group", "my-group", "--timeout", "1500"], "");
+    assert_eq!(&again.lines().map(str::to_owned).collect::<BTreeSet<_>>(), values, "{again}");
+    assert_eq!(again.lines().count(), 9, "{again}");
+    assert_eq!(total_lag(&b.ok(&["groups", "describe", "my-group"], ""), "demo-topic"), 0);
+
+    // An active group: reset is refused in one sentence; wide output shows members' hosts.
+    let _member = join_group(&b.bootstrap, "my-group").await;
+    let refused = one_sentence_failure(&b.run(&[&reset[..], &["--execute"]].concat(), ""));
+    assert!(refused.contains("while it is active"), "{refused}");
+    let wide = b.ok(&["--output", "wide", "groups", "describe", "my-group"], "");
+    assert!(wide.contains("test-member") && wide.contains("127.0.0.1") && wide.contains("HOST"), "{wide}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_formats_and_global_flags() {
+    let b = TestBroker::start().await;
+    b.ok(&["topics", "create", "logs", "--partitions", "2", "--config", "retention.ms=60000"], "");
+    let list: Value = serde_json::from_str(&b.ok(&["-o", "json", "topics", "list"], "")).expect("JSON");
+    assert_eq!(list[0]["name"], "logs");
+    assert_eq!(list[0]["partitions"], 2);
+    let wide = b.ok(&["topics", "list", "--output", "wide"], "");
+    assert!(wide.contains("TOPIC-ID") && wide.lines().nth(1).is_some_and(|l| l.starts_with("logs")), "{wide}");
+    assert!(b.ok(&["topics", "describe", "-o", "wide"], "").contains("LEADER-EPOCH"));
+    let topic: Value = serde_json::from_str(&b.ok(&["topics", "describe", "logs", "-o", "json"], "")).expect("JSON");
+    assert_eq!(topic[0]["configs"]["retention.ms"], "60000");
+
+    let cluster: Value = serde_json::from_str(&b.ok(&["--output", "json", "cluster", "describe"], "")).expect("JSON");
+    assert_eq!(cluster["controller"], 0);
+    assert!(cluster["api_versions"]["apis"].as_array().is_some_and(|a| a.iter().any(|x| x["name"] == "Fetch")));
+    assert!(b.ok(&["cluster", "describe", "-o", "wide"], "").contains("CONTROLLER"));
+
+    let configs: Value =
+        serde_json::from_str(&b.ok(&["configs", "describe", "--topic", "logs", "-o", "json"], "")).expect("JSON");
+    let retention = configs.as_array().expect("array").iter().find(|c| c["name"] == "retention.ms").expect("listed");
+    assert_eq!((&retention["value"], &retention["source"]), (&json!("60000"), &json!("DYNAMIC_TOPIC_CONFIG")));
+    let wide = b.ok(&["configs", "describe", "--topic", "logs", "-o", "wide"], "");
+    assert!(wide.contains("SYNONYMS") && wide.contains("SENSITIVE"), "{wide}");
+
+    b.ok(&["consume", "logs", "--group", "g", "--timeout", "200"], "");
+    let groups: Value = serde_json::from_str(&b.ok(&["groups", "list", "-o", "json"], "")).expect("JSON");
+    assert!(groups.as_array().is_some_and(|g| g.iter().any(|x| x["group"] == "g")), "{groups}");
+}
+
+#[test]
+fn completion_scripts_and_usage_errors() {
+    let run = |args: &[&str]| run_gregor("127.0.0.1:1", args, "");
+    for (shell, marker) in [("bash", "_gregor()"), ("zsh", "#compdef gregor"), ("fish", "complete -c gregor")] {
+        let out = run(&["completion", shell]);
+        assert!(out.status.success());
+        let script = String::from_utf8_lossy(&out.stdout);
+        assert!(script.contains(marker) && script.contains("reset-offsets"), "{shell}: {script}");
+    }
+    for bad in [
+        &["topics", "list", "--no-such-flag"][..],
+        &["--output", "xml", "topics", "list"],
+        &["completion", "tcsh"],
+        &["topics"],
+    ] {
+        let out = run(bad);
+        assert_eq!(out.status.code(), Some(2), "{bad:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let down = run(&["--bootstrap-server", "127.0.0.1:1", "--request-timeout", "1000", "groups", "list"]);
+    assert_eq!(down.status.code(), Some(1));
+    assert_eq!(one_sentence_failure(&down), "gregor: cannot connect to 127.0.0.1:1: connection refused");
+    let help = String::from_utf8_lossy(&run(&["--help"]).stdout).into_owned();
+    assert!(help.contains("localhost:9092") && help.contains("--output"), "{help}");
 }

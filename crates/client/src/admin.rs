@@ -61,6 +61,9 @@ pub struct ConfigEntry {
     pub source: ConfigSource,
     pub read_only: bool,
     pub sensitive: bool,
+    /// Where else the value could come from, most specific first (name, value, source),
+    /// when the broker reports synonyms.
+    pub synonyms: Vec<(String, Option<String>, ConfigSource)>,
 }
 
 /// Where a config value comes from (Kafka's `ConfigSource`).
@@ -164,25 +167,36 @@ impl Client {
 
     /// Every config of `resource`, with its source. Broker configs are asked of that broker.
     pub async fn describe_configs(&mut self, resource: &ConfigResource) -> Result<Vec<ConfigEntry>> {
-        let request = DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default()
-            .with_resource_type(resource.kind())
-            .with_resource_name(s(&resource.name()))
-            .with_configuration_keys(None)]);
         let conn = match resource {
             ConfigResource::Broker(id) => self.node(*id).await?,
             ConfigResource::Topic(_) => self.any(),
         };
+        // Synonyms exist from version 1 on (Kafka 1.1).
+        let synonyms = conn.version_for::<DescribeConfigsRequest>(None)? >= 1;
+        let request = DescribeConfigsRequest::default()
+            .with_resources(vec![DescribeConfigsResource::default()
+                .with_resource_type(resource.kind())
+                .with_resource_name(s(&resource.name()))
+                .with_configuration_keys(None)])
+            .with_include_synonyms(synonyms);
         let response = conn.send(&request, None).await?;
         let mut out = Vec::new();
         for r in response.results {
             let message = r.error_message.as_ref().map(ToString::to_string);
             check(r.error_code, message.as_deref(), || format!("cannot describe the configs of {resource}"))?;
-            out.extend(r.configs.into_iter().map(|c| ConfigEntry {
-                name: c.name.to_string(),
-                value: c.value.map(|v| v.to_string()),
-                source: ConfigSource(c.config_source),
-                read_only: c.read_only,
-                sensitive: c.is_sensitive,
+            out.extend(r.configs.into_iter().map(|c| {
+                ConfigEntry {
+                    name: c.name.to_string(),
+                    value: c.value.map(|v| v.to_string()),
+                    source: ConfigSource(c.config_source),
+                    read_only: c.read_only,
+                    sensitive: c.is_sensitive,
+                    synonyms: c
+                        .synonyms
+                        .into_iter()
+                        .map(|y| (y.name.to_string(), y.value.map(|v| v.to_string()), ConfigSource(y.source)))
+                        .collect(),
+                }
             }));
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
