@@ -76,6 +76,8 @@ fn log_error(e: &LogError) -> ResponseError {
         LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
         LogError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
         LogError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
+        LogError::InvalidTxnState { .. } => ResponseError::InvalidTxnState,
+        LogError::TransactionCoordinatorFenced { .. } => ResponseError::TransactionCoordinatorFenced,
         _ => ResponseError::KafkaStorageError,
     }
 }

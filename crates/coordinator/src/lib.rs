@@ -30,6 +30,7 @@ pub mod records;
 mod shard;
 #[cfg(test)]
 mod tests;
+pub mod txn;
 
 use std::collections::BTreeMap;
 

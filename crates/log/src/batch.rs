@@ -25,6 +25,9 @@ pub(crate) struct BatchMeta {
     pub(crate) last_sequence: i32,
     pub(crate) records_count: i32,
     pub(crate) is_log_append_time: bool,
+    pub(crate) is_transactional: bool,
+    /// A control batch: a transaction marker written by the transaction coordinator.
+    pub(crate) is_control: bool,
     pub(crate) crc: u32,
 }
 
@@ -42,6 +45,8 @@ impl BatchMeta {
             last_sequence: h.last_sequence(),
             records_count: h.records_count(),
             is_log_append_time: h.is_log_append_time(),
+            is_transactional: h.is_transactional(),
+            is_control: h.is_control(),
             crc: h.crc(),
         }
     }

@@ -29,6 +29,12 @@ pub enum LogError {
     /// A producer epoch older than the one already seen: a zombie (`INVALID_PRODUCER_EPOCH`).
     #[error("producer {producer_id}: epoch {producer_epoch} is older than the current epoch {current_epoch}")]
     InvalidProducerEpoch { producer_id: i64, producer_epoch: i16, current_epoch: i16 },
+    /// A transactional rule broken, e.g. plain writes inside a transaction (`INVALID_TXN_STATE`).
+    #[error("producer {producer_id}: {reason}")]
+    InvalidTxnState { producer_id: i64, reason: &'static str },
+    /// A marker from an older transaction coordinator (`TRANSACTION_COORDINATOR_FENCED`).
+    #[error("producer {producer_id}: marker of coordinator epoch {coordinator_epoch} is older than {current}")]
+    TransactionCoordinatorFenced { producer_id: i64, coordinator_epoch: i32, current: i32 },
     /// The partition was deleted while a caller still held it (`NOT_LEADER_OR_FOLLOWER`).
     #[error("the log of partition {partition} has been deleted")]
     LogDeleted { partition: String },

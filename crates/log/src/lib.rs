@@ -7,6 +7,7 @@
 //!        ├─ 00000000000000000000.index      OffsetIndex: (relative offset, position) every 4 KiB
 //!        ├─ 00000000000000000000.timeindex  TimeIndex: (max timestamp, relative offset)
 //!        ├─ 00000000000000004096.log ...    later segments; the last one is active
+//!        ├─ 00000000000000004096.txnindex   TransactionIndex: aborted transactions (only if any)
 //!        ├─ 00000000000000004096.snapshot   ProducerStateManager snapshot
 //!        ├─ leader-epoch-checkpoint         LeaderEpochFileCache
 //!        └─ partition.metadata              topic id
@@ -31,10 +32,13 @@ mod partition_log;
 mod producer_state;
 mod scan;
 mod segment;
+mod txn_index;
 
 pub use cleaner::CleanStats;
 pub use config::{LogConfig, TimestampType};
 pub use epoch::EpochEntry;
 pub use error::LogError;
 pub use log_manager::{LogManager, SharedLog};
-pub use partition_log::{AppendInfo, PartitionLog, ReadPlan, TimestampAndOffset};
+pub use partition_log::{AppendInfo, PartitionLog, ReadPlan, TimestampAndOffset, TxnMarker};
+pub use producer_state::ProducerInfo;
+pub use txn_index::AbortedTxn;

@@ -6,8 +6,13 @@
 //! `producer_id i64, epoch i16, last_sequence i32, last_offset i64, offset_delta i32,
 //! timestamp i64, coordinator_epoch i32, current_txn_first_offset i64`. Like Kafka, a
 //! snapshot keeps only each producer's last batch; replaying the log after it restores more.
+//!
+//! Transactions: a producer's first transactional batch opens its transaction
+//! (`current_txn_first_offset`); the coordinator's marker closes it. The open
+//! transactions, ordered by first offset, give the partition's first unstable offset,
+//! which bounds what read_committed consumers may see (the last stable offset).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -40,8 +45,34 @@ pub(crate) struct ProducerStateEntry {
     epoch: i16,
     batches: VecDeque<BatchMetadata>,
     coordinator_epoch: i32,
+    /// First offset of the producer's open transaction in this partition.
+    current_txn_first_offset: Option<i64>,
+    /// Timestamp of the producer's last batch or marker.
+    last_timestamp: i64,
 }
 
+/// A transaction a marker just ended in this partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct CompletedTxn {
+    pub(crate) producer_id: i64,
+    pub(crate) first_offset: i64,
+    /// The offset of the marker.
+    pub(crate) last_offset: i64,
+    pub(crate) is_aborted: bool,
+}
+
+/// One producer as DescribeProducers reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerInfo {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    /// -1 when no sequenced batch is remembered.
+    pub last_sequence: i32,
+    pub last_timestamp: i64,
+    pub coordinator_epoch: i32,
+    /// -1 when the producer has no open transaction here.
+    pub current_txn_start_offset: i64,
+}
 impl ProducerStateEntry {
     fn last_sequence(&self) -> Option<i32> {
         self.batches.back().map(|b| b.last_sequence)
@@ -57,11 +88,44 @@ impl ProducerStateEntry {
             .copied()
     }
 
-    fn add(&mut self, meta: &BatchMeta) {
-        if meta.producer_epoch != self.epoch {
+    fn new(epoch: i16) -> Self {
+        Self { epoch, coordinator_epoch: -1, last_timestamp: -1, ..Default::default() }
+    }
+
+    fn update_epoch(&mut self, epoch: i16) {
+        if epoch != self.epoch {
             self.batches.clear();
-            self.epoch = meta.producer_epoch;
+            self.epoch = epoch;
         }
+    }
+
+    /// Records a data batch; returns the first offset of a transaction it opens.
+    fn add(&mut self, meta: &BatchMeta) -> Option<i64> {
+        self.update_epoch(meta.producer_epoch);
+        self.last_timestamp = meta.max_timestamp;
+        let opened = (meta.is_transactional && self.current_txn_first_offset.is_none()).then_some(meta.base_offset);
+        if opened.is_some() {
+            self.current_txn_first_offset = opened;
+        }
+        self.add_sequence(meta);
+        opened
+    }
+
+    /// Records a transaction marker (epoch and coordinator epoch already checked).
+    fn end_txn(&mut self, meta: &BatchMeta, commit: bool, coordinator_epoch: i32) -> CompletedTxn {
+        let completed = CompletedTxn {
+            producer_id: meta.producer_id,
+            first_offset: self.current_txn_first_offset.take().unwrap_or(meta.base_offset),
+            last_offset: meta.base_offset,
+            is_aborted: !commit,
+        };
+        self.update_epoch(meta.producer_epoch);
+        self.coordinator_epoch = coordinator_epoch;
+        self.last_timestamp = meta.max_timestamp;
+        completed
+    }
+
+    fn add_sequence(&mut self, meta: &BatchMeta) {
         if meta.base_sequence < 0 {
             return;
         }
@@ -96,6 +160,12 @@ fn check(entry: Option<&ProducerStateEntry>, meta: &BatchMeta) -> Result<(), Log
             current_epoch: entry.epoch,
         });
     }
+    if !meta.is_transactional && entry.current_txn_first_offset.is_some() {
+        return Err(LogError::InvalidTxnState {
+            producer_id,
+            reason: "a non-transactional batch during a transaction",
+        });
+    }
     if meta.base_sequence < 0 {
         return Ok(());
     }
@@ -115,21 +185,76 @@ fn check(entry: Option<&ProducerStateEntry>, meta: &BatchMeta) -> Result<(), Log
     }
 }
 
+/// Kafka's `checkProducerEpoch` + coordinator-epoch check for a transaction marker.
+fn check_marker(entry: Option<&ProducerStateEntry>, meta: &BatchMeta, coordinator_epoch: i32) -> Result<(), LogError> {
+    let Some(entry) = entry else { return Ok(()) };
+    if meta.producer_epoch < entry.epoch {
+        return Err(LogError::InvalidProducerEpoch {
+            producer_id: meta.producer_id,
+            producer_epoch: meta.producer_epoch,
+            current_epoch: entry.epoch,
+        });
+    }
+    if coordinator_epoch < entry.coordinator_epoch {
+        return Err(LogError::TransactionCoordinatorFenced {
+            producer_id: meta.producer_id,
+            coordinator_epoch,
+            current: entry.coordinator_epoch,
+        });
+    }
+    Ok(())
+}
+
 #[derive(Debug)]
 pub(crate) struct ProducerStateManager {
     dir: PathBuf,
     producers: HashMap<i64, ProducerStateEntry>,
+    /// Open transactions: first offset -> producer id.
+    ongoing: BTreeMap<i64, i64>,
 }
 
 /// Producer updates of one append, checked but not yet applied.
 #[derive(Debug, Default)]
 pub(crate) struct PendingProducers {
     updated: HashMap<i64, ProducerStateEntry>,
+    opened: Vec<(i64, i64)>,
+    completed: Vec<CompletedTxn>,
 }
 
 impl ProducerStateManager {
     pub(crate) fn new(dir: &Path) -> Self {
-        Self { dir: dir.to_path_buf(), producers: HashMap::new() }
+        Self { dir: dir.to_path_buf(), producers: HashMap::new(), ongoing: BTreeMap::new() }
+    }
+
+    /// The first offset of the oldest open transaction.
+    pub(crate) fn first_unstable_offset(&self) -> Option<i64> {
+        self.ongoing.keys().next().copied()
+    }
+
+    /// Kafka's `lastStableOffset(completedTxn)`: where the LSO stands once `txn` is over,
+    /// recorded with an aborted transaction so fetches know when to stop looking.
+    fn stable_offset_after(&self, txn: &CompletedTxn) -> i64 {
+        self.ongoing
+            .iter()
+            .find(|(_, producer)| **producer != txn.producer_id)
+            .map_or(txn.last_offset + 1, |(first, _)| *first)
+    }
+
+    pub(crate) fn producers(&self) -> Vec<ProducerInfo> {
+        let mut out: Vec<ProducerInfo> = self
+            .producers
+            .iter()
+            .map(|(id, e)| ProducerInfo {
+                producer_id: *id,
+                producer_epoch: e.epoch,
+                last_sequence: e.last_sequence().unwrap_or(-1),
+                last_timestamp: e.last_timestamp,
+                coordinator_epoch: e.coordinator_epoch,
+                current_txn_start_offset: e.current_txn_first_offset.unwrap_or(-1),
+            })
+            .collect();
+        out.sort_unstable_by_key(|p| p.producer_id);
+        out
     }
 
     pub(crate) fn producer_count(&self) -> usize {
@@ -147,26 +272,74 @@ impl ProducerStateManager {
     pub(crate) fn check_and_stage(&self, pending: &mut PendingProducers, meta: &BatchMeta) -> Result<(), LogError> {
         let current = pending.updated.get(&meta.producer_id).or_else(|| self.producers.get(&meta.producer_id));
         check(current, meta)?;
-        let mut entry =
-            current.cloned().unwrap_or_else(|| ProducerStateEntry { epoch: meta.producer_epoch, ..Default::default() });
-        entry.add(meta);
+        let mut entry = current.cloned().unwrap_or_else(|| ProducerStateEntry::new(meta.producer_epoch));
+        if let Some(first) = entry.add(meta) {
+            pending.opened.push((first, meta.producer_id));
+        }
         pending.updated.insert(meta.producer_id, entry);
         Ok(())
     }
 
-    pub(crate) fn apply(&mut self, pending: PendingProducers) {
-        self.producers.extend(pending.updated);
+    /// Checks a transaction marker (offset assigned) and records it in `pending`.
+    pub(crate) fn check_and_stage_marker(
+        &self,
+        pending: &mut PendingProducers,
+        meta: &BatchMeta,
+        commit: bool,
+        coordinator_epoch: i32,
+    ) -> Result<(), LogError> {
+        let current = pending.updated.get(&meta.producer_id).or_else(|| self.producers.get(&meta.producer_id));
+        check_marker(current, meta, coordinator_epoch)?;
+        let mut entry = current.cloned().unwrap_or_else(|| ProducerStateEntry::new(meta.producer_epoch));
+        pending.completed.push(entry.end_txn(meta, commit, coordinator_epoch));
+        pending.updated.insert(meta.producer_id, entry);
+        Ok(())
     }
 
-    /// Replays a batch read back from the log (recovery), without checks.
+    /// Applies checked updates; returns the transactions they ended, each with the last
+    /// stable offset right after it.
+    pub(crate) fn apply(&mut self, pending: PendingProducers) -> Vec<(CompletedTxn, i64)> {
+        self.producers.extend(pending.updated);
+        self.ongoing.extend(pending.opened);
+        self.complete(pending.completed)
+    }
+
+    fn complete(&mut self, completed: Vec<CompletedTxn>) -> Vec<(CompletedTxn, i64)> {
+        completed
+            .into_iter()
+            .map(|txn| {
+                let stable = self.stable_offset_after(&txn);
+                if self.ongoing.get(&txn.first_offset) == Some(&txn.producer_id) {
+                    self.ongoing.remove(&txn.first_offset);
+                }
+                (txn, stable)
+            })
+            .collect()
+    }
+
+    /// Replays a data batch read back from the log (recovery), without checks.
     pub(crate) fn replay(&mut self, meta: &BatchMeta) {
         if meta.has_producer_id() {
-            let entry = self
-                .producers
-                .entry(meta.producer_id)
-                .or_insert_with(|| ProducerStateEntry { epoch: meta.producer_epoch, ..Default::default() });
-            entry.add(meta);
+            let entry =
+                self.producers.entry(meta.producer_id).or_insert_with(|| ProducerStateEntry::new(meta.producer_epoch));
+            if let Some(first) = entry.add(meta) {
+                self.ongoing.insert(first, meta.producer_id);
+            }
         }
+    }
+
+    /// Replays a transaction marker read back from the log; returns the transaction it
+    /// ended and the last stable offset after it.
+    pub(crate) fn replay_marker(
+        &mut self,
+        meta: &BatchMeta,
+        commit: bool,
+        coordinator_epoch: i32,
+    ) -> (CompletedTxn, i64) {
+        let entry =
+            self.producers.entry(meta.producer_id).or_insert_with(|| ProducerStateEntry::new(meta.producer_epoch));
+        let txn = entry.end_txn(meta, commit, coordinator_epoch);
+        self.complete(vec![txn]).remove(0)
     }
 
     /// Each producer's last batch offset: the cleaner keeps that batch (empty if need be)
@@ -177,6 +350,7 @@ impl ProducerStateManager {
 
     pub(crate) fn clear(&mut self) {
         self.producers.clear();
+        self.ongoing.clear();
     }
 
     /// Offsets of the snapshot files in the directory, ascending.
@@ -205,6 +379,10 @@ impl ProducerStateManager {
             let path = self.snapshot_path(offset);
             if offset <= end_offset {
                 if let Some(producers) = decode_snapshot(&fs::read(&path).ctx("read snapshot", &path)?) {
+                    self.ongoing = producers
+                        .iter()
+                        .filter_map(|(id, e)| e.current_txn_first_offset.map(|first| (first, *id)))
+                        .collect();
                     self.producers = producers;
                     return Ok(Some(offset));
                 }
@@ -240,9 +418,9 @@ fn encode_snapshot(producers: &HashMap<i64, ProducerStateEntry>) -> Vec<u8> {
         body.extend_from_slice(&last.map_or(-1, |b| b.last_sequence).to_be_bytes());
         body.extend_from_slice(&last.map_or(-1, |b| b.last_offset).to_be_bytes());
         body.extend_from_slice(&last.map_or(0, |b| (b.last_offset - b.first_offset) as i32).to_be_bytes());
-        body.extend_from_slice(&last.map_or(-1, |b| b.timestamp).to_be_bytes());
+        body.extend_from_slice(&last.map_or(entry.last_timestamp, |b| b.timestamp).to_be_bytes());
         body.extend_from_slice(&entry.coordinator_epoch.to_be_bytes());
-        body.extend_from_slice(&(-1i64).to_be_bytes());
+        body.extend_from_slice(&entry.current_txn_first_offset.unwrap_or(-1).to_be_bytes());
     }
     let mut out = Vec::with_capacity(6 + body.len());
     out.extend_from_slice(&SNAPSHOT_VERSION.to_be_bytes());
@@ -303,7 +481,7 @@ fn decode_entry(f: &mut Fields<'_>) -> (i64, ProducerStateEntry) {
     let offset_delta = f.i32();
     let timestamp = f.i64();
     let coordinator_epoch = f.i32();
-    let _current_txn_first_offset = f.i64();
+    let current_txn_first_offset = Some(f.i64()).filter(|o| *o >= 0);
     let mut batches = VecDeque::new();
     if last_offset >= 0 && last_sequence >= 0 {
         let first_sequence =
@@ -311,7 +489,10 @@ fn decode_entry(f: &mut Fields<'_>) -> (i64, ProducerStateEntry) {
         let first_offset = last_offset - i64::from(offset_delta);
         batches.push_back(BatchMetadata { first_sequence, last_sequence, first_offset, last_offset, timestamp });
     }
-    (producer_id, ProducerStateEntry { epoch, batches, coordinator_epoch })
+    (
+        producer_id,
+        ProducerStateEntry { epoch, batches, coordinator_epoch, current_txn_first_offset, last_timestamp: timestamp },
+    )
 }
 
 #[cfg(test)]
@@ -331,6 +512,8 @@ mod tests {
             last_sequence: base_sequence + count - 1,
             records_count: count,
             is_log_append_time: false,
+            is_transactional: false,
+            is_control: false,
             crc: 0,
         }
     }
@@ -374,6 +557,37 @@ mod tests {
         let mut m = ProducerStateManager::new(dir.path());
         assert_eq!(m.load_latest(10).unwrap(), None);
         assert_eq!(m.producer_count(), 0);
+    }
+
+    fn txn_meta(producer_epoch: i16, base_sequence: i32, count: i32, base_offset: i64) -> BatchMeta {
+        BatchMeta { is_transactional: true, ..meta(producer_epoch, base_sequence, count, base_offset) }
+    }
+
+    fn marker(producer_epoch: i16, offset: i64) -> BatchMeta {
+        BatchMeta { is_control: true, base_sequence: -1, last_sequence: -1, ..txn_meta(producer_epoch, -1, 1, offset) }
+    }
+
+    #[test]
+    fn given_transaction_when_marked_should_track_first_unstable_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = ProducerStateManager::new(dir.path());
+        m.apply(stage(&m, &txn_meta(0, 0, 2, 10)).unwrap());
+        m.apply(stage(&m, &txn_meta(0, 2, 2, 12)).unwrap());
+        assert_eq!(m.first_unstable_offset(), Some(10));
+        assert!(matches!(stage(&m, &meta(0, 4, 1, 14)), Err(LogError::InvalidTxnState { .. })));
+        m.take_snapshot(14).unwrap();
+        let mut pending = PendingProducers::default();
+        m.check_and_stage_marker(&mut pending, &marker(0, 14), false, 3).unwrap();
+        let completed = m.apply(pending);
+        let expected = CompletedTxn { producer_id: 7, first_offset: 10, last_offset: 14, is_aborted: true };
+        assert_eq!(completed, vec![(expected, 15)]);
+        assert_eq!(m.first_unstable_offset(), None);
+        let mut pending = PendingProducers::default();
+        let stale = m.check_and_stage_marker(&mut pending, &marker(0, 15), true, 2);
+        assert!(matches!(stale, Err(LogError::TransactionCoordinatorFenced { .. })));
+        let mut loaded = ProducerStateManager::new(dir.path());
+        assert_eq!(loaded.load_latest(14).unwrap(), Some(14));
+        assert_eq!(loaded.first_unstable_offset(), Some(10), "the snapshot keeps the open transaction");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! `__consumer_offsets`) that are replayed into memory at start-up.
 
 use gregor_protocol::record_batch::BatchIter;
-use gregor_protocol::records::{decode_records, KeyValue};
+use gregor_protocol::records::{decode_records_and_markers, KeyValue};
 
 use crate::{LogError, PartitionLog};
 
@@ -10,7 +10,9 @@ use crate::{LogError, PartitionLog};
 const SCAN_CHUNK_BYTES: usize = 1 << 20;
 
 impl PartitionLog {
-    /// Every record from the log start offset to the high watermark, in offset order.
+    /// Every record from the log start offset to the high watermark, in offset order,
+    /// transaction markers included (`KeyValue::control`): coordinators replaying their
+    /// topic apply transactional records only once the marker commits them.
     pub fn read_all_records(&self) -> Result<Vec<KeyValue>, LogError> {
         let mut out = Vec::new();
         let mut offset = self.log_start_offset();
@@ -23,7 +25,7 @@ impl PartitionLog {
             // Advance by batch headers: a batch of only control records decodes to nothing.
             let Some(next) = BatchIter::new(&bytes).last().map(|(_, b)| b.last_offset() + 1) else { break };
             offset = next;
-            out.extend(decode_records(bytes)?.into_iter().filter(|r| r.offset >= self.log_start_offset()));
+            out.extend(decode_records_and_markers(bytes)?.into_iter().filter(|r| r.offset >= self.log_start_offset()));
         }
         Ok(out)
     }

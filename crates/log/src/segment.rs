@@ -16,6 +16,7 @@ use crate::batch::{is_crc_valid_at, read_header, read_offset_and_size, BatchMeta
 use crate::config::LogConfig;
 use crate::error::{IoContext, LogError};
 use crate::index::{OffsetEntry, OffsetIndex, TimeEntry, TimeIndex};
+use crate::txn_index::{AbortedTxn, TransactionIndex, TXN_INDEX_SUFFIX};
 
 /// Largest read while walking batch headers (four default index intervals).
 const SCAN_CHUNK_BYTES: usize = 16 * 1024;
@@ -65,6 +66,7 @@ pub(crate) struct LogSegment {
     size: u64,
     offset_index: OffsetIndex,
     time_index: TimeIndex,
+    txn_index: TransactionIndex,
     index_interval_bytes: u64,
     bytes_since_last_index_entry: u64,
     max_timestamp_so_far: i64,
@@ -100,7 +102,9 @@ impl LogSegment {
         now_ms: i64,
         extra: &str,
     ) -> Result<Self, LogError> {
-        for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+        // A new segment's transaction index starts empty; a cleaned one has none yet.
+        let stale_txn_index = extra.is_empty().then_some(TXN_INDEX_SUFFIX);
+        for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX].into_iter().chain(stale_txn_index) {
             let path = dir.join(format!("{}{extra}", file_name(base_offset, suffix)));
             if path.exists() {
                 fs::remove_file(&path).ctx("remove stale index", &path)?;
@@ -126,6 +130,12 @@ impl LogSegment {
             base_offset: base,
             offset_index: OffsetIndex::open(&index_path(INDEX_SUFFIX), index_bytes)?,
             time_index: TimeIndex::open(&index_path(TIME_INDEX_SUFFIX), index_bytes)?,
+            // A cleaned segment keeps the file of the one it replaces (see `rename_to_deleted`).
+            txn_index: if extra.is_empty() {
+                TransactionIndex::open(index_path(TXN_INDEX_SUFFIX))?
+            } else {
+                TransactionIndex::detached(index_path(TXN_INDEX_SUFFIX))
+            },
             last_modified_ms: mtime_ms(&log).unwrap_or(now_ms),
             log_path,
             log: Arc::new(log),
@@ -214,6 +224,7 @@ impl LogSegment {
             on_batch(&meta);
             position += meta.size;
         }
+        self.txn_index.truncate_to(self.next_offset)?;
         let truncated = self.size - position;
         if truncated > 0 {
             tracing::warn!(segment = %self.log_path.display(), position, truncated, "truncating invalid bytes at the end of the segment");
@@ -397,11 +408,33 @@ impl LogSegment {
     pub(crate) fn flush(&self) -> Result<(), LogError> {
         self.log.sync_data().ctx("fsync segment", &self.log_path)?;
         self.offset_index.flush()?;
-        self.time_index.flush()
+        self.time_index.flush()?;
+        self.txn_index.flush()
     }
 
-    /// Renames all three files to `<name>.deleted` and returns their new paths.
-    pub(crate) fn rename_to_deleted(&mut self) -> Result<Vec<PathBuf>, LogError> {
+    /// Records an aborted transaction whose marker is in this segment.
+    pub(crate) fn append_aborted_txn(&mut self, entry: AbortedTxn) -> Result<(), LogError> {
+        self.txn_index.append(entry)
+    }
+
+    pub(crate) fn txn_index(&self) -> &TransactionIndex {
+        &self.txn_index
+    }
+
+    /// The base offset of the batch starting at `position`, or the segment's next offset
+    /// when none does: the end of a fetch that stops there.
+    pub(crate) fn offset_at(&self, position: u64) -> Result<i64, LogError> {
+        if position >= self.size {
+            return Ok(self.next_offset);
+        }
+        let found = read_offset_and_size(&self.log, position).ctx("read segment", &self.log_path)?;
+        Ok(found.map_or(self.next_offset, |(base, _)| base))
+    }
+
+    /// Renames the segment's files to `<name>.deleted` and returns their new paths. With
+    /// `keep_txn_index` the `.txnindex` stays: a cleaned segment replacing this one
+    /// covers the same offsets and takes it over.
+    pub(crate) fn rename_to_deleted(&mut self, keep_txn_index: bool) -> Result<Vec<PathBuf>, LogError> {
         let deleted = |p: &Path| PathBuf::from(format!("{}{DELETED_SUFFIX}", p.display()));
         let log_to = deleted(&self.log_path);
         fs::rename(&self.log_path, &log_to).ctx("rename segment", &self.log_path)?;
@@ -410,7 +443,14 @@ impl LogSegment {
         self.offset_index.rename(index_to.clone())?;
         let time_to = deleted(self.time_index.path());
         self.time_index.rename(time_to.clone())?;
-        Ok(vec![log_to, index_to, time_to])
+        let mut paths = vec![log_to, index_to, time_to];
+        if !keep_txn_index {
+            let txn_to = deleted(self.txn_index.path());
+            if self.txn_index.rename(txn_to.clone())? {
+                paths.push(txn_to);
+            }
+        }
+        Ok(paths)
     }
 
     pub(crate) fn set_config(&mut self, config: &LogConfig) {

@@ -54,6 +54,7 @@ use crate::batch::{read_batch, read_header, BatchMeta};
 use crate::config::LogConfig;
 use crate::error::{IoContext, LogError};
 use crate::segment::LogSegment;
+use crate::txn_index::AbortedTxn;
 
 pub(crate) use codec::ensure_keyed;
 use codec::{decode_batch, delete_horizon, rebuild_batch, DecodedRecord};
@@ -133,6 +134,9 @@ pub(crate) struct CleanPlan {
     /// When false, the clean section is scanned for delete horizons first.
     pub(crate) triggered: bool,
     pub(crate) producer_last_offsets: HashMap<i64, i64>,
+    /// Aborted transactions starting below `end_offset`: their records go, as Kafka's
+    /// cleaner drops them (the markers stay).
+    pub(crate) aborted: Vec<AbortedTxn>,
     /// `PartitionLog`'s generation when planned; a truncation in between voids the clean.
     pub(crate) generation: u64,
     pub(crate) dedupe_buffer_bytes: usize,
@@ -161,6 +165,7 @@ pub(crate) struct CleanedSegments {
 /// The retention rules for one clean.
 struct Filter<'a> {
     map: &'a OffsetMap,
+    aborted: &'a [AbortedTxn],
     now_ms: i64,
     delete_retention_ms: i64,
     producer_last_offsets: &'a HashMap<i64, i64>,
@@ -190,6 +195,10 @@ impl Filter<'_> {
         let view = RecordBatchHeader::parse(bytes)?;
         if view.is_control() {
             return Ok((Filtered::Keep, None));
+        }
+        if is_aborted(self.aborted, &view) {
+            stats.records_read += view.records_count().max(0) as u64;
+            return Ok((Filtered::Drop, None));
         }
         let records = match decode_batch(&view) {
             Ok(records) => records,
@@ -246,6 +255,7 @@ impl CleanPlan {
         };
         let filter = Filter {
             map: &map,
+            aborted: &self.aborted,
             now_ms: self.now_ms,
             delete_retention_ms: self.config.delete_retention_ms,
             producer_last_offsets: &self.producer_last_offsets,
@@ -280,7 +290,7 @@ impl CleanPlan {
             }
             segment.for_each_batch(|bytes| {
                 let view = RecordBatchHeader::parse(bytes)?;
-                if view.is_control() {
+                if view.is_control() || is_aborted(&self.aborted, &view) {
                     return Ok(());
                 }
                 match decode_batch(&view) {
@@ -334,6 +344,14 @@ impl CleanPlan {
         out.flush()?;
         Ok(earliest)
     }
+}
+
+/// Whether the batch belongs to an aborted transaction.
+fn is_aborted(aborted: &[AbortedTxn], view: &RecordBatchHeader<'_>) -> bool {
+    view.is_transactional()
+        && aborted.iter().any(|a| {
+            a.producer_id == view.producer_id() && (a.first_offset..=a.last_offset).contains(&view.base_offset())
+        })
 }
 
 fn write_chunk(

@@ -34,10 +34,12 @@ impl PartitionLog {
     }
 
     /// Kafka's `firstUncleanableDirtyOffset`: never the active segment, nothing at or
-    /// above the high watermark (it could still be truncated), and nothing from the first
+    /// above the last stable offset (it could still be truncated, or belong to an open
+    /// transaction), and nothing from the first
     /// segment holding records newer than `min.compaction.lag.ms`.
     fn first_uncleanable_offset(&self, now_ms: i64) -> i64 {
-        let mut end = self.active().base_offset().min(self.high_watermark);
+        // Open transactions are not cleaned: whether their records stay is not known yet.
+        let mut end = self.active().base_offset().min(self.last_stable_offset());
         let lag = self.config.min_compaction_lag_ms;
         if lag > 0 {
             let too_new =
@@ -86,6 +88,7 @@ impl PartitionLog {
             end_offset,
             triggered,
             producer_last_offsets: self.producer_state.last_batch_offsets(),
+            aborted: self.aborted_txns_below(end_offset),
             generation: self.generation,
             dedupe_buffer_bytes: DEFAULT_DEDUPE_BUFFER_BYTES,
         })
@@ -132,7 +135,7 @@ impl PartitionLog {
         }
         let due_ms = now_ms.saturating_add(self.config.file_delete_delay_ms);
         for &base in &bases {
-            self.retire_segment(base, due_ms)?;
+            self.retire_segment_keeping(base, due_ms, true)?;
             swap_to_final(&self.dir, base)?;
         }
         sync_dir(&self.dir)?;

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use gregor_protocol::TopicPartition;
 
+use super::txn::replay_batch;
 use super::PartitionLog;
 use crate::checkpoint::TMP_SUFFIX;
 use crate::cleaner::swap::{complete_swaps, CLEANED_SUFFIX, SWAP_SUFFIX};
@@ -14,6 +15,7 @@ use crate::epoch::LeaderEpochFileCache;
 use crate::error::{IoContext, LogError};
 use crate::producer_state::ProducerStateManager;
 use crate::segment::{file_name, LogSegment, DELETED_SUFFIX, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
+use crate::txn_index::TXN_INDEX_SUFFIX;
 
 /// Suffixes of files left behind by an interrupted operation; removed on open, after
 /// committed swaps were completed (`complete_swaps`), so a `.swap` left here is one whose
@@ -34,7 +36,9 @@ fn clean_and_list(dir: &Path) -> Result<Vec<i64>, LogError> {
             fs::remove_file(&path).ctx("remove transient file", &path)?;
         } else if let Some(base) = parse_base(&name, LOG_SUFFIX) {
             bases.push(base);
-        } else if let Some(base) = parse_base(&name, INDEX_SUFFIX).or_else(|| parse_base(&name, TIME_INDEX_SUFFIX)) {
+        } else if let Some(base) =
+            [INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX].iter().find_map(|suffix| parse_base(&name, suffix))
+        {
             indexes.push((base, path));
         }
     }
@@ -61,7 +65,7 @@ fn delete_from(dir: &Path, bases: &[i64]) -> Result<(), LogError> {
 }
 
 fn remove_segment_files(dir: &Path, base: i64) -> Result<(), LogError> {
-    for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+    for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX] {
         let path = dir.join(file_name(base, suffix));
         if path.exists() {
             fs::remove_file(&path).ctx("remove segment file", &path)?;
@@ -180,18 +184,26 @@ impl PartitionLog {
         self.last_snapshot_offset = snapshot;
         let from = snapshot.unwrap_or(self.log_start_offset);
         let first = self.segments.range(..=from).next_back().map_or(i64::MIN, |(base, _)| *base);
-        for segment in self.segments.range(first..).map(|(_, s)| s) {
+        let mut missing_aborts = Vec::new();
+        for (base, segment) in self.segments.range(first..) {
             let Some(mut located) = segment.translate_offset(from)? else {
                 continue;
             };
             loop {
                 if located.meta.base_offset >= from {
-                    self.producer_state.replay(&located.meta);
+                    if let Some(aborted) = replay_batch(&mut self.producer_state, segment, &located)? {
+                        missing_aborts.push((*base, aborted));
+                    }
                 }
                 match segment.batch_after(&located)? {
                     Some(next) => located = next,
                     None => break,
                 }
+            }
+        }
+        for (base, aborted) in missing_aborts {
+            if let Some(segment) = self.segments.get_mut(&base) {
+                segment.append_aborted_txn(aborted)?;
             }
         }
         tracing::debug!(partition = %self.topic_partition, producers = self.producer_state.producer_count(), "producer state loaded");

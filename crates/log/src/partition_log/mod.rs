@@ -17,6 +17,7 @@ mod compaction;
 mod loader;
 mod read;
 mod retention;
+mod txn;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -34,9 +35,11 @@ use crate::epoch::{EpochEntry, LeaderEpochFileCache};
 use crate::error::LogError;
 use crate::producer_state::{PendingProducers, ProducerStateManager};
 use crate::segment::{LogSegment, RollParams};
+use crate::txn_index::AbortedTxn;
 
 pub use read::{ReadPlan, TimestampAndOffset};
 use retention::PendingDelete;
+pub use txn::TxnMarker;
 
 /// The outcome of an append.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,6 +95,9 @@ fn validate_batches(records: &[u8], max_message_bytes: u64) -> Result<Vec<(usize
             return Err(LogError::RecordBatchTooLarge { size: view.size(), max_bytes: max_message_bytes });
         }
         view.validate_from_producer()?;
+        if view.is_control() {
+            return Err(LogError::InvalidRecord { reason: "only the transaction coordinator writes control batches" });
+        }
         batches.push((position, view.size()));
         position += view.size();
     }
@@ -130,21 +136,48 @@ impl PartitionLog {
         if let Some(duplicate) = self.find_duplicate(records, &batches)? {
             return Ok(duplicate);
         }
-        let append_time = (self.config.message_timestamp_type == TimestampType::LogAppendTime).then_some(now_ms);
+        let append_time = self.append_time(now_ms);
         let metas = self.assign_offsets(records, &batches, leader_epoch, append_time)?;
         let mut pending = PendingProducers::default();
         for meta in metas.iter().filter(|m| m.has_producer_id()) {
             self.producer_state.check_and_stage(&mut pending, meta)?;
         }
+        self.write_appended(records, &metas, pending, (leader_epoch, append_time), now_ms)
+    }
+
+    fn append_time(&self, now_ms: i64) -> Option<i64> {
+        (self.config.message_timestamp_type == TimestampType::LogAppendTime).then_some(now_ms)
+    }
+
+    /// Writes batches whose offsets are assigned and producer updates checked, then
+    /// applies the updates: transactions a marker ended leave the open set, and aborted
+    /// ones are recorded in the active segment's transaction index.
+    fn write_appended(
+        &mut self,
+        records: &[u8],
+        metas: &[BatchMeta],
+        pending: PendingProducers,
+        (leader_epoch, append_time): (i32, Option<i64>),
+        now_ms: i64,
+    ) -> Result<AppendInfo, LogError> {
         let first_offset = self.log_end_offset;
         let next_offset = metas.last().map_or(first_offset, BatchMeta::next_offset);
         let max_timestamp = metas.iter().map(|m| m.max_timestamp).max().unwrap_or(-1);
         let params =
             RollParams { messages_size: records.len() as u64, max_timestamp, max_offset: next_offset - 1, now_ms };
         self.maybe_roll(&params)?;
-        self.active_mut().append(records, &metas, now_ms)?;
-        self.producer_state.apply(pending);
+        self.active_mut().append(records, metas, now_ms)?;
         self.log_end_offset = next_offset;
+        for (txn, last_stable_offset) in self.producer_state.apply(pending) {
+            if txn.is_aborted {
+                self.active_mut().append_aborted_txn(AbortedTxn {
+                    producer_id: txn.producer_id,
+                    first_offset: txn.first_offset,
+                    last_offset: txn.last_offset,
+                    last_stable_offset,
+                })?;
+            }
+        }
         self.unflushed_messages += next_offset - first_offset;
         if self.epoch_cache.assign(leader_epoch, first_offset) {
             self.epoch_cache.persist()?;

@@ -127,7 +127,7 @@ impl PartitionLog {
     }
 
     /// The segment that may hold `offset`, then all later ones.
-    fn segments_from(&self, offset: i64) -> impl Iterator<Item = &LogSegment> {
+    pub(super) fn segments_from(&self, offset: i64) -> impl Iterator<Item = &LogSegment> {
         let first = self.segments.range(..=offset).next_back().map_or(i64::MIN, |(base, _)| *base);
         self.segments.range(first..).map(|(_, s)| s)
     }

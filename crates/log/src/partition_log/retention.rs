@@ -86,9 +86,20 @@ impl PartitionLog {
     /// already hold its file keep reading it.
     /// `due_ms` is when the files may be removed; truncation removes them at once.
     pub(super) fn retire_segment(&mut self, base_offset: i64, due_ms: i64) -> Result<(), LogError> {
+        self.retire_segment_keeping(base_offset, due_ms, false)
+    }
+
+    /// As `retire_segment`; `keep_txn_index` leaves the `.txnindex` for the cleaned
+    /// segment that replaces this one.
+    pub(super) fn retire_segment_keeping(
+        &mut self,
+        base_offset: i64,
+        due_ms: i64,
+        keep_txn_index: bool,
+    ) -> Result<(), LogError> {
         if let Some(mut segment) = self.segments.remove(&base_offset) {
             tracing::info!(partition = %self.topic_partition, base_offset, "deleting segment");
-            let paths = segment.rename_to_deleted()?;
+            let paths = segment.rename_to_deleted(keep_txn_index)?;
             self.pending_deletes.push(PendingDelete { paths, due_ms });
         }
         Ok(())

@@ -18,11 +18,20 @@ pub struct Spec {
     pub producer_epoch: i16,
     pub base_sequence: i32,
     pub value_len: usize,
+    pub transactional: bool,
 }
 
 impl Default for Spec {
     fn default() -> Self {
-        Self { count: 1, first_timestamp: 1_000, producer_id: -1, producer_epoch: -1, base_sequence: -1, value_len: 10 }
+        Self {
+            count: 1,
+            first_timestamp: 1_000,
+            producer_id: -1,
+            producer_epoch: -1,
+            base_sequence: -1,
+            value_len: 10,
+            transactional: false,
+        }
     }
 }
 
@@ -30,7 +39,7 @@ impl Default for Spec {
 pub fn batch(spec: Spec) -> Vec<u8> {
     let records: Vec<Record> = (0..spec.count)
         .map(|i| Record {
-            transactional: false,
+            transactional: spec.transactional,
             control: false,
             delete_horizon: false,
             partition_leader_epoch: -1,
@@ -53,6 +62,10 @@ pub fn batch(spec: Spec) -> Vec<u8> {
 
 pub fn plain(count: i32, first_timestamp: i64) -> Vec<u8> {
     batch(Spec { count, first_timestamp, ..Spec::default() })
+}
+
+pub fn transactional(producer_id: i64, producer_epoch: i16, base_sequence: i32, count: i32) -> Vec<u8> {
+    batch(Spec { count, producer_id, producer_epoch, base_sequence, transactional: true, ..Spec::default() })
 }
 
 pub fn idempotent(producer_id: i64, producer_epoch: i16, base_sequence: i32, count: i32) -> Vec<u8> {
