@@ -1,7 +1,9 @@
 //! Periodic log maintenance, as Kafka's `LogManager` schedules it: retention every
 //! `log.retention.check.interval.ms`, time-based flushes (`flush.ms`) every second,
 //! recovery-point checkpoints every `log.flush.offset.checkpoint.interval.ms`, and the
-//! log cleaner (compaction) every `log.cleaner.backoff.ms` when `log.cleaner.enable`.
+//! log cleaner (compaction) every `log.cleaner.backoff.ms` when `log.cleaner.enable`, and
+//! the transaction coordinator's timeouts every
+//! `transaction.abort.timed.out.transaction.cleanup.interval.ms`.
 //! Disk work runs on the blocking pool so request handling never waits for it.
 
 use std::sync::Arc;
@@ -25,6 +27,8 @@ pub(crate) async fn run(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>
     let mut checkpoint = every(broker.config.broker_i64("log.flush.offset.checkpoint.interval.ms"));
     let mut cleaner = every(broker.config.broker_i64("log.cleaner.backoff.ms").max(10));
     let cleaner_enabled = broker.config.broker_bool("log.cleaner.enable");
+    let mut transactions =
+        every(broker.config.broker_i64("transaction.abort.timed.out.transaction.cleanup.interval.ms"));
     loop {
         let job: fn(&Broker) = tokio::select! {
             _ = retention.tick() => |b| { let _ = b.replicas.log_manager().run_retention(now_ms()); },
@@ -37,6 +41,7 @@ pub(crate) async fn run(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>
             _ = cleaner.tick(), if cleaner_enabled => |b| {
                 let _ = b.replicas.log_manager().run_cleaner(now_ms());
             },
+            _ = transactions.tick() => |b| b.txns.tick(b),
             _ = shutdown.changed() => return,
         };
         let b = broker.clone();

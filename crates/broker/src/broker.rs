@@ -13,6 +13,7 @@ use crate::config::change::{self, ConfigOp};
 use crate::config::BrokerConfig;
 use crate::group_coordinator::{group_config, GroupCoordinator};
 use crate::replica_manager::ReplicaManager;
+use crate::txn_coordinator::{txn_config, TransactionCoordinator};
 use crate::BrokerError;
 
 /// Milliseconds since the Unix epoch: the one clock the broker reads.
@@ -32,6 +33,7 @@ pub(crate) struct Broker {
     pub(crate) metadata: MetadataStore,
     pub(crate) replicas: ReplicaManager,
     pub(crate) groups: Arc<GroupCoordinator>,
+    pub(crate) txns: TransactionCoordinator,
     producer_ids: Mutex<Range<i64>>,
 }
 
@@ -46,7 +48,12 @@ impl Broker {
         let node_id = config.node_id();
         let groups =
             GroupCoordinator::new(group_config(&config), config.broker_i64("offsets.topic.num.partitions") as i32);
+        let txns = TransactionCoordinator::new(
+            txn_config(&config),
+            config.broker_i64("transaction.state.log.num.partitions") as i32,
+        );
         Self {
+            txns,
             config,
             node_id,
             cluster_id,
@@ -76,7 +83,10 @@ impl Broker {
             Ok((records, ()))
         })?;
         self.reconcile()?;
-        self.groups.load(self)
+        self.groups.load(self)?;
+        // After the groups: completing a decided transaction may write markers to
+        // `__consumer_offsets`, which the group shards apply.
+        self.txns.load(self)
     }
 
     /// The static config overlaid with the dynamic broker configs of the current image.

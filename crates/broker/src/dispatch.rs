@@ -23,11 +23,13 @@ pub struct ApiRange {
 }
 
 macro_rules! api_table {
-    ($( $key:ident => $req:ty, $handler:path, min $min:expr; )*) => {
+    (@max $req:ty) => { <$req as Message>::VERSIONS.max };
+    (@max $req:ty, $max:expr) => { $max };
+    ($( $key:ident => $req:ty, $handler:path, min $min:expr $(, max $max:expr)?; )*) => {
         /// Every API this broker serves, with the versions it advertises in ApiVersions.
         pub fn supported_apis() -> &'static [ApiRange] {
             const APIS: &[ApiRange] = &[
-                $( ApiRange { api_key: ApiKey::$key, min_version: $min, max_version: <$req as Message>::VERSIONS.max }, )*
+                $( ApiRange { api_key: ApiKey::$key, min_version: $min, max_version: api_table!(@max $req $(, $max)?) }, )*
             ];
             APIS
         }
@@ -48,6 +50,9 @@ macro_rules! api_table {
 
 // Produce is advertised from v0 although v0-2 are refused (see `handlers::produce`):
 // librdkafka disables compression when a broker's minimum Produce version is above 0.
+// `max` caps an API below the crate's newest version: EndTxn v5, AddPartitionsToTxn v5
+// and TxnOffsetCommit v5 belong to transaction protocol v2 (KIP-890 part 2: an epoch
+// bump per transaction, partitions added implicitly), which Gregor does not offer.
 api_table! {
     Produce => m::ProduceRequest, handlers::produce::handle, min 0;
     Fetch => m::FetchRequest, handlers::fetch::handle, min 4;
@@ -68,6 +73,10 @@ api_table! {
     DeleteRecords => m::DeleteRecordsRequest, handlers::delete_records::handle, min 0;
     InitProducerId => m::InitProducerIdRequest, handlers::init_producer_id::handle, min 0;
     OffsetForLeaderEpoch => m::OffsetForLeaderEpochRequest, handlers::offset_for_leader_epoch::handle, min 2;
+    AddPartitionsToTxn => m::AddPartitionsToTxnRequest, handlers::add_partitions_to_txn::handle, min 0, max 4;
+    AddOffsetsToTxn => m::AddOffsetsToTxnRequest, handlers::add_offsets_to_txn::handle, min 0;
+    EndTxn => m::EndTxnRequest, handlers::end_txn::handle, min 0, max 4;
+    TxnOffsetCommit => m::TxnOffsetCommitRequest, handlers::txn_offset_commit::handle, min 0, max 4;
     DescribeConfigs => m::DescribeConfigsRequest, handlers::describe_configs::handle, min 1;
     AlterConfigs => m::AlterConfigsRequest, handlers::alter_configs::handle, min 0;
     DescribeLogDirs => m::DescribeLogDirsRequest, handlers::describe_log_dirs::handle, min 1;
@@ -76,6 +85,9 @@ api_table! {
     OffsetDelete => m::OffsetDeleteRequest, handlers::offset_delete::handle, min 0;
     IncrementalAlterConfigs => m::IncrementalAlterConfigsRequest, handlers::incremental_alter_configs::handle, min 0;
     DescribeCluster => m::DescribeClusterRequest, handlers::describe_cluster::handle, min 0;
+    DescribeProducers => m::DescribeProducersRequest, handlers::describe_producers::handle, min 0;
+    DescribeTransactions => m::DescribeTransactionsRequest, handlers::describe_transactions::handle, min 0;
+    ListTransactions => m::ListTransactionsRequest, handlers::list_transactions::handle, min 0;
     ConsumerGroupHeartbeat => m::ConsumerGroupHeartbeatRequest, handlers::consumer_group_heartbeat::handle, min 0;
     ConsumerGroupDescribe => m::ConsumerGroupDescribeRequest, handlers::consumer_group_describe::handle, min 0;
     DescribeTopicPartitions => m::DescribeTopicPartitionsRequest, handlers::describe_topic_partitions::handle, min 0;

@@ -19,9 +19,10 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use gregor_coordinator::{
     ConsumerGroupConfig, GroupConfig, GroupCoordinatorShard, GroupResponse, Output, RequestMeta, TimerKey,
 };
+use gregor_log::TxnMarker;
 use gregor_metadata::control::NewTopic;
 use gregor_protocol::kafka_protocol::ResponseError;
-use gregor_protocol::records::encode_batch;
+use gregor_protocol::records::{encode_batch_for, BatchProducer};
 use gregor_protocol::TopicPartition;
 use tokio::sync::{oneshot, watch, Notify};
 
@@ -72,6 +73,11 @@ impl GroupCoordinator {
             timers_changed: Notify::new(),
             load_lock: Mutex::new(()),
         }
+    }
+
+    /// The `__consumer_offsets` partition of a group.
+    pub(crate) fn partition_for(&self, group_id: &str) -> i32 {
+        self.shard_index(group_id) as i32
     }
 
     fn shard_index(&self, group_id: &str) -> usize {
@@ -136,10 +142,17 @@ impl GroupCoordinator {
         let records = lock(&partition.log).read_all_records()?;
         let mut shard = GroupCoordinatorShard::new(self.config.clone());
         for r in &records {
-            if let Some(key) = &r.key {
-                if let Err(e) = shard.replay(key, r.value.as_deref()) {
-                    tracing::warn!(partition = %tp, offset = r.offset, error = %e, "skipping unreadable group record");
+            let replayed = match (&r.key, r.control) {
+                (_, Some(commit)) => {
+                    shard.complete_txn(r.producer_id, commit, now_ms());
+                    Ok(())
                 }
+                (Some(key), None) if r.transactional => shard.replay_txn(r.producer_id, key, r.value.as_deref()),
+                (Some(key), None) => shard.replay(key, r.value.as_deref()),
+                (None, None) => Ok(()),
+            };
+            if let Err(e) = replayed {
+                tracing::warn!(partition = %tp, offset = r.offset, error = %e, "skipping unreadable group record");
             }
         }
         tracing::debug!(partition = %tp, records = records.len(), "group coordinator shard loaded");
@@ -232,7 +245,13 @@ impl GroupCoordinator {
         let mut write_failed = false;
         for output in outputs {
             match output {
-                Output::Append(records) => write_failed = write_failed || self.append(broker, index, &records).is_err(),
+                Output::Append(records) => {
+                    write_failed = write_failed || self.append(broker, index, &records, BatchProducer::NONE).is_err()
+                }
+                Output::AppendTransactional { producer_id, producer_epoch, records } => {
+                    let producer = BatchProducer { producer_id, producer_epoch, transactional: true };
+                    write_failed = write_failed || self.append(broker, index, &records, producer).is_err()
+                }
                 Output::Respond(id, response) => {
                     let response =
                         if write_failed { failed(response, ResponseError::CoordinatorNotAvailable) } else { response };
@@ -263,19 +282,39 @@ impl GroupCoordinator {
         }
     }
 
-    fn append(&self, broker: &Broker, index: usize, records: &[gregor_coordinator::Record]) -> Result<(), BrokerError> {
+    fn append(
+        &self,
+        broker: &Broker,
+        index: usize,
+        records: &[gregor_coordinator::Record],
+        producer: BatchProducer,
+    ) -> Result<(), BrokerError> {
         if records.is_empty() {
             return Ok(());
         }
         let tp = TopicPartition::new(OFFSETS_TOPIC, index as i32);
         let pairs: Vec<_> = records.iter().map(|r| (Some(r.key.clone()), r.value.clone())).collect();
-        let result = encode_batch(&pairs, now_ms())
+        let result = encode_batch_for(&pairs, now_ms(), producer)
             .map_err(BrokerError::from)
             .and_then(|mut batch| broker.replicas.append(&tp, &mut batch, now_ms()).map(|_| ()));
         if let Err(e) = &result {
             tracing::error!(partition = %tp, error = %e, "writing group coordinator records failed");
         }
         result
+    }
+
+    /// Writes a transaction marker to `__consumer_offsets-<index>` and applies it to the
+    /// shard's pending transactional offsets, under the shard lock so the shard's state
+    /// follows the log's order.
+    pub(crate) fn write_marker(&self, broker: &Broker, index: usize, marker: &TxnMarker) -> Result<(), BrokerError> {
+        self.ensure_loaded(broker, index)?;
+        let tp = TopicPartition::new(OFFSETS_TOPIC, index as i32);
+        let mut slot = lock(&self.shards[index]);
+        broker.replicas.append_marker(&tp, marker, now_ms())?;
+        if let Some(shard) = slot.as_mut() {
+            shard.complete_txn(marker.producer_id, marker.commit, now_ms());
+        }
+        Ok(())
     }
 
     /// Fires due timers until shutdown. Runs on its own task.
@@ -351,6 +390,12 @@ fn failed(response: GroupResponse, error: ResponseError) -> GroupResponse {
         GroupResponse::OffsetDelete(r) => GroupResponse::OffsetDelete(r.with_error_code(code)),
         GroupResponse::ConsumerGroupHeartbeat(r) => {
             GroupResponse::ConsumerGroupHeartbeat(r.with_error_code(code).with_assignment(None))
+        }
+        GroupResponse::TxnOffsetCommit(mut r) => {
+            for p in r.topics.iter_mut().flat_map(|t| t.partitions.iter_mut()) {
+                p.error_code = code;
+            }
+            GroupResponse::TxnOffsetCommit(r)
         }
         GroupResponse::OffsetCommit(mut r) => {
             for p in r.topics.iter_mut().flat_map(|t| t.partitions.iter_mut()) {

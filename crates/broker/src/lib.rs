@@ -34,6 +34,7 @@ mod handlers;
 mod meta_properties;
 mod replica_manager;
 mod server;
+mod txn_coordinator;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

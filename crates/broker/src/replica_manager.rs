@@ -9,7 +9,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use bytes::Bytes;
-use gregor_log::{AppendInfo, LogConfig, LogManager, PartitionLog, TimestampAndOffset};
+use gregor_log::{
+    AbortedTxn, AppendInfo, LogConfig, LogManager, PartitionLog, ProducerInfo, TimestampAndOffset, TxnMarker,
+};
 use gregor_protocol::TopicPartition;
 use tokio::sync::Notify;
 
@@ -29,7 +31,10 @@ pub(crate) struct Partition {
 pub(crate) struct ReadResult {
     pub(crate) records: Bytes,
     pub(crate) high_watermark: i64,
+    pub(crate) last_stable_offset: i64,
     pub(crate) log_start_offset: i64,
+    /// For read_committed fetches: the aborted transactions overlapping `records`.
+    pub(crate) aborted: Option<Vec<AbortedTxn>>,
 }
 
 #[derive(Debug)]
@@ -113,21 +118,58 @@ impl ReplicaManager {
         Ok(info)
     }
 
-    /// Reads whole batches from `offset`, at most `max_bytes` beyond the first batch.
-    pub(crate) fn read(&self, partition: &Partition, offset: i64, max_bytes: usize) -> Result<ReadResult, BrokerError> {
-        let (plan, high_watermark, log_start_offset) = {
+    /// Reads whole batches from `offset`, at most `max_bytes` beyond the first batch, up
+    /// to the high watermark, or for `read_committed` the last stable offset.
+    pub(crate) fn read(
+        &self,
+        partition: &Partition,
+        offset: i64,
+        max_bytes: usize,
+        read_committed: bool,
+    ) -> Result<ReadResult, BrokerError> {
+        let (plan, aborted, high_watermark, last_stable_offset, log_start_offset) = {
             let log = lock(&partition.log);
             let hw = log.high_watermark();
-            (log.read(offset, max_bytes, hw)?, hw, log.log_start_offset())
+            let (plan, aborted) = if read_committed {
+                let (plan, aborted) = log.read_committed(offset, max_bytes)?;
+                (plan, Some(aborted))
+            } else {
+                (log.read(offset, max_bytes, hw)?, None)
+            };
+            (plan, aborted, hw, log.last_stable_offset(), log.log_start_offset())
         };
         let records = if plan.is_empty() { Bytes::new() } else { plan.read_bytes()? };
-        Ok(ReadResult { records, high_watermark, log_start_offset })
+        Ok(ReadResult { records, high_watermark, last_stable_offset, log_start_offset, aborted })
     }
 
-    /// `(log start offset, high watermark)` of a partition.
-    pub(crate) fn offsets(&self, partition: &Partition) -> (i64, i64) {
+    /// `(log start offset, high watermark, last stable offset)` of a partition.
+    pub(crate) fn offsets(&self, partition: &Partition) -> (i64, i64, i64) {
         let log = lock(&partition.log);
-        (log.log_start_offset(), log.high_watermark())
+        (log.log_start_offset(), log.high_watermark(), log.last_stable_offset())
+    }
+
+    /// Appends a transaction marker (the transaction coordinator's write).
+    pub(crate) fn append_marker(
+        &self,
+        tp: &TopicPartition,
+        marker: &TxnMarker,
+        now_ms: i64,
+    ) -> Result<(), BrokerError> {
+        let partition = self.get(tp).ok_or_else(|| BrokerError::UnknownTopicOrPartition(tp.to_string()))?;
+        {
+            let mut log = lock(&partition.log);
+            log.append_marker(marker, partition.leader_epoch, now_ms)?;
+            let end = log.log_end_offset();
+            log.update_high_watermark(end);
+            log.maybe_flush(now_ms)?;
+        }
+        partition.appended.notify_waiters();
+        Ok(())
+    }
+
+    /// The producers a partition remembers (DescribeProducers).
+    pub(crate) fn producers(&self, partition: &Partition) -> Vec<ProducerInfo> {
+        lock(&partition.log).producers()
     }
 
     pub(crate) fn offset_for_timestamp(

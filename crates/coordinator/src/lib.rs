@@ -31,13 +31,14 @@ mod shard;
 #[cfg(test)]
 mod tests;
 pub mod txn;
+mod txn_offsets;
 
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use gregor_protocol::kafka_protocol::messages::{
     ConsumerGroupHeartbeatResponse, HeartbeatResponse, JoinGroupResponse, LeaveGroupResponse, OffsetCommitResponse,
-    OffsetDeleteResponse, SyncGroupResponse,
+    OffsetDeleteResponse, SyncGroupResponse, TxnOffsetCommitResponse,
 };
 
 pub use error::CoordinatorError;
@@ -140,6 +141,7 @@ pub enum GroupResponse {
     OffsetCommit(OffsetCommitResponse),
     OffsetDelete(OffsetDeleteResponse),
     ConsumerGroupHeartbeat(ConsumerGroupHeartbeatResponse),
+    TxnOffsetCommit(TxnOffsetCommitResponse),
 }
 
 /// One `__consumer_offsets` record; `value: None` is a tombstone.
@@ -155,6 +157,13 @@ pub enum Output {
     /// Append to this shard's partition before acting on any later output of the same call:
     /// responses that follow may reveal state that is only durable once this is written.
     Append(Vec<Record>),
+    /// As `Append`, as one transactional batch of the client's producer (TxnOffsetCommit):
+    /// the records count only once the transaction's marker commits them.
+    AppendTransactional {
+        producer_id: i64,
+        producer_epoch: i16,
+        records: Vec<Record>,
+    },
     /// Answer request `RequestId` (possibly one parked by an earlier call).
     Respond(RequestId, GroupResponse),
     /// Arm (or re-arm) a timer; at the deadline call [`GroupCoordinatorShard::on_timer`].

@@ -153,12 +153,25 @@ impl GroupCoordinatorShard {
             key: records::offset_commit_key(group_id, topic, partition),
             value: Some(records::offset_commit_value(&value)),
         };
+        self.drop_pending_txn_offset(group_id, topic, partition);
+        self.store_offset(group_id, topic, partition, value, now_ms);
+        record
+    }
+
+    /// Makes `value` the group's committed offset of the partition.
+    pub(crate) fn store_offset(
+        &mut self,
+        group_id: &str,
+        topic: &str,
+        partition: i32,
+        value: OffsetValue,
+        now_ms: i64,
+    ) {
         // A standalone commit creates a "simple" group, as Kafka does.
         if !self.consumer_groups.contains_key(group_id) {
             let _ = self.groups.entry(group_id.to_owned()).or_insert_with(|| ClassicGroup::new(group_id, now_ms));
         }
         let _ = self.offsets.entry(group_id.to_owned()).or_default().insert((topic.to_owned(), partition), value);
-        record
     }
 
     /// OffsetFetch for one group: `None` asks for every committed partition. Partitions

@@ -27,6 +27,8 @@ pub struct GroupCoordinatorShard {
     /// KIP-848 groups. A group id is in at most one of `groups` and `consumer_groups`.
     pub(crate) consumer_groups: BTreeMap<String, ConsumerGroup>,
     pub(crate) offsets: BTreeMap<String, GroupOffsets>,
+    /// Offsets of open transactions: producer id -> group -> offsets.
+    pub(crate) pending_txn_offsets: BTreeMap<i64, BTreeMap<String, GroupOffsets>>,
     /// Feeds member id suffixes; mixed with the clock so ids stay unique across restarts.
     pub(crate) member_id_counter: u64,
 }
@@ -88,6 +90,7 @@ impl GroupCoordinatorShard {
             groups: BTreeMap::new(),
             consumer_groups: BTreeMap::new(),
             offsets: BTreeMap::new(),
+            pending_txn_offsets: BTreeMap::new(),
             member_id_counter: 0,
         }
     }
@@ -98,6 +101,10 @@ impl GroupCoordinatorShard {
         let key = records::decode_key(key)?;
         if self.replay_consumer(&key, value)? {
             return Ok(());
+        }
+        if let RecordKey::OffsetCommit { group, topic, partition } = &key {
+            // A plain commit supersedes pending transactional ones (see `txn_offsets`).
+            self.drop_pending_txn_offset(group, topic, *partition);
         }
         match key {
             // Consumer-group keys were replayed above; other record types are not served.

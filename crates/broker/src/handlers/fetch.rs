@@ -1,4 +1,6 @@
-//! Fetch: whole record batches from the log, as stored, up to the high watermark.
+//! Fetch: whole record batches from the log, as stored, up to the high watermark
+//! (read_uncommitted) or the last stable offset (read_committed, with the aborted
+//! transactions overlapping the returned batches, so the client drops their records).
 //!
 //! Long polling: when fewer than `min_bytes` are available the request waits up to
 //! `max_wait_ms`, woken by appends to any of its partitions (no timer polling). The
@@ -13,8 +15,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::select_all;
-use gregor_protocol::kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use gregor_protocol::kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
+use gregor_protocol::kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
+use gregor_protocol::kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId, TopicName};
 use gregor_protocol::kafka_protocol::ResponseError;
 use gregor_protocol::TopicPartition;
 use tokio::time::Instant;
@@ -155,24 +159,32 @@ fn read_one(broker: &Broker, w: &Wanted, budget: &mut usize, first_data: bool, r
         return base.with_error_code(e.code());
     }
     let limit = w.max_bytes.min(*budget);
-    let aborted = read_committed.then(Vec::new);
-    match broker.replicas.read(partition, w.fetch_offset, limit) {
+    match broker.replicas.read(partition, w.fetch_offset, limit, read_committed) {
         Ok(read) => {
             // Past the first partition with data, limits are strict: a batch that does
             // not fit waits for the next request.
             let records = if !first_data && read.records.len() > limit { bytes::Bytes::new() } else { read.records };
             *budget = budget.saturating_sub(records.len());
+            let aborted = read.aborted.map(|list| {
+                list.iter()
+                    .map(|a| {
+                        AbortedTransaction::default()
+                            .with_producer_id(ProducerId(a.producer_id))
+                            .with_first_offset(a.first_offset)
+                    })
+                    .collect()
+            });
             base.with_high_watermark(read.high_watermark)
-                .with_last_stable_offset(read.high_watermark)
+                .with_last_stable_offset(read.last_stable_offset)
                 .with_log_start_offset(read.log_start_offset)
                 .with_aborted_transactions(aborted)
                 .with_records(Some(records))
         }
         Err(e) => {
-            let (start, hw) = broker.replicas.offsets(partition);
+            let (start, hw, lso) = broker.replicas.offsets(partition);
             base.with_error_code(e.code())
                 .with_high_watermark(hw)
-                .with_last_stable_offset(hw)
+                .with_last_stable_offset(lso)
                 .with_log_start_offset(start)
         }
     }

@@ -1,28 +1,44 @@
-//! InitProducerId for idempotent producers: a producer id that was never handed out
-//! before (ids come from blocks reserved in the metadata log) and epoch 0.
+//! InitProducerId: for idempotent producers, a producer id never handed out before (ids
+//! come from blocks reserved in the metadata log) and epoch 0; for transactional ones,
+//! the transaction coordinator's id and a bumped epoch that fences older instances.
 
+use gregor_coordinator::txn::ProducerIdAndEpoch;
 use gregor_protocol::kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
-use gregor_protocol::kafka_protocol::ResponseError;
 
-use super::{blocking, RequestContext};
+use super::{blocking, txn_error, RequestContext};
+use crate::broker::now_ms;
 use crate::BrokerError;
+
+/// First version answering PRODUCER_FENCED (KIP-588).
+const FENCED_SINCE: i16 = 4;
 
 pub(crate) async fn handle(
     ctx: &RequestContext<'_>,
     request: InitProducerIdRequest,
 ) -> Result<InitProducerIdResponse, BrokerError> {
     let response = InitProducerIdResponse::default().with_producer_id(ProducerId(-1)).with_producer_epoch(-1);
-    if request.transactional_id.is_some() {
-        // Transactional producers need the transaction coordinator, which is not served
-        // yet; FindCoordinator is not advertised, so clients fail before getting here.
-        return Ok(response.with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code()));
-    }
     let broker = ctx.broker.clone();
-    match blocking(move || broker.next_producer_id()).await {
-        Ok(id) => Ok(response.with_producer_id(ProducerId(id)).with_producer_epoch(0)),
-        Err(e) => {
-            tracing::warn!(error = %e, "allocating a producer id failed");
-            Ok(response.with_error_code(e.code()))
-        }
-    }
+    let Some(transactional_id) = request.transactional_id.as_ref().map(|t| t.0.to_string()) else {
+        return match blocking(move || broker.next_producer_id()).await {
+            Ok(id) => Ok(response.with_producer_id(ProducerId(id)).with_producer_epoch(0)),
+            Err(e) => {
+                tracing::warn!(error = %e, "allocating a producer id failed");
+                Ok(response.with_error_code(e.code()))
+            }
+        };
+    };
+    let expected = ProducerIdAndEpoch { producer_id: request.producer_id.0, producer_epoch: request.producer_epoch };
+    let timeout_ms = request.transaction_timeout_ms;
+    let outcome = blocking(move || {
+        let id = transactional_id.as_str();
+        broker.txns.run(&broker, id, |shard| {
+            let mut allocate = || broker.next_producer_id().map_err(|e| e.response_error());
+            shard.init_producer_id(id, timeout_ms, expected, &mut allocate, now_ms())
+        })
+    })
+    .await;
+    Ok(match outcome {
+        Ok(id) => response.with_producer_id(ProducerId(id.producer_id)).with_producer_epoch(id.producer_epoch),
+        Err(e) => response.with_error_code(txn_error(e, ctx.api_version, FENCED_SINCE)),
+    })
 }

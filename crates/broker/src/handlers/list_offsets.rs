@@ -18,6 +18,7 @@ const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL: i64 = -4;
 const LATEST_TIERED: i64 = -5;
+const READ_COMMITTED: i8 = 1;
 
 pub(crate) async fn handle(
     ctx: &RequestContext<'_>,
@@ -30,7 +31,9 @@ pub(crate) async fn handle(
             .topics
             .into_iter()
             .map(|t| {
-                let partitions = t.partitions.iter().map(|p| lookup(&broker, &t.name.0, p, version)).collect();
+                let read_committed = request.isolation_level == READ_COMMITTED;
+                let partitions =
+                    t.partitions.iter().map(|p| lookup(&broker, &t.name.0, p, version, read_committed)).collect();
                 ListOffsetsTopicResponse::default().with_name(t.name).with_partitions(partitions)
             })
             .collect()
@@ -39,7 +42,15 @@ pub(crate) async fn handle(
     Ok(ListOffsetsResponse::default().with_topics(topics))
 }
 
-fn lookup(broker: &Broker, topic: &str, p: &ListOffsetsPartition, version: i16) -> ListOffsetsPartitionResponse {
+/// One partition's lookup. read_committed callers see nothing at or above the last
+/// stable offset, as Kafka bounds them.
+fn lookup(
+    broker: &Broker,
+    topic: &str,
+    p: &ListOffsetsPartition,
+    version: i16,
+    read_committed: bool,
+) -> ListOffsetsPartitionResponse {
     let base = ListOffsetsPartitionResponse::default()
         .with_partition_index(p.partition_index)
         .with_timestamp(-1)
@@ -55,9 +66,10 @@ fn lookup(broker: &Broker, topic: &str, p: &ListOffsetsPartition, version: i16) 
         };
         return base.with_error_code(e.code());
     }
-    let (start, hw) = broker.replicas.offsets(&partition);
+    let (start, hw, lso) = broker.replicas.offsets(&partition);
+    let fetchable = if read_committed { lso } else { hw };
     let found = match p.timestamp {
-        LATEST => Ok(Some((-1, hw))),
+        LATEST => Ok(Some((-1, fetchable))),
         EARLIEST | EARLIEST_LOCAL => Ok(Some((-1, start))),
         LATEST_TIERED => Ok(Some((-1, -1))),
         MAX_TIMESTAMP => broker.replicas.max_timestamp(&partition).map(|o| o.map(|t| (t.timestamp_ms, t.offset))),
@@ -66,7 +78,7 @@ fn lookup(broker: &Broker, topic: &str, p: &ListOffsetsPartition, version: i16) 
         }
         _ => return base.with_error_code(ResponseError::InvalidRequest.code()),
     };
-    match found {
+    match found.map(|f| f.filter(|(timestamp, offset)| *timestamp == -1 || *offset < fetchable)) {
         Ok(Some((timestamp, offset))) => {
             let response = base.with_timestamp(timestamp).with_offset(offset);
             if version >= 4 {

@@ -2,6 +2,8 @@
 //! `async fn handle(ctx, request) -> Result<Response, BrokerError>`; an `Err` closes the
 //! connection, so per-topic and per-partition failures are answered as error codes instead.
 
+pub(crate) mod add_offsets_to_txn;
+pub(crate) mod add_partitions_to_txn;
 pub(crate) mod alter_configs;
 pub(crate) mod api_versions;
 pub(crate) mod consumer_group_describe;
@@ -15,7 +17,10 @@ pub(crate) mod describe_cluster;
 pub(crate) mod describe_configs;
 pub(crate) mod describe_groups;
 pub(crate) mod describe_log_dirs;
+pub(crate) mod describe_producers;
 pub(crate) mod describe_topic_partitions;
+pub(crate) mod describe_transactions;
+pub(crate) mod end_txn;
 pub(crate) mod fetch;
 pub(crate) mod find_coordinator;
 pub(crate) mod heartbeat;
@@ -25,6 +30,7 @@ pub(crate) mod join_group;
 pub(crate) mod leave_group;
 pub(crate) mod list_groups;
 pub(crate) mod list_offsets;
+pub(crate) mod list_transactions;
 pub(crate) mod metadata;
 pub(crate) mod offset_commit;
 pub(crate) mod offset_delete;
@@ -32,12 +38,14 @@ pub(crate) mod offset_fetch;
 pub(crate) mod offset_for_leader_epoch;
 pub(crate) mod produce;
 pub(crate) mod sync_group;
+pub(crate) mod txn_offset_commit;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use gregor_protocol::kafka_protocol::messages::RequestHeader;
 use gregor_protocol::kafka_protocol::protocol::StrBytes;
+use gregor_protocol::kafka_protocol::ResponseError;
 
 use crate::broker::Broker;
 
@@ -85,6 +93,15 @@ pub(crate) fn error_parts(outcome: &Result<(), crate::BrokerError>) -> (i16, Opt
     match outcome {
         Ok(()) => (0, None),
         Err(e) => (e.code(), Some(str_bytes(&e.to_string()))),
+    }
+}
+
+/// PRODUCER_FENCED as a client of `version` understands it: versions before KIP-588's
+/// (`fenced_since`) know only INVALID_PRODUCER_EPOCH.
+pub(crate) fn txn_error(error: ResponseError, version: i16, fenced_since: i16) -> i16 {
+    match error {
+        ResponseError::ProducerFenced if version < fenced_since => ResponseError::InvalidProducerEpoch.code(),
+        e => e.code(),
     }
 }
 

@@ -36,8 +36,9 @@ pub(crate) async fn handle(
                 (g.group_id.to_string(), topics, member)
             })
             .collect();
+        let stable = request.require_stable;
         let results = blocking(move || {
-            groups.into_iter().map(|(g, t, m)| (g.clone(), fetch(&broker, &g, t, m))).collect::<Vec<_>>()
+            groups.into_iter().map(|(g, t, m)| (g.clone(), fetch(&broker, &g, t, m, stable))).collect::<Vec<_>>()
         })
         .await;
         let groups = results.into_iter().map(|(group, result)| group_response(group, result)).collect();
@@ -48,7 +49,8 @@ pub(crate) async fn handle(
         .topics
         .as_ref()
         .map(|ts| ts.iter().map(|t| (t.name.to_string(), t.partition_indexes.clone())).collect());
-    let result = blocking(move || fetch(&broker, &group, topics, None)).await;
+    let stable = request.require_stable;
+    let result = blocking(move || fetch(&broker, &group, topics, None, stable)).await;
     Ok(match result {
         Ok(offsets) => OffsetFetchResponse::default().with_topics(legacy_topics(offsets)),
         Err(e) if ctx.api_version >= 2 => OffsetFetchResponse::default().with_error_code(e.code()),
@@ -61,7 +63,15 @@ pub(crate) async fn handle(
 /// epoch so the coordinator can refuse stale members; `None` for everyone else.
 type Member = Option<(Option<String>, i32)>;
 
-fn fetch(broker: &Broker, group: &str, topics: Wanted, member: Member) -> Result<Vec<FetchedOffset>, ResponseError> {
+/// `require_stable` (v7+): a partition with a transactional commit not yet decided
+/// answers UNSTABLE_OFFSET_COMMIT, which clients retry, instead of an older offset.
+fn fetch(
+    broker: &Broker,
+    group: &str,
+    topics: Wanted,
+    member: Member,
+    require_stable: bool,
+) -> Result<Vec<FetchedOffset>, ResponseError> {
     if group.is_empty() {
         return Err(ResponseError::InvalidGroupId);
     }
@@ -69,7 +79,14 @@ fn fetch(broker: &Broker, group: &str, topics: Wanted, member: Member) -> Result
         if let Some((member_id, epoch)) = &member {
             shard.validate_offset_fetch(group, member_id.as_deref(), *epoch)?;
         }
-        shard.fetch_offsets(group, topics.as_deref())
+        let mut offsets = shard.fetch_offsets(group, topics.as_deref())?;
+        for o in
+            offsets.iter_mut().filter(|o| require_stable && shard.has_pending_txn_offset(group, &o.topic, o.partition))
+        {
+            o.offset = -1;
+            o.error_code = ResponseError::UnstableOffsetCommit.code();
+        }
+        Ok(offsets)
     })?
 }
 

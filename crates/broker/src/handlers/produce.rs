@@ -9,6 +9,7 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use gregor_protocol::kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use gregor_protocol::kafka_protocol::messages::{ProduceRequest, ProduceResponse, RequestHeader, TopicName};
 use gregor_protocol::kafka_protocol::ResponseError;
+use gregor_protocol::record_batch::RecordBatchHeader;
 use gregor_protocol::{ProtocolError, TopicPartition};
 
 use super::{blocking, str_bytes, RequestContext};
@@ -20,11 +21,6 @@ pub(crate) async fn handle(ctx: &RequestContext<'_>, request: ProduceRequest) ->
     if !matches!(request.acks, -1..=1) {
         return Ok(all_failed(&request, ResponseError::InvalidRequiredAcks));
     }
-    if request.transactional_id.is_some() {
-        // Transactions arrive with the transaction coordinator; until then no producer can
-        // hold a transactional id, so such a request cannot be valid.
-        return Ok(all_failed(&request, ResponseError::TransactionalIdAuthorizationFailed));
-    }
     let mut work = Vec::new();
     for topic in request.topic_data {
         let name = resolve_topic(ctx, &topic.name.0, topic.topic_id).await;
@@ -32,7 +28,9 @@ pub(crate) async fn handle(ctx: &RequestContext<'_>, request: ProduceRequest) ->
         work.push((topic.name, topic.topic_id, name, partitions));
     }
     let broker = ctx.broker.clone();
-    let responses = blocking(move || work.into_iter().map(|w| append_topic(&broker, w, version)).collect()).await;
+    let txn = request.transactional_id.map(|t| t.0.to_string());
+    let responses =
+        blocking(move || work.into_iter().map(|w| append_topic(&broker, w, version, txn.as_deref())).collect()).await;
     Ok(ProduceResponse::default().with_responses(responses))
 }
 
@@ -72,15 +70,49 @@ fn append_topic(
     broker: &Broker,
     (wire_name, topic_id, name, partitions): TopicWork,
     version: i16,
+    transactional_id: Option<&str>,
 ) -> TopicProduceResponse {
     let responses = partitions
         .into_iter()
         .map(|(index, records)| match &name {
-            Ok(name) => append_partition(broker, &TopicPartition::new(name.as_str(), index), records, version),
+            Ok(name) => {
+                let tp = TopicPartition::new(name.as_str(), index);
+                match verify_transactional(broker, &tp, &records, transactional_id) {
+                    Ok(()) => append_partition(broker, &tp, records, version),
+                    Err(e) => partition_error(index, e, None, version),
+                }
+            }
             Err(e) => partition_error(index, *e, None, version),
         })
         .collect();
     TopicProduceResponse::default().with_name(wire_name).with_topic_id(topic_id).with_partition_responses(responses)
+}
+
+/// Transactional batches are accepted only from the producer that holds the
+/// transactional id, at its current epoch, into a partition its open transaction added
+/// (KIP-890's verification): a zombie or a write that skipped AddPartitionsToTxn cannot
+/// leave a transaction hanging open in the log.
+fn verify_transactional(
+    broker: &Broker,
+    tp: &TopicPartition,
+    records: &Bytes,
+    transactional_id: Option<&str>,
+) -> Result<(), ResponseError> {
+    let Ok(header) = RecordBatchHeader::parse(records) else { return Ok(()) }; // the log reports it
+    if !header.is_transactional() {
+        return Ok(());
+    }
+    let Some(id) = transactional_id else { return Err(ResponseError::InvalidTxnState) };
+    let partition = (tp.topic.to_string(), tp.partition);
+    let verified = broker
+        .txns
+        .read(broker, id, |s| s.verify(id, header.producer_id(), header.producer_epoch(), &partition))
+        .and_then(|r| r);
+    verified.map_err(|e| match e {
+        // Produce has no PRODUCER_FENCED: clients read INVALID_PRODUCER_EPOCH as fenced.
+        ResponseError::ProducerFenced => ResponseError::InvalidProducerEpoch,
+        e => e,
+    })
 }
 
 fn append_partition(broker: &Broker, tp: &TopicPartition, records: Bytes, version: i16) -> PartitionProduceResponse {

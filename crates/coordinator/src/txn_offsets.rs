@@ -1,0 +1,176 @@
+//! Transactional offset commits (TxnOffsetCommit): offsets written to
+//! `__consumer_offsets` inside the producer's transaction, pending until the transaction
+//! coordinator's marker commits them into the group's offsets or aborts them.
+//!
+//! A plain commit of the same partition after a pending transactional one supersedes
+//! it, as in Kafka, where the later record in the log wins when the marker arrives:
+//! the plain commit drops the pending entry, so the marker finds nothing to apply.
+
+use gregor_protocol::kafka_protocol::messages::txn_offset_commit_response::{
+    TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
+};
+use gregor_protocol::kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
+use gregor_protocol::kafka_protocol::ResponseError;
+
+use crate::join::validate_existing_member;
+use crate::records::{self, OffsetValue, RecordKey};
+use crate::shard::Ctx;
+use crate::{CoordinatorError, GroupCoordinatorShard, GroupResponse, Output, Record, RequestMeta};
+
+/// Kafka's `offset.metadata.max.bytes` default.
+const OFFSET_METADATA_MAX_SIZE: usize = 4096;
+
+impl GroupCoordinatorShard {
+    /// TxnOffsetCommit: records written as a transactional batch of the producer, the
+    /// offsets kept pending until its transaction ends.
+    pub fn txn_offset_commit(
+        &mut self,
+        meta: RequestMeta,
+        request: TxnOffsetCommitRequest,
+        now_ms: i64,
+    ) -> Vec<Output> {
+        let mut ctx = Ctx::new(&self.config, now_ms);
+        let group_id = request.group_id.to_string();
+        let instance = request.group_instance_id.as_ref().map(|i| i.as_str());
+        let validation =
+            self.validate_txn_offset_commit(&group_id, request.generation_id, request.member_id.as_str(), instance);
+        let producer_id = request.producer_id.0;
+        let mut records = Vec::new();
+        let topics = request
+            .topics
+            .iter()
+            .map(|topic| {
+                let partitions = topic
+                    .partitions
+                    .iter()
+                    .map(|p| {
+                        let metadata = p.committed_metadata.as_ref().map_or("", |m| m.as_str());
+                        let error = match validation {
+                            Err(e) => e.code(),
+                            Ok(()) if metadata.encode_utf16().count() > OFFSET_METADATA_MAX_SIZE => {
+                                ResponseError::OffsetMetadataTooLarge.code()
+                            }
+                            Ok(()) => {
+                                let value = OffsetValue {
+                                    offset: p.committed_offset,
+                                    leader_epoch: p.committed_leader_epoch,
+                                    metadata: metadata.to_owned(),
+                                    commit_timestamp_ms: now_ms,
+                                    expire_timestamp_ms: None,
+                                };
+                                let name = topic.name.as_str();
+                                records.push(Record {
+                                    key: records::offset_commit_key(&group_id, name, p.partition_index),
+                                    value: Some(records::offset_commit_value(&value)),
+                                });
+                                self.stage_txn_offset(producer_id, &group_id, (name, p.partition_index), value);
+                                0
+                            }
+                        };
+                        TxnOffsetCommitResponsePartition::default()
+                            .with_partition_index(p.partition_index)
+                            .with_error_code(error)
+                    })
+                    .collect();
+                TxnOffsetCommitResponseTopic::default().with_name(topic.name.clone()).with_partitions(partitions)
+            })
+            .collect();
+        if !records.is_empty() {
+            ctx.out.push(Output::AppendTransactional { producer_id, producer_epoch: request.producer_epoch, records });
+        }
+        let response = TxnOffsetCommitResponse::default().with_topics(topics);
+        ctx.respond(meta.id, GroupResponse::TxnOffsetCommit(response));
+        ctx.out
+    }
+
+    /// Kafka's checks for a transactional commit: old clients (v0-2) send no member, so
+    /// only a generation or member id that is given must match; a stale KIP-848 member
+    /// epoch is ILLEGAL_GENERATION here (not STALE_MEMBER_EPOCH).
+    fn validate_txn_offset_commit(
+        &self,
+        group_id: &str,
+        generation: i32,
+        member_id: &str,
+        instance: Option<&str>,
+    ) -> Result<(), ResponseError> {
+        let unidentified = generation < 0 && member_id.is_empty() && instance.is_none();
+        if let Some(group) = self.consumer_groups.get(group_id) {
+            if unidentified {
+                return Ok(());
+            }
+            let member = group.members.get(member_id).ok_or(ResponseError::UnknownMemberId)?;
+            return if member.member_epoch == generation { Ok(()) } else { Err(ResponseError::IllegalGeneration) };
+        }
+        let Some(group) = self.groups.get(group_id) else {
+            return if generation < 0 { Ok(()) } else { Err(ResponseError::IllegalGeneration) };
+        };
+        if unidentified {
+            return Ok(());
+        }
+        validate_existing_member(group, member_id, instance)?;
+        if generation != group.generation_id {
+            return Err(ResponseError::IllegalGeneration);
+        }
+        Ok(())
+    }
+
+    fn stage_txn_offset(
+        &mut self,
+        producer_id: i64,
+        group_id: &str,
+        (topic, partition): (&str, i32),
+        value: OffsetValue,
+    ) {
+        let pending = self.pending_txn_offsets.entry(producer_id).or_default();
+        let _ = pending.entry(group_id.to_owned()).or_default().insert((topic.to_owned(), partition), value);
+    }
+
+    /// A plain commit supersedes pending transactional ones of the same partition.
+    pub(crate) fn drop_pending_txn_offset(&mut self, group_id: &str, topic: &str, partition: i32) {
+        if self.pending_txn_offsets.is_empty() {
+            return;
+        }
+        let key = (topic.to_owned(), partition);
+        for groups in self.pending_txn_offsets.values_mut() {
+            if let Some(offsets) = groups.get_mut(group_id) {
+                let _ = offsets.remove(&key);
+            }
+        }
+    }
+
+    /// The producer's transaction ended (its marker is in this shard's partition): the
+    /// pending offsets become the groups' committed offsets, or are dropped.
+    pub fn complete_txn(&mut self, producer_id: i64, commit: bool, now_ms: i64) {
+        let Some(groups) = self.pending_txn_offsets.remove(&producer_id) else { return };
+        if !commit {
+            return;
+        }
+        for (group_id, offsets) in groups {
+            for ((topic, partition), value) in offsets {
+                self.store_offset(&group_id, &topic, partition, value, now_ms);
+            }
+        }
+    }
+
+    /// Replays a record of a transactional batch of `producer_id` (load).
+    pub fn replay_txn(&mut self, producer_id: i64, key: &[u8], value: Option<&[u8]>) -> Result<(), CoordinatorError> {
+        match records::decode_key(key)? {
+            RecordKey::OffsetCommit { group, topic, partition } => match value {
+                Some(v) => {
+                    let offset = records::decode_offset_value(v)?;
+                    self.stage_txn_offset(producer_id, &group, (&topic, partition), offset);
+                }
+                None => self.drop_pending_txn_offset(&group, &topic, partition),
+            },
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Whether a transaction has an uncommitted offset for the partition: OffsetFetch
+    /// with `require_stable` answers UNSTABLE_OFFSET_COMMIT for it.
+    pub fn has_pending_txn_offset(&self, group_id: &str, topic: &str, partition: i32) -> bool {
+        let key = (topic.to_owned(), partition);
+        self.pending_txn_offsets.values().any(|groups| groups.get(group_id).is_some_and(|o| o.contains_key(&key)))
+    }
+}
