@@ -154,15 +154,14 @@ impl GroupCoordinatorShard {
 
     /// Replays a record of a transactional batch of `producer_id` (load).
     pub fn replay_txn(&mut self, producer_id: i64, key: &[u8], value: Option<&[u8]>) -> Result<(), CoordinatorError> {
-        match records::decode_key(key)? {
-            RecordKey::OffsetCommit { group, topic, partition } => match value {
+        if let RecordKey::OffsetCommit { group, topic, partition } = records::decode_key(key)? {
+            match value {
                 Some(v) => {
                     let offset = records::decode_offset_value(v)?;
                     self.stage_txn_offset(producer_id, &group, (&topic, partition), offset);
                 }
                 None => self.drop_pending_txn_offset(&group, &topic, partition),
-            },
-            _ => {}
+            }
         }
         Ok(())
     }

@@ -10,6 +10,7 @@ mod modern_heartbeat_test;
 mod modern_replay_test;
 mod offsets_test;
 mod replay_test;
+mod txn_offsets_test;
 mod versions_test;
 
 use std::collections::BTreeMap;
@@ -60,6 +61,7 @@ pub(crate) fn encode_at(response: &GroupResponse, version: i16) -> anyhow::Resul
         GroupResponse::OffsetCommit(r) => r.encode(&mut buf, version),
         GroupResponse::OffsetDelete(r) => r.encode(&mut buf, version),
         GroupResponse::ConsumerGroupHeartbeat(r) => r.encode(&mut buf, version),
+        GroupResponse::TxnOffsetCommit(r) => r.encode(&mut buf, version),
     }
 }
 
@@ -71,6 +73,8 @@ pub(crate) struct Harness {
     versions: BTreeMap<RequestId, i16>,
     pub(crate) responses: BTreeMap<RequestId, GroupResponse>,
     pub(crate) records: Vec<Record>,
+    /// Records of transactional batches, with their producer id.
+    pub(crate) txn_records: Vec<(i64, Record)>,
     pub(crate) timers: BTreeMap<TimerKey, i64>,
     /// Default API versions for the helpers.
     pub(crate) join_version: i16,
@@ -121,6 +125,7 @@ impl Harness {
             versions: BTreeMap::new(),
             responses: BTreeMap::new(),
             records: Vec::new(),
+            txn_records: Vec::new(),
             timers: BTreeMap::new(),
             join_version: 5,
             commit_version: 8,
@@ -142,6 +147,9 @@ impl Harness {
         for output in outputs {
             match output {
                 Output::Append(records) => self.records.extend(records),
+                Output::AppendTransactional { producer_id, records, .. } => {
+                    self.txn_records.extend(records.into_iter().map(|r| (producer_id, r)))
+                }
                 Output::Respond(id, response) => {
                     let version = self.versions[&id];
                     encode_at(&response, version).unwrap_or_else(|e| panic!("{response:?} at v{version}: {e}"));

@@ -1,0 +1,92 @@
+//! TxnOffsetCommit: offsets pending until the transaction's marker, superseded by later
+//! plain commits, and the same state after replaying the records and markers.
+
+use gregor_protocol::kafka_protocol::messages::txn_offset_commit_request::{
+    TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
+};
+use gregor_protocol::kafka_protocol::messages::{GroupId, ProducerId, TopicName, TxnOffsetCommitRequest};
+use gregor_protocol::kafka_protocol::ResponseError;
+
+use super::{s, Harness, GROUP};
+use crate::{GroupCoordinatorShard, GroupResponse};
+
+const PRODUCER: i64 = 42;
+
+fn txn_commit(h: &mut Harness, generation: i32, member: &str, partition: i32, offset: i64) -> Vec<i16> {
+    let meta = h.meta(3);
+    let id = meta.id;
+    let p = TxnOffsetCommitRequestPartition::default()
+        .with_partition_index(partition)
+        .with_committed_offset(offset)
+        .with_committed_metadata(Some(s("txn")));
+    let request = TxnOffsetCommitRequest::default()
+        .with_group_id(GroupId(s(GROUP)))
+        .with_producer_id(ProducerId(PRODUCER))
+        .with_generation_id(generation)
+        .with_member_id(s(member))
+        .with_topics(vec![TxnOffsetCommitRequestTopic::default()
+            .with_name(TopicName(s("in")))
+            .with_partitions(vec![p])]);
+    let outputs = h.shard.txn_offset_commit(meta, request, h.now_ms);
+    h.apply(outputs);
+    match &h.responses[&id] {
+        GroupResponse::TxnOffsetCommit(r) => {
+            r.topics.iter().flat_map(|t| t.partitions.iter().map(|p| p.error_code)).collect()
+        }
+        other => panic!("not a TxnOffsetCommit response: {other:?}"),
+    }
+}
+
+fn committed(shard: &GroupCoordinatorShard, partition: i32) -> i64 {
+    let wanted = [("in".to_owned(), vec![partition])];
+    shard.fetch_offsets(GROUP, Some(&wanted)).unwrap()[0].offset
+}
+
+#[test]
+fn given_transactional_commit_should_apply_only_when_the_transaction_commits() {
+    let mut h = Harness::new();
+    assert_eq!(txn_commit(&mut h, -1, "", 0, 10), vec![0]);
+    assert_eq!(h.txn_records.len(), 1, "written as a transactional batch");
+    assert_eq!(committed(&h.shard, 0), -1, "pending until the marker");
+    assert!(h.shard.has_pending_txn_offset(GROUP, "in", 0));
+    h.shard.complete_txn(PRODUCER, true, h.now_ms);
+    assert_eq!(committed(&h.shard, 0), 10);
+    assert_eq!(txn_commit(&mut h, -1, "", 0, 20), vec![0]);
+    h.shard.complete_txn(PRODUCER, false, h.now_ms);
+    assert_eq!(committed(&h.shard, 0), 10, "an aborted commit changes nothing");
+    assert!(!h.shard.has_pending_txn_offset(GROUP, "in", 0));
+}
+
+#[test]
+fn given_plain_commit_after_a_pending_one_when_the_transaction_commits_should_keep_the_plain_one() {
+    let mut h = Harness::new();
+    txn_commit(&mut h, -1, "", 0, 10);
+    assert_eq!(h.commit("", -1, &[("in", 0, 15, "")]), vec![0]);
+    h.shard.complete_txn(PRODUCER, true, h.now_ms);
+    assert_eq!(committed(&h.shard, 0), 15);
+}
+
+#[test]
+fn given_records_and_markers_when_replayed_should_rebuild_the_same_offsets() {
+    let mut h = Harness::new();
+    txn_commit(&mut h, -1, "", 0, 10);
+    txn_commit(&mut h, -1, "", 1, 11);
+    let mut replayed = GroupCoordinatorShard::new(Default::default());
+    for (producer, r) in &h.txn_records {
+        replayed.replay_txn(*producer, &r.key, r.value.as_deref()).unwrap();
+    }
+    assert_eq!(committed(&replayed, 1), -1);
+    replayed.complete_txn(PRODUCER, true, 0);
+    assert_eq!((committed(&replayed, 0), committed(&replayed, 1)), (10, 11));
+}
+
+#[test]
+fn given_unknown_member_or_generation_should_refuse() {
+    let mut h = Harness::new();
+    let (leader, _follower, generation) = h.stable_pair();
+    let unknown = txn_commit(&mut h, generation, "nobody", 0, 1);
+    assert_eq!(unknown, vec![ResponseError::UnknownMemberId.code()]);
+    let stale = txn_commit(&mut h, generation - 1, &leader, 0, 1);
+    assert_eq!(stale, vec![ResponseError::IllegalGeneration.code()]);
+    assert_eq!(txn_commit(&mut h, generation, &leader, 0, 1), vec![0]);
+}
