@@ -89,9 +89,9 @@ def confluent_producer(bootstrap: str, **conf) -> Producer:
     return Producer(base)
 
 
-def produce_confluent(producer: Producer, topic: str, items: list[dict], flush_timeout: float = 30.0) -> list[Delivery]:
-    """Produces `items` (kwargs for Producer.produce: key, value, headers, partition,
-    timestamp) and returns one Delivery per item, in item order."""
+def send_unflushed(producer: Producer, topic: str, items: list[dict]) -> list[Delivery | None]:
+    """Produces `items` (kwargs for Producer.produce) without flushing; the returned list
+    is filled in by the delivery reports (flush, or commit a transaction, first)."""
     results: list[Delivery | None] = [None] * len(items)
 
     def callback(i):
@@ -108,6 +108,13 @@ def produce_confluent(producer: Producer, topic: str, items: list[dict], flush_t
             except BufferError:
                 producer.poll(0.05)
         producer.poll(0)
+    return results
+
+
+def produce_confluent(producer: Producer, topic: str, items: list[dict], flush_timeout: float = 30.0) -> list[Delivery]:
+    """Produces `items` (kwargs for Producer.produce: key, value, headers, partition,
+    timestamp) and returns one Delivery per item, in item order."""
+    results = send_unflushed(producer, topic, items)
     remaining = producer.flush(flush_timeout)
     assert remaining == 0, f"{remaining} messages still undelivered after {flush_timeout}s"
     missing = [i for i, r in enumerate(results) if r is None]

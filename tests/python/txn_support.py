@@ -24,7 +24,7 @@ from confluent_kafka import OFFSET_BEGINNING, IsolationLevel, KafkaError, KafkaE
 from confluent_kafka.admin import OffsetSpec
 
 import gregor_wire as w
-from gregor_support import FAST_RECONNECT, Delivery, Msg, admin, confluent_consumer
+from gregor_support import FAST_RECONNECT, Delivery, Msg, admin, confluent_consumer, send_unflushed
 
 HERE = Path(__file__).resolve().parent
 
@@ -96,26 +96,8 @@ def txn_producer(bootstrap: str, transactional_id: str, errors: list | None = No
     return Producer(base)
 
 
-def send(producer: Producer, topic: str, items: list[dict]) -> list[Delivery | None]:
-    """Produces `items` (kwargs of Producer.produce) without flushing; the returned list
-    is filled in by the delivery reports (flush or commit the transaction first)."""
-    results: list[Delivery | None] = [None] * len(items)
-
-    def callback(i):
-        def cb(err, msg):
-            results[i] = Delivery(i, err, msg.partition() if msg is not None else None,
-                                  msg.offset() if msg is not None else None, None)
-        return cb
-
-    for i, item in enumerate(items):
-        for _ in range(1000):
-            try:
-                producer.produce(topic, on_delivery=callback(i), **item)
-                break
-            except BufferError:
-                producer.poll(0.05)
-        producer.poll(0)
-    return results
+# Produces without flushing; deliveries are known once flushed or the transaction commits.
+send = send_unflushed
 
 
 def assert_all_delivered(results: list[Delivery | None], what: str = "records") -> list[Delivery]:

@@ -123,6 +123,32 @@ impl Broker {
         self.reconcile()
     }
 
+    /// Creates a coordinator's internal topic (compacted, one replica on one node) unless
+    /// it exists; losing a race with another creator is fine.
+    pub(crate) fn ensure_internal_topic(
+        &self,
+        name: &str,
+        num_partitions: i32,
+        configs: Vec<(String, String)>,
+    ) -> Result<(), BrokerError> {
+        if self.image().topic(name).is_some() {
+            return Ok(());
+        }
+        let mut all = vec![("cleanup.policy".to_owned(), "compact".to_owned())];
+        all.extend(configs);
+        let topic = NewTopic {
+            name: name.to_owned(),
+            num_partitions,
+            replication_factor: 1,
+            assignments: vec![],
+            configs: all,
+        };
+        match self.create_topic(&topic) {
+            Err(BrokerError::Metadata(gregor_metadata::MetadataError::TopicExists(_))) => Ok(()),
+            other => other,
+        }
+    }
+
     /// Creates a topic with the broker defaults, as `auto.create.topics.enable` does.
     /// Losing a race with another creator is fine.
     pub(crate) fn auto_create_topic(&self, name: &str) -> Result<(), BrokerError> {

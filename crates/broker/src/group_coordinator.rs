@@ -20,7 +20,6 @@ use gregor_coordinator::{
     ConsumerGroupConfig, GroupConfig, GroupCoordinatorShard, GroupResponse, Output, RequestMeta, TimerKey,
 };
 use gregor_log::TxnMarker;
-use gregor_metadata::control::NewTopic;
 use gregor_protocol::kafka_protocol::ResponseError;
 use gregor_protocol::records::{encode_batch_for, BatchProducer};
 use gregor_protocol::TopicPartition;
@@ -101,23 +100,9 @@ impl GroupCoordinator {
         if lock(&self.shards[index]).is_some() {
             return Ok(());
         }
-        if broker.image().topic(OFFSETS_TOPIC).is_none() {
-            let topic = NewTopic {
-                name: OFFSETS_TOPIC.to_owned(),
-                num_partitions: self.num_partitions,
-                replication_factor: 1,
-                assignments: vec![],
-                configs: vec![
-                    ("cleanup.policy".into(), "compact".into()),
-                    ("compression.type".into(), "producer".into()),
-                    ("segment.bytes".into(), "104857600".into()),
-                ],
-            };
-            match broker.create_topic(&topic) {
-                Ok(()) | Err(BrokerError::Metadata(gregor_metadata::MetadataError::TopicExists(_))) => {}
-                Err(e) => return Err(e),
-            }
-        }
+        let configs =
+            vec![("compression.type".into(), "producer".into()), ("segment.bytes".into(), "104857600".into())];
+        broker.ensure_internal_topic(OFFSETS_TOPIC, self.num_partitions, configs)?;
         self.load_shards(broker)
     }
 

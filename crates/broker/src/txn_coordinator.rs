@@ -19,7 +19,6 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use gregor_coordinator::txn::{MarkerPlan, TransactionCoordinatorShard, TxnConfig, TxnStep};
 use gregor_log::TxnMarker;
-use gregor_metadata::control::NewTopic;
 use gregor_protocol::kafka_protocol::ResponseError;
 use gregor_protocol::records::encode_batch;
 use gregor_protocol::TopicPartition;
@@ -81,26 +80,9 @@ impl TransactionCoordinator {
         if lock(&self.shards[index]).is_some() {
             return Ok(());
         }
-        if broker.image().topic(TXN_TOPIC).is_none() {
-            let topic = NewTopic {
-                name: TXN_TOPIC.to_owned(),
-                num_partitions: self.num_partitions,
-                replication_factor: 1,
-                assignments: vec![],
-                configs: vec![
-                    ("cleanup.policy".into(), "compact".into()),
-                    ("compression.type".into(), "uncompressed".into()),
-                    (
-                        "segment.bytes".into(),
-                        broker.config.broker_i64("transaction.state.log.segment.bytes").to_string(),
-                    ),
-                ],
-            };
-            match broker.create_topic(&topic) {
-                Ok(()) | Err(BrokerError::Metadata(gregor_metadata::MetadataError::TopicExists(_))) => {}
-                Err(e) => return Err(e),
-            }
-        }
+        let segment_bytes = broker.config.broker_i64("transaction.state.log.segment.bytes").to_string();
+        let configs = vec![("compression.type".into(), "uncompressed".into()), ("segment.bytes".into(), segment_bytes)];
+        broker.ensure_internal_topic(TXN_TOPIC, self.num_partitions, configs)?;
         self.load_shards(broker)
     }
 

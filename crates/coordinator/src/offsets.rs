@@ -24,6 +24,26 @@ use crate::{FetchedOffset, GroupCoordinatorShard, GroupResponse, Output, Record,
 /// Kafka's `offset.metadata.max.bytes` default, counted as Java counts string length.
 const OFFSET_METADATA_MAX_SIZE: usize = 4096;
 
+/// A committed offset as stored, or OFFSET_METADATA_TOO_LARGE (OffsetCommit and
+/// TxnOffsetCommit alike).
+pub(crate) fn offset_value(
+    offset: i64,
+    leader_epoch: i32,
+    metadata: &str,
+    now_ms: i64,
+) -> Result<OffsetValue, ResponseError> {
+    if metadata.encode_utf16().count() > OFFSET_METADATA_MAX_SIZE {
+        return Err(ResponseError::OffsetMetadataTooLarge);
+    }
+    Ok(OffsetValue {
+        offset,
+        leader_epoch,
+        metadata: metadata.to_owned(),
+        commit_timestamp_ms: now_ms,
+        expire_timestamp_ms: None,
+    })
+}
+
 /// `retention_time_ms` of OffsetCommit v2-4 meaning "use the broker's retention".
 const DEFAULT_RETENTION_TIME_MS: i64 = -1;
 
@@ -45,19 +65,13 @@ impl GroupCoordinatorShard {
                     .iter()
                     .map(|p| {
                         let metadata = p.committed_metadata.as_ref().map_or("", |m| m.as_str());
-                        let error = match validation {
+                        let value = validation.and_then(|()| {
+                            offset_value(p.committed_offset, p.committed_leader_epoch, metadata, now_ms)
+                        });
+                        let error = match value {
                             Err(e) => e.code(),
-                            Ok(()) if metadata.encode_utf16().count() > OFFSET_METADATA_MAX_SIZE => {
-                                ResponseError::OffsetMetadataTooLarge.code()
-                            }
-                            Ok(()) => {
-                                let value = OffsetValue {
-                                    offset: p.committed_offset,
-                                    leader_epoch: p.committed_leader_epoch,
-                                    metadata: metadata.to_owned(),
-                                    commit_timestamp_ms: now_ms,
-                                    expire_timestamp_ms,
-                                };
+                            Ok(value) => {
+                                let value = OffsetValue { expire_timestamp_ms, ..value };
                                 records.push(self.commit(
                                     &group_id,
                                     topic.name.as_str(),

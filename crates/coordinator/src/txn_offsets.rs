@@ -13,12 +13,10 @@ use gregor_protocol::kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffse
 use gregor_protocol::kafka_protocol::ResponseError;
 
 use crate::join::validate_existing_member;
+use crate::offsets::offset_value;
 use crate::records::{self, OffsetValue, RecordKey};
 use crate::shard::Ctx;
 use crate::{CoordinatorError, GroupCoordinatorShard, GroupResponse, Output, Record, RequestMeta};
-
-/// Kafka's `offset.metadata.max.bytes` default.
-const OFFSET_METADATA_MAX_SIZE: usize = 4096;
 
 impl GroupCoordinatorShard {
     /// TxnOffsetCommit: records written as a transactional batch of the producer, the
@@ -45,19 +43,12 @@ impl GroupCoordinatorShard {
                     .iter()
                     .map(|p| {
                         let metadata = p.committed_metadata.as_ref().map_or("", |m| m.as_str());
-                        let error = match validation {
+                        let value = validation.and_then(|()| {
+                            offset_value(p.committed_offset, p.committed_leader_epoch, metadata, now_ms)
+                        });
+                        let error = match value {
                             Err(e) => e.code(),
-                            Ok(()) if metadata.encode_utf16().count() > OFFSET_METADATA_MAX_SIZE => {
-                                ResponseError::OffsetMetadataTooLarge.code()
-                            }
-                            Ok(()) => {
-                                let value = OffsetValue {
-                                    offset: p.committed_offset,
-                                    leader_epoch: p.committed_leader_epoch,
-                                    metadata: metadata.to_owned(),
-                                    commit_timestamp_ms: now_ms,
-                                    expire_timestamp_ms: None,
-                                };
+                            Ok(value) => {
                                 let name = topic.name.as_str();
                                 records.push(Record {
                                     key: records::offset_commit_key(&group_id, name, p.partition_index),

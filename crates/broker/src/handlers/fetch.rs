@@ -23,12 +23,10 @@ use gregor_protocol::kafka_protocol::ResponseError;
 use gregor_protocol::TopicPartition;
 use tokio::time::Instant;
 
-use super::{blocking, RequestContext};
+use super::{blocking, RequestContext, READ_COMMITTED};
 use crate::broker::Broker;
 use crate::replica_manager::Partition;
 use crate::BrokerError;
-
-const READ_COMMITTED: i8 = 1;
 
 /// One partition of the request, resolved against the hosted partitions.
 struct Wanted {

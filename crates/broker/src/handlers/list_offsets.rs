@@ -8,7 +8,7 @@ use gregor_protocol::kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsR
 use gregor_protocol::kafka_protocol::ResponseError;
 use gregor_protocol::TopicPartition;
 
-use super::{blocking, RequestContext};
+use super::{blocking, RequestContext, READ_COMMITTED};
 use crate::broker::Broker;
 use crate::BrokerError;
 
@@ -18,7 +18,6 @@ const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL: i64 = -4;
 const LATEST_TIERED: i64 = -5;
-const READ_COMMITTED: i8 = 1;
 
 pub(crate) async fn handle(
     ctx: &RequestContext<'_>,

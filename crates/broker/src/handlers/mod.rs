@@ -96,6 +96,9 @@ pub(crate) fn error_parts(outcome: &Result<(), crate::BrokerError>) -> (i16, Opt
     }
 }
 
+/// `isolation_level` of Fetch and ListOffsets asking for committed data only.
+pub(crate) const READ_COMMITTED: i8 = 1;
+
 /// PRODUCER_FENCED as a client of `version` understands it: versions before KIP-588's
 /// (`fenced_since`) know only INVALID_PRODUCER_EPOCH.
 pub(crate) fn txn_error(error: ResponseError, version: i16, fenced_since: i16) -> i16 {
