@@ -17,6 +17,7 @@ use crate::broker::Broker;
 use crate::dispatch;
 
 const READ_CHUNK: usize = 64 * 1024;
+const PREALLOCATE_LIMIT: usize = 1024 * 1024;
 
 pub(crate) struct Connection {
     socket: TcpStream,
@@ -42,6 +43,7 @@ impl Connection {
         let mut writer = BufWriter::new(writer);
         let mut buf = BytesMut::with_capacity(READ_CHUNK);
         let max_frame = broker.config.max_request_bytes();
+        let idle = broker.config.connections_max_idle();
         loop {
             if let Err(reason) = serve_buffered(&broker, peer, &mut buf, &mut writer, max_frame).await {
                 tracing::info!(%peer, %reason, "closing connection");
@@ -66,10 +68,22 @@ impl Connection {
                     }
                 },
                 _ = shutdown.changed() => break,
+                // Kafka's connections.max.idle.ms: a client that sends nothing gives its slot back.
+                () = idle_timer(idle) => {
+                    tracing::info!(%peer, "closing connection: idle for connections.max.idle.ms");
+                    break;
+                }
             }
         }
         let _ = writer.shutdown().await;
         tracing::debug!(%peer, "connection closed");
+    }
+}
+
+async fn idle_timer(idle: Option<std::time::Duration>) {
+    match idle {
+        Some(idle) => tokio::time::sleep(idle).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -83,8 +97,10 @@ async fn serve_buffered(
 ) -> Result<(), String> {
     while let Some(len) = frame_length(buf, max_frame).map_err(|e| e.to_string())? {
         if buf.len() < LENGTH_PREFIX + len {
-            // Reserve only what the frame needs, bounded by socket.request.max.bytes.
-            buf.reserve(LENGTH_PREFIX + len - buf.len());
+            // Frames up to PREALLOCATE_LIMIT get their whole buffer at once (one read, no
+            // regrowth); beyond it the buffer grows with the bytes that arrive, so a client
+            // that announces a huge frame and stalls holds only what it sent.
+            buf.reserve((LENGTH_PREFIX + len - buf.len()).min(PREALLOCATE_LIMIT));
             return Ok(());
         }
         buf.advance(LENGTH_PREFIX);

@@ -61,6 +61,14 @@ impl BrokerError {
         }
     }
 
+    /// The records (by index in their batch) a Produce answer names as the invalid ones.
+    pub fn rejected_records(&self) -> Option<(&'static str, &[i32])> {
+        match self {
+            Self::Log(LogError::RecordsRejected { reason, batch_indexes }) => Some((reason, batch_indexes)),
+            _ => None,
+        }
+    }
+
     pub fn code(&self) -> i16 {
         self.response_error().code()
     }
@@ -69,7 +77,7 @@ impl BrokerError {
 fn log_error(e: &LogError) -> ResponseError {
     match e {
         LogError::CorruptRecord { .. } => ResponseError::CorruptMessage,
-        LogError::InvalidRecord { .. } => ResponseError::InvalidRecord,
+        LogError::InvalidRecord { .. } | LogError::RecordsRejected { .. } => ResponseError::InvalidRecord,
         LogError::RecordBatchTooLarge { .. } => ResponseError::MessageTooLarge,
         LogError::RecordListTooLarge { .. } => ResponseError::RecordListTooLarge,
         LogError::LogDeleted { .. } => ResponseError::NotLeaderOrFollower,

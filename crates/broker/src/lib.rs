@@ -27,6 +27,7 @@ mod background;
 mod broker;
 pub mod config;
 mod connection;
+mod connection_quotas;
 mod dispatch;
 mod error;
 mod group_coordinator;
@@ -120,8 +121,12 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, BrokerError> {
     };
     let broker = Arc::new(broker);
     let (shutdown, shutdown_rx) = watch::channel(false);
-    let mut tasks: Vec<JoinHandle<()>> =
-        listeners.into_iter().map(|l| tokio::spawn(server::run(l, broker.clone(), shutdown_rx.clone()))).collect();
+    let (max_connections, max_per_ip) = config.connection_limits();
+    let quotas = connection_quotas::ConnectionQuotas::new(max_connections, max_per_ip);
+    let mut tasks: Vec<JoinHandle<()>> = listeners
+        .into_iter()
+        .map(|l| tokio::spawn(server::run(l, broker.clone(), quotas.clone(), shutdown_rx.clone())))
+        .collect();
     tasks.push(tokio::spawn(broker.groups.clone().run_timers(broker.clone(), shutdown_rx.clone())));
     tasks.push(tokio::spawn(background::run(broker.clone(), shutdown_rx)));
     Ok(RunningBroker { broker, local_addrs, shutdown, tasks })

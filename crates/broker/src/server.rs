@@ -12,17 +12,30 @@ use tokio::task::JoinSet;
 
 use crate::broker::Broker;
 use crate::connection::Connection;
+use crate::connection_quotas::{ConnectionQuotas, ConnectionSlot};
 
 /// Runs the accept loop on `listener` until `shutdown` becomes true.
-pub(crate) async fn run(listener: TcpListener, broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+pub(crate) async fn run(
+    listener: TcpListener,
+    broker: Arc<Broker>,
+    quotas: Arc<ConnectionQuotas>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
-            accepted = listener.accept() => match accepted {
+            (accepted, mut slot) = accept(&listener, &quotas) => match accepted {
                 Ok((socket, peer)) => {
+                    if !slot.admit(peer.ip()) {
+                        tracing::info!(%peer, "closing connection: max.connections.per.ip reached");
+                        continue;
+                    }
                     let _ = socket.set_nodelay(true);
                     let conn = Connection::new(socket, peer, broker.clone(), shutdown.clone());
-                    let _ = connections.spawn(conn.run());
+                    let _ = connections.spawn(async move {
+                        conn.run().await;
+                        drop(slot);
+                    });
                 }
                 // Out of file descriptors and similar: back off instead of spinning.
                 Err(e) => {
@@ -40,6 +53,15 @@ pub(crate) async fn run(listener: TcpListener, broker: Arc<Broker>, mut shutdown
     if tokio::time::timeout(Duration::from_secs(5), drain).await.is_err() {
         connections.abort_all();
     }
+}
+
+/// Accepts once the broker-wide connection limit leaves room.
+async fn accept(
+    listener: &TcpListener,
+    quotas: &Arc<ConnectionQuotas>,
+) -> (std::io::Result<(tokio::net::TcpStream, SocketAddr)>, ConnectionSlot) {
+    let slot = quotas.reserve().await;
+    (listener.accept().await, slot)
 }
 
 /// Binds the listener on every address the host name resolves to (`localhost` is both

@@ -14,6 +14,10 @@ pub enum LogError {
     /// A well-formed batch that breaks a rule, e.g. a wrong record count (`INVALID_RECORD`).
     #[error("invalid record: {reason}")]
     InvalidRecord { reason: &'static str },
+    /// Records of a batch that break a rule, by their index in the batch (`INVALID_RECORD`
+    /// with KIP-467's per-record errors, so the client fails only those records).
+    #[error("{} record(s) rejected: {reason}", batch_indexes.len())]
+    RecordsRejected { reason: &'static str, batch_indexes: Vec<i32> },
     /// A batch over `max.message.bytes` (`MESSAGE_TOO_LARGE`).
     #[error("record batch of {size} bytes exceeds max.message.bytes ({max_bytes})")]
     RecordBatchTooLarge { size: usize, max_bytes: u64 },

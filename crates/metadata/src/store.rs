@@ -35,7 +35,9 @@ impl MetadataStore {
     /// Opens (recovering if needed) the metadata log under `data_dir` and replays it.
     pub fn open(data_dir: &Path, now_ms: i64) -> Result<Self, MetadataError> {
         let tp = TopicPartition::new(METADATA_TOPIC, 0);
-        let config = LogConfig { retention_ms: -1, ..LogConfig::default() };
+        // One topic creation is one batch: 10,000 partitions take about 1 MB, more than the
+        // 1 MB a data batch may have, so the metadata log allows batches as big as a request.
+        let config = LogConfig { retention_ms: -1, max_message_bytes: 128 << 20, ..LogConfig::default() };
         let log = PartitionLog::open(data_dir.join(tp.dir_name()), tp, config, 0, now_ms)?;
         let mut image = MetadataImage::new();
         for (offset, record) in read_all(&log)? {

@@ -166,6 +166,17 @@ impl BrokerConfig {
         usize::try_from(self.broker_i64("socket.request.max.bytes")).unwrap_or(usize::MAX)
     }
 
+    /// `max.connections` and `max.connections.per.ip`.
+    pub fn connection_limits(&self) -> (usize, usize) {
+        let limit = |key| usize::try_from(self.broker_i64(key)).unwrap_or(0);
+        (limit("max.connections"), limit("max.connections.per.ip"))
+    }
+
+    /// `connections.max.idle.ms`; `None` (never) when negative, as in Kafka.
+    pub fn connections_max_idle(&self) -> Option<std::time::Duration> {
+        u64::try_from(self.broker_i64("connections.max.idle.ms")).ok().map(std::time::Duration::from_millis)
+    }
+
     /// Every static key with a value, for DescribeConfigs on the broker.
     pub fn all_broker_values(&self) -> Vec<ConfigValue> {
         defs::BROKER_CONFIGS.iter().map(|d| self.broker_value(d.name)).collect()

@@ -119,3 +119,28 @@ pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + '
         Err(e) => std::panic::resume_unwind(e.into_panic()),
     }
 }
+
+/// Takes out of a commit the partitions the metadata does not know and returns them by
+/// topic. Kafka answers those UNKNOWN_TOPIC_OR_PARTITION before the group coordinator
+/// sees the commit, so no group holds offsets for a topic that does not exist.
+pub(crate) fn take_unknown_partitions<T, P>(
+    broker: &Broker,
+    topics: &mut Vec<T>,
+    parts: impl Fn(&mut T) -> (&str, &mut Vec<P>),
+    index: impl Fn(&P) -> i32,
+) -> Vec<(String, Vec<i32>)> {
+    let image = broker.image();
+    let mut unknown = Vec::new();
+    for topic in topics.iter_mut() {
+        let (name, partitions) = parts(topic);
+        let known = image.topic(name).map(|t| &t.partitions);
+        let missing: Vec<i32> =
+            partitions.iter().map(&index).filter(|p| !known.is_some_and(|k| k.contains_key(p))).collect();
+        if !missing.is_empty() {
+            partitions.retain(|p| !missing.contains(&index(p)));
+            unknown.push((name.to_owned(), missing));
+        }
+    }
+    topics.retain_mut(|t| !parts(t).1.is_empty());
+    unknown
+}

@@ -4,17 +4,34 @@ use gregor_coordinator::GroupResponse;
 use gregor_protocol::kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
 };
-use gregor_protocol::kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
+use gregor_protocol::kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse, TopicName};
 use gregor_protocol::kafka_protocol::ResponseError;
 
-use super::{caller, RequestContext};
+use super::{caller, str_bytes, take_unknown_partitions, RequestContext};
 use crate::BrokerError;
 
 pub(crate) async fn handle(
     ctx: &RequestContext<'_>,
-    request: OffsetCommitRequest,
+    mut request: OffsetCommitRequest,
 ) -> Result<OffsetCommitResponse, BrokerError> {
     let group = request.group_id.to_string();
+    let unknown = take_unknown_partitions(
+        ctx.broker,
+        &mut request.topics,
+        |t| (t.name.as_str(), &mut t.partitions),
+        |p| p.partition_index,
+    );
+    let unknown = unknown.into_iter().map(|(name, partitions)| {
+        answer_topic(
+            TopicName(str_bytes(&name)),
+            Default::default(),
+            partitions,
+            ResponseError::UnknownTopicOrPartition,
+        )
+    });
+    if request.topics.is_empty() {
+        return Ok(OffsetCommitResponse::default().with_topics(unknown.collect()));
+    }
     // Kept to answer every partition should the coordinator be unavailable.
     let shape: Vec<_> = request
         .topics
@@ -26,20 +43,28 @@ pub(crate) async fn handle(
         .groups
         .request(ctx.broker, &group, caller(ctx), move |shard, meta, now| shard.offset_commit(meta, request, now))
         .await;
-    let error = match answer {
-        Ok(GroupResponse::OffsetCommit(response)) => return Ok(response),
-        Ok(_) => ResponseError::UnknownServerError,
-        Err(e) => e,
+    let mut response = match answer {
+        Ok(GroupResponse::OffsetCommit(response)) => response,
+        other => {
+            let error = other.err().unwrap_or(ResponseError::UnknownServerError);
+            let topics =
+                shape.into_iter().map(|(name, topic_id, partitions)| answer_topic(name, topic_id, partitions, error));
+            OffsetCommitResponse::default().with_topics(topics.collect())
+        }
     };
-    let topics = shape
+    response.topics.extend(unknown);
+    Ok(response)
+}
+
+fn answer_topic(
+    name: TopicName,
+    topic_id: gregor_metadata::Uuid,
+    partitions: Vec<i32>,
+    error: ResponseError,
+) -> OffsetCommitResponseTopic {
+    let partitions = partitions
         .into_iter()
-        .map(|(name, topic_id, partitions)| {
-            let partitions = partitions
-                .into_iter()
-                .map(|p| OffsetCommitResponsePartition::default().with_partition_index(p).with_error_code(error.code()))
-                .collect();
-            OffsetCommitResponseTopic::default().with_name(name).with_topic_id(topic_id).with_partitions(partitions)
-        })
+        .map(|p| OffsetCommitResponsePartition::default().with_partition_index(p).with_error_code(error.code()))
         .collect();
-    Ok(OffsetCommitResponse::default().with_topics(topics))
+    OffsetCommitResponseTopic::default().with_name(name).with_topic_id(topic_id).with_partitions(partitions)
 }

@@ -6,7 +6,9 @@
 //! on one node every replica is in sync, so `acks=all` promises nothing more.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use gregor_protocol::kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use gregor_protocol::kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use gregor_protocol::kafka_protocol::messages::{ProduceRequest, ProduceResponse, RequestHeader, TopicName};
 use gregor_protocol::kafka_protocol::ResponseError;
 use gregor_protocol::record_batch::RecordBatchHeader;
@@ -127,9 +129,28 @@ fn append_partition(broker: &Broker, tp: &TopicPartition, records: Bytes, versio
             .with_log_start_offset(info.log_start_offset),
         Err(e) => {
             tracing::debug!(partition = %tp, error = %e, "produce refused");
-            partition_error(tp.partition, e.response_error(), Some(e.to_string()), version)
+            let response = partition_error(tp.partition, e.response_error(), Some(e.to_string()), version);
+            match e.rejected_records() {
+                Some((reason, indexes)) if version >= 8 => {
+                    response.with_record_errors(record_errors(tp, reason, indexes))
+                }
+                _ => response,
+            }
         }
     }
+}
+
+/// KIP-467: the records at fault, so the client fails them and retries none of the batch.
+fn record_errors(tp: &TopicPartition, reason: &str, indexes: &[i32]) -> Vec<BatchIndexAndErrorMessage> {
+    let message = str_bytes(&format!("{reason} in topic partition {tp}."));
+    indexes
+        .iter()
+        .map(|&i| {
+            BatchIndexAndErrorMessage::default()
+                .with_batch_index(i)
+                .with_batch_index_error_message(Some(message.clone()))
+        })
+        .collect()
 }
 
 fn partition_error(

@@ -6,10 +6,10 @@ use gregor_coordinator::GroupResponse;
 use gregor_protocol::kafka_protocol::messages::txn_offset_commit_response::{
     TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
 };
-use gregor_protocol::kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
+use gregor_protocol::kafka_protocol::messages::{TopicName, TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 use gregor_protocol::kafka_protocol::ResponseError;
 
-use super::{blocking, caller, txn_error, RequestContext};
+use super::{blocking, caller, str_bytes, take_unknown_partitions, txn_error, RequestContext};
 use crate::group_coordinator::OFFSETS_TOPIC;
 use crate::BrokerError;
 
@@ -17,10 +17,22 @@ const FENCED_SINCE: i16 = 3;
 
 pub(crate) async fn handle(
     ctx: &RequestContext<'_>,
-    request: TxnOffsetCommitRequest,
+    mut request: TxnOffsetCommitRequest,
 ) -> Result<TxnOffsetCommitResponse, BrokerError> {
     let version = ctx.api_version;
     let group = request.group_id.to_string();
+    let unknown = take_unknown_partitions(
+        ctx.broker,
+        &mut request.topics,
+        |t| (t.name.as_str(), &mut t.partitions),
+        |p| p.partition_index,
+    );
+    let unknown = unknown.into_iter().map(|(name, partitions)| {
+        answer_topic(TopicName(str_bytes(&name)), partitions, ResponseError::UnknownTopicOrPartition.code())
+    });
+    if request.topics.is_empty() {
+        return Ok(TxnOffsetCommitResponse::default().with_topics(unknown.collect()));
+    }
     let shape: Vec<_> = request
         .topics
         .iter()
@@ -33,8 +45,8 @@ pub(crate) async fn handle(
         broker.txns.read(&broker, &id, |s| s.verify(&id, producer_id, epoch, &offsets_partition)).and_then(|r| r)
     })
     .await;
-    let error = match verified {
-        Err(e) => e,
+    let mut response = match verified {
+        Err(e) => failed(shape, txn_error(e, version, FENCED_SINCE)),
         Ok(()) => {
             let answer = ctx
                 .broker
@@ -44,22 +56,26 @@ pub(crate) async fn handle(
                 })
                 .await;
             match answer {
-                Ok(GroupResponse::TxnOffsetCommit(response)) => return Ok(response),
-                Ok(_) => ResponseError::UnknownServerError,
-                Err(e) => e,
+                Ok(GroupResponse::TxnOffsetCommit(response)) => response,
+                Ok(_) => failed(shape, ResponseError::UnknownServerError.code()),
+                Err(e) => failed(shape, txn_error(e, version, FENCED_SINCE)),
             }
         }
     };
-    let code = txn_error(error, version, FENCED_SINCE);
-    let topics = shape
+    response.topics.extend(unknown);
+    Ok(response)
+}
+
+/// Every partition of the request answered with one error.
+fn failed(shape: Vec<(TopicName, Vec<i32>)>, code: i16) -> TxnOffsetCommitResponse {
+    let topics = shape.into_iter().map(|(name, partitions)| answer_topic(name, partitions, code));
+    TxnOffsetCommitResponse::default().with_topics(topics.collect())
+}
+
+fn answer_topic(name: TopicName, partitions: Vec<i32>, code: i16) -> TxnOffsetCommitResponseTopic {
+    let partitions = partitions
         .into_iter()
-        .map(|(name, partitions)| {
-            let partitions = partitions
-                .into_iter()
-                .map(|p| TxnOffsetCommitResponsePartition::default().with_partition_index(p).with_error_code(code))
-                .collect();
-            TxnOffsetCommitResponseTopic::default().with_name(name).with_partitions(partitions)
-        })
+        .map(|p| TxnOffsetCommitResponsePartition::default().with_partition_index(p).with_error_code(code))
         .collect();
-    Ok(TxnOffsetCommitResponse::default().with_topics(topics))
+    TxnOffsetCommitResponseTopic::default().with_name(name).with_partitions(partitions)
 }

@@ -86,10 +86,19 @@ pub(crate) fn ensure_keyed(batch: &[u8]) -> Result<(), LogError> {
     if view.is_control() {
         return Ok(());
     }
-    if decode_batch(&view)?.iter().any(|r| r.key.is_none()) {
-        return Err(LogError::InvalidRecord { reason: "Compacted topic cannot accept message without key" });
+    let keyless: Vec<i32> = decode_batch(&view)?
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.key.is_none())
+        .map(|(i, _)| i32::try_from(i).unwrap_or(i32::MAX))
+        .collect();
+    if keyless.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    Err(LogError::RecordsRejected {
+        reason: "Compacted topic cannot accept message without key",
+        batch_indexes: keyless,
+    })
 }
 
 fn decompress(records: &[u8], codec: CompressionType) -> Result<Bytes, LogError> {
@@ -343,7 +352,7 @@ mod tests {
     #[test]
     fn given_keyless_record_when_checked_should_be_invalid() {
         let bytes = encode(&[record(0, Some("a"), Some("1")), record(1, None, Some("2"))], Compression::None);
-        assert!(matches!(ensure_keyed(&bytes), Err(LogError::InvalidRecord { .. })));
+        assert!(matches!(ensure_keyed(&bytes), Err(LogError::RecordsRejected { .. })));
         let bytes = encode(&[record(0, Some("a"), None)], Compression::Lz4);
         ensure_keyed(&bytes).unwrap();
     }
