@@ -231,6 +231,10 @@ impl LogSegment {
             self.log.set_len(position).ctx("truncate segment", &self.log_path)?;
             self.size = position;
         }
+        // Rebuilt indexes go to the page cache now (the next flush fsyncs them), so the
+        // files on disk describe the recovered segment.
+        self.offset_index.write_pending()?;
+        self.time_index.write_pending()?;
         Ok(truncated)
     }
 
@@ -260,7 +264,7 @@ impl LogSegment {
         if self.bytes_since_last_index_entry > self.index_interval_bytes {
             let relative_offset = self.relative(meta.last_offset);
             let position = u32::try_from(position).unwrap_or(u32::MAX);
-            self.offset_index.append(OffsetEntry { relative_offset, position })?;
+            self.offset_index.append(OffsetEntry { relative_offset, position });
             self.maybe_append_time_entry()?;
             self.bytes_since_last_index_entry = 0;
         }
@@ -274,7 +278,8 @@ impl LogSegment {
             return Ok(());
         }
         let relative_offset = self.relative(self.offset_of_max_timestamp);
-        self.time_index.append(TimeEntry { timestamp: self.max_timestamp_so_far, relative_offset })
+        self.time_index.append(TimeEntry { timestamp: self.max_timestamp_so_far, relative_offset });
+        Ok(())
     }
 
     /// Writes already validated, offset-stamped batches with one `pwrite`. On failure the
@@ -405,7 +410,7 @@ impl LogSegment {
         Ok(())
     }
 
-    pub(crate) fn flush(&self) -> Result<(), LogError> {
+    pub(crate) fn flush(&mut self) -> Result<(), LogError> {
         self.log.sync_data().ctx("fsync segment", &self.log_path)?;
         self.offset_index.flush()?;
         self.time_index.flush()?;

@@ -290,7 +290,7 @@ impl PartitionLog {
     fn flush_to_end(&mut self) -> Result<(), LogError> {
         let from = self.segments.range(..=self.recovery_point).next_back().map_or(i64::MIN, |(base, _)| *base);
         if self.recovery_point < self.log_end_offset {
-            for segment in self.segments.range(from..).map(|(_, s)| s) {
+            for segment in self.segments.range_mut(from..).map(|(_, s)| s) {
                 segment.flush()?;
             }
         }
