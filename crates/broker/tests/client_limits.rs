@@ -143,3 +143,31 @@ async fn given_keyless_records_in_a_compacted_topic_should_name_them_in_record_e
     let response: ProduceResponse = raw.call(ApiKey::Produce, 7, &request).await;
     assert!(response.responses[0].partition_responses[0].record_errors.is_empty(), "v7 has no record_errors");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_broker_fetch_max_bytes_should_cap_a_response_whatever_the_request_asks() {
+    use gregor_protocol::kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use gregor_protocol::kafka_protocol::messages::{FetchRequest, FetchResponse};
+    let broker = TestBroker::start_with(&[("fetch.max.bytes", "1024")]).await;
+    let mut raw = Raw::connect(&broker.bootstrap()).await;
+    create_topic(&mut raw, "capped", 1, &[]).await;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let value = Some(Bytes::from(vec![b'x'; 700]));
+    for _ in 0..3 {
+        let batch = gregor_protocol::records::encode_batch(&[(None, value.clone())], now).unwrap().freeze();
+        let partition = PartitionProduceData::default().with_index(0).with_records(Some(batch));
+        let topic =
+            TopicProduceData::default().with_name(TopicName(name("capped"))).with_partition_data(vec![partition]);
+        let request = ProduceRequest::default().with_acks(-1).with_timeout_ms(5000).with_topic_data(vec![topic]);
+        let response: ProduceResponse = raw.call(ApiKey::Produce, 9, &request).await;
+        assert_eq!(response.responses[0].partition_responses[0].error_code, 0);
+    }
+    let partition = FetchPartition::default().with_partition(0).with_fetch_offset(0).with_partition_max_bytes(i32::MAX);
+    let topic = FetchTopic::default().with_topic(TopicName(name("capped"))).with_partitions(vec![partition]);
+    let request =
+        FetchRequest::default().with_max_wait_ms(0).with_min_bytes(1).with_max_bytes(i32::MAX).with_topics(vec![topic]);
+    let response: FetchResponse = raw.call(ApiKey::Fetch, 12, &request).await;
+    let records = response.responses[0].partitions[0].records.clone().unwrap();
+    let first = gregor_protocol::record_batch::RecordBatchHeader::parse(&records).unwrap();
+    assert_eq!(records.len(), first.size(), "one ~770-byte batch: a second would pass the 1024-byte cap");
+}

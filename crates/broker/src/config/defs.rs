@@ -98,6 +98,7 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
     broker!("delete.topic.enable", Boolean, Some("true")),
     broker!("message.max.bytes", Int, Some("1048588"), min 0),
     broker!("socket.request.max.bytes", Int, Some("104857600"), min 1),
+    broker!("fetch.max.bytes", Int, Some("57671680"), min 1024),
     broker!("max.connections", Int, Some("2147483647"), min 0),
     broker!("max.connections.per.ip", Int, Some("2147483647"), min 0),
     broker!("connections.max.idle.ms", Long, Some("600000")),

@@ -51,7 +51,10 @@ pub(crate) async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> R
     let max_wait = Duration::from_millis(u64::try_from(request.max_wait_ms).unwrap_or(0));
     let deadline = Instant::now() + max_wait;
     let min_bytes = usize::try_from(request.min_bytes).unwrap_or(0);
-    let max_bytes = usize::try_from(request.max_bytes).unwrap_or(usize::MAX);
+    // The broker's fetch.max.bytes caps what one response may hold, whatever the client
+    // asks: a client cannot make the broker buffer more than that per request.
+    let cap = usize::try_from(ctx.broker.config.broker_i64("fetch.max.bytes")).unwrap_or(usize::MAX);
+    let max_bytes = usize::try_from(request.max_bytes).unwrap_or(usize::MAX).min(cap);
     let read_committed = request.isolation_level == READ_COMMITTED;
     let waitable: Vec<Arc<Partition>> =
         topics.iter().flat_map(|t| t.partitions.iter()).filter_map(|p| p.partition.as_ref().ok().cloned()).collect();
