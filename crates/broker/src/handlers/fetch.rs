@@ -23,7 +23,7 @@ use gregor_protocol::kafka_protocol::ResponseError;
 use gregor_protocol::TopicPartition;
 use tokio::time::Instant;
 
-use super::{blocking, RequestContext, READ_COMMITTED};
+use super::{data_path, RequestContext, READ_COMMITTED};
 use crate::broker::Broker;
 use crate::replica_manager::Partition;
 use crate::BrokerError;
@@ -64,7 +64,7 @@ pub(crate) async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> R
             w.as_mut().enable();
         }
         let (broker, t) = (ctx.broker.clone(), topics.clone());
-        let (responses, bytes, failed) = blocking(move || read_all(&broker, &t, max_bytes, read_committed)).await;
+        let (responses, bytes, failed) = data_path(move || read_all(&broker, &t, max_bytes, read_committed)).await;
         let now = Instant::now();
         if bytes >= min_bytes || failed || now >= deadline || wakeups.is_empty() {
             return Ok(FetchResponse::default().with_responses(responses));
@@ -72,7 +72,7 @@ pub(crate) async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> R
         let woken = select_all(wakeups.iter_mut().map(Pin::as_mut));
         if tokio::time::timeout_at(deadline, woken).await.is_err() {
             let (broker, t) = (ctx.broker.clone(), topics.clone());
-            let (responses, _, _) = blocking(move || read_all(&broker, &t, max_bytes, read_committed)).await;
+            let (responses, _, _) = data_path(move || read_all(&broker, &t, max_bytes, read_committed)).await;
             return Ok(FetchResponse::default().with_responses(responses));
         }
     }

@@ -112,6 +112,19 @@ pub(crate) fn str_bytes(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_owned())
 }
 
+/// Runs the produce and fetch paths' page-cache I/O on the current worker thread: a
+/// hand-off to the blocking pool costs two thread switches per request, more than the
+/// write or read itself. `block_in_place` first moves this worker's other tasks to
+/// another thread, so an append that must fsync stalls no other connection. A
+/// current-thread runtime (an embedding application's choice) cannot do that, so there
+/// the work still goes to the blocking pool.
+pub(crate) async fn data_path<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    match tokio::runtime::Handle::current().runtime_flavor() {
+        tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => blocking(f).await,
+    }
+}
+
 /// Runs blocking disk or metadata work off the async workers.
 pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     match tokio::task::spawn_blocking(f).await {

@@ -14,7 +14,7 @@ use gregor_protocol::kafka_protocol::ResponseError;
 use gregor_protocol::record_batch::RecordBatchHeader;
 use gregor_protocol::{ProtocolError, TopicPartition};
 
-use super::{blocking, str_bytes, RequestContext};
+use super::{blocking, data_path, str_bytes, RequestContext};
 use crate::broker::{now_ms, Broker};
 use crate::BrokerError;
 
@@ -32,7 +32,7 @@ pub(crate) async fn handle(ctx: &RequestContext<'_>, request: ProduceRequest) ->
     let broker = ctx.broker.clone();
     let txn = request.transactional_id.map(|t| t.0.to_string());
     let responses =
-        blocking(move || work.into_iter().map(|w| append_topic(&broker, w, version, txn.as_deref())).collect()).await;
+        data_path(move || work.into_iter().map(|w| append_topic(&broker, w, version, txn.as_deref())).collect()).await;
     Ok(ProduceResponse::default().with_responses(responses))
 }
 
