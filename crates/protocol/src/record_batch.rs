@@ -143,8 +143,11 @@ impl<'a> RecordBatchHeader<'a> {
     pub fn last_offset_delta(&self) -> i32 {
         i32_at(self.bytes, LAST_OFFSET_DELTA)
     }
+    /// Wraps like Kafka's `baseOffset + lastOffsetDelta`: the base offset of a batch a
+    /// client sent is not yet the broker's (it may be anything), and a wrapped result
+    /// below the base offset marks the batch as unusable instead of panicking.
     pub fn last_offset(&self) -> i64 {
-        self.base_offset() + i64::from(self.last_offset_delta())
+        self.base_offset().wrapping_add(i64::from(self.last_offset_delta()))
     }
     pub fn partition_leader_epoch(&self) -> i32 {
         i32_at(self.bytes, PARTITION_LEADER_EPOCH)

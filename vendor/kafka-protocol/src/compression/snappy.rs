@@ -55,6 +55,19 @@ impl<B: ByteBufMut> Compressor<B> for Snappy {
     }
 }
 
+/// Gregor patch: the length a snappy block declares sized the output buffer, so five
+/// bytes claiming 4 GiB made the decoder allocate (and, framed, zero) 4 GiB before
+/// failing. No snappy element yields more than 64 bytes from 3 (a ratio below 22), so a
+/// declared length above 32 times the block is refused before anything is allocated.
+fn checked_decompress_len(block: &[u8]) -> Result<usize> {
+    const MAX_EXPANSION: usize = 32;
+    let len = decompress_len(block).context("failed to get snappy uncompressed length")?;
+    if len > block.len().saturating_mul(MAX_EXPANSION) {
+        anyhow::bail!("snappy block of {} bytes claims {len} uncompressed bytes", block.len());
+    }
+    Ok(len)
+}
+
 const MAGIC_HEADER: &[u8; 16] = b"\x82SNAPPY\x00\x00\x00\x00\x01\x00\x00\x00\x01";
 
 impl<B: ByteBuf> Decompressor<B> for Snappy {
@@ -80,7 +93,7 @@ impl<B: ByteBuf> Decompressor<B> for Snappy {
             .is_none_or(|magic| *magic != MAGIC_HEADER[..])
         {
             let compressed = compressed.copy_to_bytes(compressed.remaining());
-            let actual_len = decompress_len(&compressed).context("failed to read snappy header")?;
+            let actual_len = checked_decompress_len(&compressed)?;
             let mut tmp = BytesMut::zeroed(actual_len);
             Decoder::new()
                 .decompress(&compressed, &mut tmp)
@@ -102,8 +115,7 @@ impl<B: ByteBuf> Decompressor<B> for Snappy {
                 .try_get_bytes(compressed_block_size)
                 .context("not enough bytes for block")?;
 
-            let uncompressed_block_length = decompress_len(&compressed_block)
-                .context("failed to get snappy uncompressed length")?;
+            let uncompressed_block_length = checked_decompress_len(&compressed_block)?;
             let uncompressed_block_start = uncompressed.len();
             uncompressed.resize(
                 uncompressed_block_start.saturating_add(uncompressed_block_length),

@@ -243,7 +243,13 @@ pub(crate) fn write_unknown_tagged_fields<B: ByteBufMut, R: RangeBounds<i32>>(
     range: R,
     unknown_tagged_fields: &BTreeMap<i32, Bytes>,
 ) -> Result<()> {
-    for (&k, v) in unknown_tagged_fields.range(range) {
+    // Gregor patch: decoders keep a tag of 2^31 or more as a negative key, and encoders
+    // count it in the number of tagged fields, but the open-ended range (`N..`) every
+    // encoder passes skipped it, so the count promised fields that were never written.
+    // As unsigned numbers those tags come after all others: write them last.
+    let open_ended = matches!(range.end_bound(), std::ops::Bound::Unbounded) && !range.contains(&-1);
+    let high = unknown_tagged_fields.range(..0).filter(|_| open_ended);
+    for (&k, v) in unknown_tagged_fields.range(range).chain(high) {
         if v.len() > u32::MAX as usize {
             bail!("Tagged field is too long to encode ({} bytes)", v.len());
         }
