@@ -156,6 +156,28 @@ pub fn decode_records_and_markers(mut bytes: Bytes) -> Result<Vec<KeyValue>, Pro
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn given_a_decompression_bomb_should_refuse_it_without_allocating_its_size() {
+        use kafka_protocol::compression::{Compressor, Decompressor, Gzip, Lz4, Zstd, MAX_DECOMPRESSED_BYTES};
+        fn bomb<C: Compressor<BytesMut>>() -> Bytes
+        where
+            C::BufMut: bytes::BufMut,
+        {
+            let zeros = vec![0u8; MAX_DECOMPRESSED_BYTES as usize + 1];
+            let mut out = BytesMut::new();
+            C::compress(&mut out, |b| {
+                bytes::BufMut::put_slice(b, &zeros);
+                Ok(())
+            })
+            .unwrap();
+            out.freeze()
+        }
+        let refused = |r: anyhow::Result<usize>| r.is_err_and(|e| e.to_string().contains("more than"));
+        assert!(refused(Zstd::decompress(&mut bomb::<Zstd>(), |b| Ok(b.len()))));
+        assert!(refused(Gzip::decompress(&mut bomb::<Gzip>(), |b| Ok(b.len()))));
+        assert!(refused(Lz4::decompress(&mut bomb::<Lz4>(), |b| Ok(b.len()))));
+    }
     use crate::record_batch::BatchIter;
 
     #[test]

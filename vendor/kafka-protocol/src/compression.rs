@@ -45,3 +45,23 @@ pub trait Decompressor<B: ByteBuf> {
     where
         F: FnOnce(&mut Self::Buf) -> Result<R>;
 }
+
+/// Gregor patch: the most bytes one record batch may decompress to. The decoders hold a
+/// batch's records in memory, so without a cap a 1 MiB batch of a compressible bomb
+/// (zstd reaches ~30,000:1) would make the broker allocate tens of GiB.
+pub const MAX_DECOMPRESSED_BYTES: u64 = 128 * 1024 * 1024;
+
+/// Gregor patch: reads a decompressing reader to its end, refusing more than
+/// [`MAX_DECOMPRESSED_BYTES`].
+pub(crate) fn read_capped(reader: impl std::io::Read, codec: &str) -> Result<bytes::BytesMut> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    reader
+        .take(MAX_DECOMPRESSED_BYTES + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| anyhow::anyhow!("Failed to decompress {codec}: {e}"))?;
+    if out.len() as u64 > MAX_DECOMPRESSED_BYTES {
+        anyhow::bail!("{codec} batch decompresses to more than {MAX_DECOMPRESSED_BYTES} bytes");
+    }
+    Ok(bytes::BytesMut::from(&out[..]))
+}
