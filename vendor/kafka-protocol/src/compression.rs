@@ -54,14 +54,14 @@ pub const MAX_DECOMPRESSED_BYTES: u64 = 128 * 1024 * 1024;
 /// Gregor patch: reads a decompressing reader to its end, refusing more than
 /// [`MAX_DECOMPRESSED_BYTES`].
 pub(crate) fn read_capped(reader: impl std::io::Read, codec: &str) -> Result<bytes::BytesMut> {
+    use bytes::BufMut;
     use std::io::Read;
-    let mut out = Vec::new();
-    reader
-        .take(MAX_DECOMPRESSED_BYTES + 1)
-        .read_to_end(&mut out)
+    // Written straight into the buffer the caller gets: no second copy of the records.
+    let mut out = bytes::BytesMut::new().writer();
+    let copied = std::io::copy(&mut reader.take(MAX_DECOMPRESSED_BYTES + 1), &mut out)
         .map_err(|e| anyhow::anyhow!("Failed to decompress {codec}: {e}"))?;
-    if out.len() as u64 > MAX_DECOMPRESSED_BYTES {
+    if copied > MAX_DECOMPRESSED_BYTES {
         anyhow::bail!("{codec} batch decompresses to more than {MAX_DECOMPRESSED_BYTES} bytes");
     }
-    Ok(bytes::BytesMut::from(&out[..]))
+    Ok(out.into_inner())
 }

@@ -166,6 +166,11 @@ impl BrokerConfig {
         usize::try_from(self.broker_i64("socket.request.max.bytes")).unwrap_or(usize::MAX)
     }
 
+    /// `fetch.max.bytes`: the most record bytes one Fetch response holds.
+    pub fn max_fetch_response_bytes(&self) -> usize {
+        usize::try_from(self.broker_i64("fetch.max.bytes")).unwrap_or(usize::MAX)
+    }
+
     /// `max.connections` and `max.connections.per.ip`.
     pub fn connection_limits(&self) -> (usize, usize) {
         let limit = |key| usize::try_from(self.broker_i64(key)).unwrap_or(0);

@@ -53,7 +53,7 @@ pub(crate) async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> R
     let min_bytes = usize::try_from(request.min_bytes).unwrap_or(0);
     // The broker's fetch.max.bytes caps what one response may hold, whatever the client
     // asks: a client cannot make the broker buffer more than that per request.
-    let cap = usize::try_from(ctx.broker.config.broker_i64("fetch.max.bytes")).unwrap_or(usize::MAX);
+    let cap = ctx.broker.config.max_fetch_response_bytes();
     let max_bytes = usize::try_from(request.max_bytes).unwrap_or(usize::MAX).min(cap);
     let read_committed = request.isolation_level == READ_COMMITTED;
     let waitable: Vec<Arc<Partition>> =
