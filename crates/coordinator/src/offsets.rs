@@ -276,12 +276,16 @@ impl GroupCoordinatorShard {
         if subscribed.contains(topic) {
             return ResponseError::GroupSubscribedToTopic.code();
         }
-        let Some(offsets) = self.offsets.get_mut(group_id) else { return 0 };
-        if offsets.remove(&(topic.to_owned(), partition)).is_some() {
-            tombstones.push(Record { key: records::offset_commit_key(group_id, topic, partition), value: None });
-        }
-        if offsets.is_empty() {
+        // The tombstone also drops an offset staged by an open transaction, on replay as here.
+        let staged = self.has_pending_txn_offset(group_id, topic, partition);
+        self.drop_pending_txn_offset(group_id, topic, partition);
+        let key = (topic.to_owned(), partition);
+        let committed = self.offsets.get_mut(group_id).is_some_and(|offsets| offsets.remove(&key).is_some());
+        if self.offsets.get(group_id).is_some_and(|offsets| offsets.is_empty()) {
             let _ = self.offsets.remove(group_id);
+        }
+        if committed || staged {
+            tombstones.push(Record { key: records::offset_commit_key(group_id, topic, partition), value: None });
         }
         0
     }
@@ -336,6 +340,8 @@ pub(crate) fn expired_offsets(shard: &GroupCoordinatorShard, now_ms: i64) -> Vec
         };
         let keys: Vec<(String, i32)> = offsets
             .iter()
+            // Kafka never expires a partition an open transaction staged an offset for.
+            .filter(|((topic, partition), _)| !shard.has_pending_txn_offset(group_id, topic, *partition))
             .filter(|((topic, _), value)| {
                 base.base_ms(topic, value).is_some_and(|base_ms| match value.expire_timestamp_ms {
                     Some(expire_ms) => now_ms >= expire_ms,

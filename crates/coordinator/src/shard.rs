@@ -281,12 +281,13 @@ impl GroupCoordinatorShard {
         }
     }
 
-    /// Removes the offsets of `group_id`, returning their tombstones.
+    /// Removes the offsets of `group_id`, committed and staged by open transactions,
+    /// returning their tombstones (Kafka's `deleteAllOffsets`).
     fn offset_tombstones(&mut self, group_id: &str) -> Vec<Record> {
-        self.offsets
-            .remove(group_id)
-            .unwrap_or_default()
-            .into_keys()
+        let mut partitions = self.take_pending_txn_partitions(group_id);
+        partitions.extend(self.offsets.remove(group_id).unwrap_or_default().into_keys());
+        partitions
+            .into_iter()
             .map(|(topic, partition)| Record {
                 key: records::offset_commit_key(group_id, &topic, partition),
                 value: None,
@@ -352,11 +353,13 @@ impl GroupCoordinatorShard {
         ctx.append(records);
         // Kafka deletes a group whose last offsets expired once nobody is in it.
         for group_id in emptied {
-            let deletable = self
-                .groups
-                .get(&group_id)
-                .is_some_and(|g| g.state == GroupState::Empty && g.pending_members.is_empty())
-                || self.consumer_groups.get(&group_id).is_some_and(|g| g.state() == ConsumerGroupState::Empty);
+            // An open transaction's staged offsets keep the group (Kafka).
+            let deletable = !self.has_open_txn_offsets(&group_id)
+                && (self
+                    .groups
+                    .get(&group_id)
+                    .is_some_and(|g| g.state == GroupState::Empty && g.pending_members.is_empty())
+                    || self.consumer_groups.get(&group_id).is_some_and(|g| g.state() == ConsumerGroupState::Empty));
             if deletable {
                 self.delete_empty_group(&group_id, &mut ctx);
             }

@@ -6,6 +6,8 @@
 //! it, as in Kafka, where the later record in the log wins when the marker arrives:
 //! the plain commit drops the pending entry, so the marker finds nothing to apply.
 
+use std::collections::BTreeSet;
+
 use gregor_protocol::kafka_protocol::messages::txn_offset_commit_response::{
     TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
 };
@@ -116,7 +118,8 @@ impl GroupCoordinatorShard {
         let _ = pending.entry(group_id.to_owned()).or_default().insert((topic.to_owned(), partition), value);
     }
 
-    /// A plain commit supersedes pending transactional ones of the same partition.
+    /// A plain commit supersedes pending transactional ones of the same partition, and a
+    /// tombstone drops them (DeleteGroups, OffsetDelete; Kafka's replay does the same).
     pub(crate) fn drop_pending_txn_offset(&mut self, group_id: &str, topic: &str, partition: i32) {
         if self.pending_txn_offsets.is_empty() {
             return;
@@ -127,6 +130,25 @@ impl GroupCoordinatorShard {
                 let _ = offsets.remove(&key);
             }
         }
+    }
+
+    /// Drops every offset of `group_id` staged by an open transaction, returning their
+    /// partitions: DeleteGroups tombstones them as Kafka does, and replaying a tombstone
+    /// drops a staged offset, so the live state must drop it too.
+    pub(crate) fn take_pending_txn_partitions(&mut self, group_id: &str) -> BTreeSet<(String, i32)> {
+        let mut partitions = BTreeSet::new();
+        for groups in self.pending_txn_offsets.values_mut() {
+            if let Some(offsets) = groups.remove(group_id) {
+                partitions.extend(offsets.into_keys());
+            }
+        }
+        partitions
+    }
+
+    /// Whether an open transaction staged any offset of `group_id`: such a group is not
+    /// deleted by offset expiration (Kafka's `openTransactionsByGroup` check).
+    pub(crate) fn has_open_txn_offsets(&self, group_id: &str) -> bool {
+        self.pending_txn_offsets.values().any(|groups| groups.get(group_id).is_some_and(|o| !o.is_empty()))
     }
 
     /// The producer's transaction ended (its marker is in this shard's partition): the

@@ -19,7 +19,7 @@ fn fetched(topic: &str, partition: i32, offset: i64, leader_epoch: i32, metadata
     }
 }
 
-fn offset_delete(h: &mut Harness, topics: &[(&str, i32)]) -> OffsetDeleteResponse {
+pub(super) fn offset_delete(h: &mut Harness, topics: &[(&str, i32)]) -> OffsetDeleteResponse {
     let meta = h.meta(0);
     let id = meta.id;
     let topics = topics

@@ -90,3 +90,72 @@ fn given_unknown_member_or_generation_should_refuse() {
     assert_eq!(stale, vec![ResponseError::IllegalGeneration.code()]);
     assert_eq!(txn_commit(&mut h, generation, &leader, 0, 1), vec![0]);
 }
+
+/// Replays the plain records around the transactional ones as they were written: the
+/// first `before` plain records, then the transaction's, then the rest, then the marker.
+fn replay_in_order(h: &Harness, before: usize) -> GroupCoordinatorShard {
+    let mut replayed = GroupCoordinatorShard::new(Default::default());
+    for r in &h.records[..before] {
+        replayed.replay(&r.key, r.value.as_deref()).unwrap();
+    }
+    for (producer, r) in &h.txn_records {
+        replayed.replay_txn(*producer, &r.key, r.value.as_deref()).unwrap();
+    }
+    for r in &h.records[before..] {
+        replayed.replay(&r.key, r.value.as_deref()).unwrap();
+    }
+    replayed.complete_txn(PRODUCER, true, 0);
+    replayed
+}
+
+#[test]
+fn given_pending_transactional_offset_when_group_deleted_should_tombstone_it_and_the_commit_restore_nothing() {
+    let mut h = Harness::new();
+    assert_eq!(h.commit("", -1, &[("in", 0, 5, "")]), vec![0]);
+    txn_commit(&mut h, -1, "", 1, 10);
+    let (code, outputs) = h.shard.delete_group(GROUP, h.now_ms);
+    assert_eq!(code, 0);
+    h.apply(outputs);
+    assert_eq!(h.records.len(), 1 + 3, "tombstones for in-0, the staged in-1 and the group");
+    assert!(!h.shard.has_pending_txn_offset(GROUP, "in", 1));
+    h.shard.complete_txn(PRODUCER, true, h.now_ms);
+    assert_eq!(h.shard.fetch_offsets(GROUP, None), Ok(vec![]));
+    assert!(h.shard.group_ids().is_empty(), "the commit does not bring the group back");
+    let replayed = replay_in_order(&h, 1);
+    assert_eq!(replayed.fetch_offsets(GROUP, None), Ok(vec![]));
+    assert!(replayed.group_ids().is_empty());
+}
+
+#[test]
+fn given_pending_transactional_offset_when_offset_deleted_should_tombstone_it() {
+    let mut h = Harness::new();
+    assert_eq!(h.commit("", -1, &[("in", 0, 5, "")]), vec![0]);
+    txn_commit(&mut h, -1, "", 1, 10);
+    let response = super::offsets_test::offset_delete(&mut h, &[("in", 1)]);
+    assert_eq!(response.topics[0].partitions[0].error_code, 0);
+    assert_eq!(h.records.last().map(|r| r.value.is_none()), Some(true), "a tombstone for the staged offset");
+    h.shard.complete_txn(PRODUCER, true, h.now_ms);
+    assert_eq!((committed(&h.shard, 0), committed(&h.shard, 1)), (5, -1));
+    let replayed = replay_in_order(&h, 1);
+    assert_eq!((committed(&replayed, 0), committed(&replayed, 1)), (5, -1));
+}
+
+#[test]
+fn given_pending_transactional_offset_when_offsets_expire_should_keep_its_partition_and_the_group() {
+    let config = crate::GroupConfig { offsets_retention_ms: 60_000, ..Default::default() };
+    let mut h = Harness::with_config(config);
+    assert_eq!(h.commit("", -1, &[("in", 0, 5, ""), ("in", 1, 6, "")]), vec![0, 0]);
+    txn_commit(&mut h, -1, "", 0, 10);
+    txn_commit(&mut h, -1, "", 2, 12);
+    h.advance(120_000);
+    let outputs = h.shard.expire_offsets(h.now_ms);
+    h.apply(outputs);
+    assert_eq!(h.records.len(), 2 + 1, "only in-1 expired: in-0 is staged by the open transaction");
+    h.advance(120_000);
+    let outputs = h.shard.expire_offsets(h.now_ms);
+    h.apply(outputs);
+    assert_eq!(h.records.len(), 3, "the group stays while the transaction is open");
+    assert_eq!(h.shard.group_ids(), vec![GROUP.to_owned()]);
+    h.shard.complete_txn(PRODUCER, true, h.now_ms);
+    assert_eq!((committed(&h.shard, 0), committed(&h.shard, 1), committed(&h.shard, 2)), (10, -1, 12));
+}

@@ -14,7 +14,7 @@
 
 mod requests;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use bytes::BytesMut;
 use gregor_coordinator::{
@@ -24,7 +24,7 @@ use gregor_coordinator::{
 use gregor_protocol::kafka_protocol::protocol::Encodable;
 
 use crate::input::Input;
-use requests::{Learned, COMMIT_PARTITIONS, COMMIT_TOPICS, GROUPS, TOPICS};
+use requests::{Learned, GROUPS, TOPICS};
 
 /// Steps per input: enough for several rebalances, short enough to stay fast.
 const MAX_STEPS: usize = 96;
@@ -80,19 +80,7 @@ struct Driver {
     learned: Learned,
     /// `GREGOR_FUZZ_TRACE` set: print every step, for triage (docs/fuzzing.md).
     trace: bool,
-    /// Groups whose offsets may differ after replay because of a known coordinator bug
-    /// (see `PENDING_TXN_TOMBSTONE_BUG`); cleared when a restart replaces the shard.
-    known_divergence: BTreeSet<String>,
 }
-
-/// Known bug, reported to the coordinator's owner (docs/fuzzing.md, "Findings"):
-/// DeleteGroups, OffsetDelete and offset expiration remove committed offsets but leave
-/// the group's pending transactional offsets, while replaying their tombstones drops
-/// those too (as Kafka does). A transaction that commits afterwards brings the offsets
-/// back in the live shard only. While true, groups with pending transactional offsets
-/// at such a call are left out of the offsets comparison; set to false once fixed, and
-/// `regressions/group_coordinator/` guards the fix.
-const PENDING_TXN_TOMBSTONE_BUG: bool = true;
 
 impl Driver {
     fn new(config: GroupConfig) -> Self {
@@ -109,7 +97,6 @@ impl Driver {
             topics,
             learned: Learned::default(),
             trace: std::env::var_os("GREGOR_FUZZ_TRACE").is_some(),
-            known_divergence: BTreeSet::new(),
         }
     }
 
@@ -138,9 +125,6 @@ impl Driver {
     /// One request or event; `None` when it produced no outputs (or could not be sent).
     fn request(&mut self, input: &mut Input<'_>) -> Option<Vec<Output>> {
         let op = input.below(16);
-        if matches!(op, 10 | 11 | 13) {
-            self.note_pending_txn_offsets();
-        }
         if op <= 8 {
             self.client_request(op, input)
         } else {
@@ -242,20 +226,6 @@ impl Driver {
     fn note(&self, what: &str) {
         if self.trace {
             eprintln!("t={} {what}", self.now_ms);
-        }
-    }
-
-    /// See `PENDING_TXN_TOMBSTONE_BUG`.
-    fn note_pending_txn_offsets(&mut self) {
-        for group in GROUPS.into_iter().filter(|_| PENDING_TXN_TOMBSTONE_BUG) {
-            let pending = COMMIT_TOPICS.into_iter().any(|topic| {
-                COMMIT_PARTITIONS
-                    .into_iter()
-                    .any(|partition| self.shard.has_pending_txn_offset(group, topic, partition))
-            });
-            if pending {
-                let _ = self.known_divergence.insert(group.to_owned());
-            }
         }
     }
 
@@ -366,7 +336,6 @@ impl Driver {
         self.shard = self.replayed();
         self.waiting.clear();
         self.timers.clear();
-        self.known_divergence.clear();
         let outputs = self.shard.on_loaded(self.now_ms);
         self.apply(outputs);
     }
@@ -377,10 +346,8 @@ impl Driver {
         let mut groups = live.group_ids();
         groups.extend(replayed.group_ids());
         for group in &groups {
-            if !self.known_divergence.contains(group) {
-                let offsets = replayed.fetch_offsets(group, None);
-                assert_eq!(offsets, live.fetch_offsets(group, None), "offsets of {group:?}");
-            }
+            let offsets = replayed.fetch_offsets(group, None);
+            assert_eq!(offsets, live.fetch_offsets(group, None), "offsets of {group:?}");
             assert_eq!(replayed.is_consumer_group(group), live.is_consumer_group(group), "type of {group:?}");
             // An unpersisted classic group answers "not a consumer group", its replay "not found".
             for version in (0..=1).filter(|_| live.is_consumer_group(group)) {
