@@ -3,6 +3,8 @@
 //! through heartbeats.
 
 use gregor_coordinator::GroupResponse;
+use gregor_protocol::kafka_protocol::messages::consumer_group_heartbeat_request::TopicPartitions as OwnedTopic;
+use gregor_protocol::kafka_protocol::messages::consumer_group_heartbeat_response::TopicPartitions as AssignedTopic;
 use gregor_protocol::kafka_protocol::messages::{ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse};
 use gregor_protocol::kafka_protocol::ResponseError;
 
@@ -14,6 +16,14 @@ pub(crate) async fn handle(
     request: ConsumerGroupHeartbeatRequest,
 ) -> Result<ConsumerGroupHeartbeatResponse, BrokerError> {
     let group = request.group_id.to_string();
+    // Operators debugging a rebalance (RUST_LOG=gregor_broker=debug) see each step of it.
+    tracing::debug!(
+        group,
+        member = %request.member_id,
+        epoch = request.member_epoch,
+        owned = ?request.topic_partitions.as_ref().map(|t| owned(t)),
+        "consumer group heartbeat"
+    );
     let topics = ctx.broker.topics_view();
     let answer = ctx
         .broker
@@ -22,11 +32,27 @@ pub(crate) async fn handle(
             shard.consumer_group_heartbeat(meta, request, &topics, now)
         })
         .await;
-    Ok(match answer {
+    let response = match answer {
         Ok(GroupResponse::ConsumerGroupHeartbeat(response)) => response,
         Ok(_) => error_response(ResponseError::UnknownServerError),
         Err(e) => error_response(e),
-    })
+    };
+    tracing::debug!(
+        group,
+        error = response.error_code,
+        epoch = response.member_epoch,
+        assignment = ?response.assignment.as_ref().map(|a| assigned(&a.topic_partitions)),
+        "consumer group heartbeat answered"
+    );
+    Ok(response)
+}
+
+fn owned(topics: &[OwnedTopic]) -> Vec<(String, &[i32])> {
+    topics.iter().map(|t| (t.topic_id.to_string(), t.partitions.as_slice())).collect()
+}
+
+fn assigned(topics: &[AssignedTopic]) -> Vec<(String, &[i32])> {
+    topics.iter().map(|t| (t.topic_id.to_string(), t.partitions.as_slice())).collect()
 }
 
 fn error_response(error: ResponseError) -> ConsumerGroupHeartbeatResponse {
