@@ -30,6 +30,7 @@ mod index;
 mod log_manager;
 mod partition_log;
 mod producer_state;
+mod record_stream;
 mod scan;
 mod segment;
 mod txn_index;

@@ -8,6 +8,8 @@
 //! keeps them. So records are parsed and written here; only the (de)compression codecs
 //! come from kafka-protocol.
 
+use std::ops::ControlFlow;
+
 use bytes::{Buf, Bytes, BytesMut};
 use gregor_protocol::kafka_protocol::compression::{self as codecs, Compressor, Decompressor};
 use gregor_protocol::record_batch::{CompressionType, RecordBatchHeader, BATCH_HEADER_LEN, LOG_OVERHEAD};
@@ -80,18 +82,21 @@ pub(crate) fn decode_batch(view: &RecordBatchHeader<'_>) -> Result<Vec<DecodedRe
 }
 
 /// Kafka refuses keyless records in compacted topics ("Compacted topic cannot accept
-/// message without key"); control batches carry no user records and are exempt.
+/// message without key"); control batches carry no user records and are exempt. The
+/// records are streamed, so a produced batch is never held decompressed.
 pub(crate) fn ensure_keyed(batch: &[u8]) -> Result<(), LogError> {
     let view = RecordBatchHeader::parse(batch)?;
     if view.is_control() {
         return Ok(());
     }
-    let keyless: Vec<i32> = decode_batch(&view)?
-        .iter()
-        .enumerate()
-        .filter(|(_, r)| r.key.is_none())
-        .map(|(i, _)| i32::try_from(i).unwrap_or(i32::MAX))
-        .collect();
+    let (mut index, mut keyless) = (0i32, Vec::new());
+    crate::record_stream::for_each_record(&view, |record| {
+        if !record.has_key {
+            keyless.push(index);
+        }
+        index = index.saturating_add(1);
+        ControlFlow::Continue(())
+    })?;
     if keyless.is_empty() {
         return Ok(());
     }

@@ -2,15 +2,17 @@
 
 use std::fs::File;
 use std::io;
+use std::ops::ControlFlow;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use gregor_protocol::kafka_protocol::records::RecordBatchDecoder;
+use gregor_protocol::record_batch::RecordBatchHeader;
 
 use super::PartitionLog;
 use crate::batch::read_batch;
 use crate::error::{IoContext, LogError};
+use crate::record_stream::for_each_record;
 use crate::segment::{Located, LogSegment};
 
 /// Where the bytes of a fetch are: a range of whole batches in one segment file. Built
@@ -80,12 +82,22 @@ fn find_record(
         return Ok((meta.max_timestamp, meta.base_offset));
     }
     let bytes = read_batch(segment.file(), located.position, meta).ctx("read batch", segment.path())?;
-    let mut buf = Bytes::from(bytes);
-    let Ok(set) = RecordBatchDecoder::decode(&mut buf) else {
+    let mut found = None;
+    let streamed = RecordBatchHeader::parse(&bytes).map_err(|_| ()).and_then(|view| {
+        for_each_record(&view, |record| {
+            if !wanted(record.timestamp) {
+                return ControlFlow::Continue(());
+            }
+            found = Some((record.timestamp, record.offset));
+            ControlFlow::Break(())
+        })
+        .map_err(|_| ())
+    });
+    if streamed.is_err() {
         tracing::warn!(base_offset = meta.base_offset, "cannot decode batch for a timestamp lookup");
         return Ok(fallback);
-    };
-    Ok(set.records.iter().find(|r| wanted(r.timestamp)).map_or(fallback, |r| (r.timestamp, r.offset)))
+    }
+    Ok(found.unwrap_or(fallback))
 }
 
 impl PartitionLog {
