@@ -333,12 +333,14 @@ impl GroupCoordinatorShard {
         }
     }
 
-    /// Offsets retention (Kafka 2.1+, KIP-211): see `offsets::expire`.
+    /// Offsets retention (Kafka 2.1+, KIP-211): see `offsets::expire`. Then Kafka's group
+    /// cleanup: every group left without offsets (none ever committed, or the last just
+    /// expired) is deleted once nobody is in it and no open transaction staged offsets
+    /// for it.
     pub fn expire_offsets(&mut self, now_ms: i64) -> Vec<Output> {
         let expired = crate::offsets::expired_offsets(self, now_ms);
         let mut ctx = Ctx::new(&self.config, now_ms);
         let mut records = Vec::new();
-        let mut emptied = Vec::new();
         for (group_id, keys) in expired {
             let Some(offsets) = self.offsets.get_mut(&group_id) else { continue };
             for (topic, partition) in keys {
@@ -347,23 +349,28 @@ impl GroupCoordinatorShard {
             }
             if offsets.is_empty() {
                 let _ = self.offsets.remove(&group_id);
-                emptied.push(group_id);
             }
         }
         ctx.append(records);
-        // Kafka deletes a group whose last offsets expired once nobody is in it.
-        for group_id in emptied {
-            // An open transaction's staged offsets keep the group (Kafka).
-            let deletable = !self.has_open_txn_offsets(&group_id)
-                && (self
-                    .groups
-                    .get(&group_id)
-                    .is_some_and(|g| g.state == GroupState::Empty && g.pending_members.is_empty())
-                    || self.consumer_groups.get(&group_id).is_some_and(|g| g.state() == ConsumerGroupState::Empty));
-            if deletable {
-                self.delete_empty_group(&group_id, &mut ctx);
-            }
+        for group_id in self.deletable_groups() {
+            self.delete_empty_group(&group_id, &mut ctx);
         }
         ctx.out
+    }
+
+    /// Empty groups with no offsets, committed or staged by an open transaction.
+    fn deletable_groups(&self) -> Vec<String> {
+        let classic = self
+            .groups
+            .iter()
+            .filter(|(_, g)| g.state == GroupState::Empty && g.pending_members.is_empty())
+            .map(|(id, _)| id);
+        let modern =
+            self.consumer_groups.iter().filter(|(_, g)| g.state() == ConsumerGroupState::Empty).map(|(id, _)| id);
+        classic
+            .chain(modern)
+            .filter(|id| !self.offsets.contains_key(*id) && !self.has_open_txn_offsets(id))
+            .cloned()
+            .collect()
     }
 }

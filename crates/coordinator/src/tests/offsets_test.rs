@@ -175,3 +175,19 @@ fn given_consumer_group_when_offsets_age_should_keep_subscribed_until_group_is_e
     assert!(h.shard.fetch_offsets(GROUP, None).unwrap().is_empty());
     assert!(h.shard.group_ids().is_empty());
 }
+
+#[test]
+fn given_empty_group_without_offsets_when_cleanup_runs_should_delete_it_as_kafka_does() {
+    let mut h = Harness::new();
+    let (leader, follower, _generation) = h.stable_pair();
+    let outputs = h.shard.expire_offsets(h.now_ms);
+    h.apply(outputs);
+    assert_eq!(h.state(), "Stable", "a group with members stays");
+    let _ = h.leave(4, "", &[(&leader, None), (&follower, None)]);
+    assert_eq!(h.state(), "Empty");
+    let before = h.records.len();
+    let outputs = h.shard.expire_offsets(h.now_ms);
+    h.apply(outputs);
+    assert_eq!(h.state(), "Dead", "never committed, nobody in it: deleted at the next cleanup");
+    assert!(h.records[before..].iter().all(|r| r.value.is_none()) && h.records.len() > before);
+}

@@ -159,3 +159,19 @@ fn given_pending_transactional_offset_when_offsets_expire_should_keep_its_partit
     h.shard.complete_txn(PRODUCER, true, h.now_ms);
     assert_eq!((committed(&h.shard, 0), committed(&h.shard, 1), committed(&h.shard, 2)), (10, -1, 12));
 }
+
+#[test]
+fn given_aborted_transaction_when_cleanup_runs_should_delete_the_group_it_kept() {
+    let config = crate::GroupConfig { offsets_retention_ms: 60_000, ..Default::default() };
+    let mut h = Harness::with_config(config);
+    assert_eq!(h.commit("", -1, &[("in", 1, 6, "")]), vec![0]);
+    txn_commit(&mut h, -1, "", 0, 10);
+    h.advance(120_000);
+    let outputs = h.shard.expire_offsets(h.now_ms);
+    h.apply(outputs);
+    assert_eq!(h.shard.group_ids(), vec![GROUP.to_owned()], "kept while the transaction is open");
+    h.shard.complete_txn(PRODUCER, false, h.now_ms);
+    let outputs = h.shard.expire_offsets(h.now_ms);
+    h.apply(outputs);
+    assert!(h.shard.group_ids().is_empty(), "aborted: nothing left, the group goes");
+}
