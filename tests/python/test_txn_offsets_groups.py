@@ -29,53 +29,47 @@ def commit_plain(bootstrap: str, group: str, topic: str, partition: int, offset:
     a.alter_consumer_group_offsets([wanted], request_timeout=10)[group].result(timeout=15)
 
 
-def stage_and_commit(bootstrap: str, group: str, topic: str, action) -> None:
-    """Opens a transaction that stages offset 10 of partition 1 for `group`, runs
-    `action` while it is open, then commits the transaction."""
+def stage_delete_commit(broker_factory, delete, expected: dict[int, int]) -> None:
+    """Commits offset 5 of partition 0 for a fresh group, opens a transaction that stages
+    offset 10 of partition 1, runs `delete(bootstrap, group, topic)` while it is open,
+    commits the transaction, then expects `expected` as the group's offsets before and
+    after a broker restart."""
+    broker = broker_factory().start(sets=SETS)
+    bootstrap = broker.bootstrap
+    topic, group = unique("txn-group-admin"), unique("txn-group-admin-group")
+    create_topic(bootstrap, topic, PARTITIONS)
+    commit_plain(bootstrap, group, topic, 0, 5)
     meta_consumer = confluent_consumer(bootstrap, **{"group.id": group})
     p = txn_producer(bootstrap, unique("txn-group-admin-id"))
     try:
         p.init_transactions(30)
         p.begin_transaction()
         p.send_offsets_to_transaction([TopicPartition(topic, 1, 10)], meta_consumer.consumer_group_metadata(), 30)
-        action()
+        delete(bootstrap, group, topic)
         p.commit_transaction(30)
     finally:
         close_quietly(p)
         meta_consumer.close()
+    assert group_offsets(bootstrap, group, topic) == expected, "the commit brought deleted offsets back"
+    broker.restart()
+    assert group_offsets(broker.bootstrap, group, topic) == expected
+
+
+def delete_group(bootstrap: str, group: str, _topic: str) -> None:
+    a = admin(bootstrap)
+    a.delete_consumer_groups([group], request_timeout=10)[group].result(timeout=15)
+
+
+def delete_partition_1_offsets(bootstrap: str, group: str, topic: str) -> None:
+    # Neither Python admin client sends OffsetDelete; the gregor CLI does.
+    cli = [str(broker_binary()), "groups", "delete-offsets", "--bootstrap-server", bootstrap,
+           "--topic", f"{topic}:1", group]
+    subprocess.run(cli, check=True, capture_output=True, timeout=30)
 
 
 def test_delete_group_drops_offsets_staged_by_an_open_transaction(broker_factory):
-    broker = broker_factory().start(sets=SETS)
-    bootstrap = broker.bootstrap
-    topic, group = unique("txn-group-admin"), unique("txn-deleted-group")
-    create_topic(bootstrap, topic, PARTITIONS)
-    commit_plain(bootstrap, group, topic, 0, 5)
-
-    def delete_group():
-        a = admin(bootstrap)
-        a.delete_consumer_groups([group], request_timeout=10)[group].result(timeout=15)
-
-    stage_and_commit(bootstrap, group, topic, delete_group)
-    assert group_offsets(bootstrap, group, topic) == {}, "the commit brought deleted offsets back"
-    broker.restart()
-    assert group_offsets(broker.bootstrap, group, topic) == {}
+    stage_delete_commit(broker_factory, delete_group, {})
 
 
 def test_delete_offsets_drops_the_partition_staged_by_an_open_transaction(broker_factory):
-    broker = broker_factory().start(sets=SETS)
-    bootstrap = broker.bootstrap
-    topic, group = unique("txn-group-admin"), unique("txn-offsets-deleted")
-    create_topic(bootstrap, topic, PARTITIONS)
-    commit_plain(bootstrap, group, topic, 0, 5)
-
-    def delete_offsets():
-        # Neither Python admin client sends OffsetDelete; the gregor CLI does.
-        cli = [str(broker_binary()), "groups", "delete-offsets", "--bootstrap-server", bootstrap,
-               "--topic", f"{topic}:1", group]
-        subprocess.run(cli, check=True, capture_output=True, timeout=30)
-
-    stage_and_commit(bootstrap, group, topic, delete_offsets)
-    assert group_offsets(bootstrap, group, topic) == {0: 5}
-    broker.restart()
-    assert group_offsets(broker.bootstrap, group, topic) == {0: 5}
+    stage_delete_commit(broker_factory, delete_partition_1_offsets, {0: 5})

@@ -116,17 +116,8 @@ impl<R: BufRead> Stream<R> {
         Ok(self.fill()?.is_empty())
     }
 
-    /// A zig-zag varlong, at most 10 bytes.
     fn varlong(&mut self) -> Result<i64, LogError> {
-        let mut value = 0u64;
-        for shift in (0..70).step_by(7) {
-            let byte = self.byte()?;
-            value |= u64::from(byte & 0x7f).checked_shl(shift).unwrap_or(0);
-            if byte & 0x80 == 0 {
-                return Ok(((value >> 1) as i64) ^ -((value & 1) as i64));
-            }
-        }
-        Err(corrupt("varint longer than 10 bytes"))
+        read_varlong(|| self.byte())
     }
 
     fn varint(&mut self) -> Result<i32, LogError> {
@@ -171,6 +162,19 @@ impl<R: BufRead> Stream<R> {
             has_key,
         })
     }
+}
+
+/// A zig-zag varlong of at most 10 bytes, taken one byte at a time from `next`.
+pub(crate) fn read_varlong(mut next: impl FnMut() -> Result<u8, LogError>) -> Result<i64, LogError> {
+    let mut value = 0u64;
+    for shift in (0..70).step_by(7) {
+        let byte = next()?;
+        value |= u64::from(byte & 0x7f).checked_shl(shift).unwrap_or(0);
+        if byte & 0x80 == 0 {
+            return Ok(((value >> 1) as i64) ^ -((value & 1) as i64));
+        }
+    }
+    Err(corrupt("varint longer than 10 bytes"))
 }
 
 fn io_error(e: io::Error) -> LogError {

@@ -150,18 +150,12 @@ struct Reader<'a> {
 }
 
 impl Reader<'_> {
-    /// A zig-zag varlong, at most 10 bytes.
     fn varlong(&mut self) -> Result<i64, LogError> {
-        let mut value = 0u64;
-        for shift in (0..70).step_by(7) {
+        crate::record_stream::read_varlong(|| {
             let byte = *self.buf.get(self.pos).ok_or(corrupt("record cut short"))?;
             self.pos += 1;
-            value |= u64::from(byte & 0x7f).checked_shl(shift).unwrap_or(0);
-            if byte & 0x80 == 0 {
-                return Ok(((value >> 1) as i64) ^ -((value & 1) as i64));
-            }
-        }
-        Err(corrupt("varint longer than 10 bytes"))
+            Ok(byte)
+        })
     }
 
     fn varint(&mut self) -> Result<i32, LogError> {
