@@ -28,6 +28,8 @@ mod modern;
 mod offsets;
 pub mod records;
 mod shard;
+#[cfg(any(test, feature = "test-support"))]
+pub mod testing;
 #[cfg(test)]
 mod tests;
 pub mod txn;

@@ -363,14 +363,7 @@ mod tests {
     /// as it is written (the test never holds the value either).
     fn zstd_bomb(value_len: usize) -> Vec<u8> {
         use std::io::Write;
-        fn varlong(out: &mut Vec<u8>, v: i64) {
-            let mut z = ((v << 1) ^ (v >> 63)) as u64;
-            while z >= 0x80 {
-                out.push((z as u8) | 0x80);
-                z >>= 7;
-            }
-            out.push(z as u8);
-        }
+        let varlong = crate::cleaner::put_varlong;
         let mut head = Vec::new();
         let mut body = vec![0u8, 0, 0]; // attributes, timestamp delta, offset delta
         varlong(&mut body, 1);

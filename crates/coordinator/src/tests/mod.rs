@@ -15,7 +15,7 @@ mod versions_test;
 
 use std::collections::BTreeMap;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use gregor_protocol::kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use gregor_protocol::kafka_protocol::messages::leave_group_request::MemberIdentity;
 use gregor_protocol::kafka_protocol::messages::offset_commit_request::{
@@ -38,18 +38,7 @@ pub(crate) fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_owned())
 }
 
-/// A consumer-protocol subscription (v0): version, topics, null user data.
-pub(crate) fn subscription(topics: &[&str]) -> Bytes {
-    let mut buf = BytesMut::new();
-    buf.put_i16(0);
-    buf.put_i32(topics.len() as i32);
-    for t in topics {
-        buf.put_i16(t.len() as i16);
-        buf.put_slice(t.as_bytes());
-    }
-    buf.put_i32(-1);
-    buf.freeze()
-}
+pub(crate) use crate::testing::subscription;
 
 pub(crate) fn encode_at(response: &GroupResponse, version: i16) -> anyhow::Result<()> {
     let mut buf = BytesMut::new();
@@ -168,10 +157,7 @@ impl Harness {
     /// Moves the clock, firing due timers earliest first as a broker timer queue would.
     pub(crate) fn advance(&mut self, ms: i64) {
         let until = self.now_ms + ms;
-        loop {
-            let due = self.timers.iter().filter(|(_, d)| **d <= until).min_by_key(|(k, d)| (**d, (*k).clone()));
-            let Some((key, deadline)) = due.map(|(k, d)| (k.clone(), *d)) else { break };
-            let _ = self.timers.remove(&key);
+        while let Some((key, deadline)) = crate::testing::take_due_timer(&mut self.timers, until) {
             self.now_ms = self.now_ms.max(deadline);
             let outputs = self.shard.on_timer(key, self.now_ms);
             self.apply(outputs);

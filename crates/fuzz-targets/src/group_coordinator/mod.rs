@@ -301,10 +301,7 @@ impl Driver {
     /// Moves the clock, firing due timers earliest first as the broker's timer queue does.
     fn advance(&mut self, ms: i64) {
         let until = self.now_ms + ms;
-        loop {
-            let due = self.timers.iter().filter(|(_, d)| **d <= until).min_by_key(|(k, d)| (**d, (*k).clone()));
-            let Some((key, deadline)) = due.map(|(k, d)| (k.clone(), *d)) else { break };
-            let _ = self.timers.remove(&key);
+        while let Some((key, deadline)) = gregor_coordinator::testing::take_due_timer(&mut self.timers, until) {
             self.now_ms = self.now_ms.max(deadline);
             let outputs = self.shard.on_timer(key, self.now_ms);
             self.apply(outputs);

@@ -3,7 +3,7 @@
 //! still meet the same groups and members. Every request goes through the wire at its
 //! version before the shard sees it, as the broker's decoder would hand it over.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use gregor_coordinator::Uuid;
 use gregor_protocol::kafka_protocol::messages::consumer_group_heartbeat_request::TopicPartitions;
 use gregor_protocol::kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
@@ -84,16 +84,7 @@ fn wire<T: Encodable + Decodable>(request: T, version: i16) -> Option<T> {
 /// A consumer-protocol subscription (v0), or bytes that may be anything.
 fn metadata(input: &mut Input<'_>) -> Bytes {
     if input.u8() < 200 {
-        let topics = &TOPICS[..1 + input.below(TOPICS.len())];
-        let mut buf = BytesMut::new();
-        buf.put_i16(0);
-        buf.put_i32(topics.len() as i32);
-        for t in topics {
-            buf.put_i16(t.len() as i16);
-            buf.put_slice(t.as_bytes());
-        }
-        buf.put_i32(-1);
-        return buf.freeze();
+        return gregor_coordinator::testing::subscription(&TOPICS[..1 + input.below(TOPICS.len())]);
     }
     Bytes::copy_from_slice(input.bytes(24))
 }

@@ -57,6 +57,8 @@ use crate::segment::LogSegment;
 use crate::txn_index::AbortedTxn;
 
 pub(crate) use codec::ensure_keyed;
+#[cfg(test)]
+pub(crate) use codec::put_varlong;
 use codec::{decode_batch, delete_horizon, rebuild_batch, DecodedRecord};
 use offset_map::OffsetMap;
 pub(crate) use offset_map::DEFAULT_DEDUPE_BUFFER_BYTES;
