@@ -167,7 +167,7 @@ impl GroupCoordinatorShard {
             key: records::offset_commit_key(group_id, topic, partition),
             value: Some(records::offset_commit_value(&value)),
         };
-        self.drop_pending_txn_offset(group_id, topic, partition);
+        let _ = self.drop_pending_txn_offset(group_id, topic, partition);
         self.store_offset(group_id, topic, partition, value, now_ms);
         record
     }
@@ -277,8 +277,7 @@ impl GroupCoordinatorShard {
             return ResponseError::GroupSubscribedToTopic.code();
         }
         // The tombstone also drops an offset staged by an open transaction, on replay as here.
-        let staged = self.has_pending_txn_offset(group_id, topic, partition);
-        self.drop_pending_txn_offset(group_id, topic, partition);
+        let staged = self.drop_pending_txn_offset(group_id, topic, partition);
         let key = (topic.to_owned(), partition);
         let committed = self.offsets.get_mut(group_id).is_some_and(|offsets| offsets.remove(&key).is_some());
         if self.offsets.get(group_id).is_some_and(|offsets| offsets.is_empty()) {

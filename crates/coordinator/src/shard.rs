@@ -104,7 +104,7 @@ impl GroupCoordinatorShard {
         }
         if let RecordKey::OffsetCommit { group, topic, partition } = &key {
             // A plain commit supersedes pending transactional ones (see `txn_offsets`).
-            self.drop_pending_txn_offset(group, topic, *partition);
+            let _ = self.drop_pending_txn_offset(group, topic, *partition);
         }
         match key {
             // Consumer-group keys were replayed above; other record types are not served.

@@ -120,16 +120,19 @@ impl GroupCoordinatorShard {
 
     /// A plain commit supersedes pending transactional ones of the same partition, and a
     /// tombstone drops them (DeleteGroups, OffsetDelete; Kafka's replay does the same).
-    pub(crate) fn drop_pending_txn_offset(&mut self, group_id: &str, topic: &str, partition: i32) {
+    /// Whether any was staged.
+    pub(crate) fn drop_pending_txn_offset(&mut self, group_id: &str, topic: &str, partition: i32) -> bool {
         if self.pending_txn_offsets.is_empty() {
-            return;
+            return false;
         }
         let key = (topic.to_owned(), partition);
+        let mut dropped = false;
         for groups in self.pending_txn_offsets.values_mut() {
             if let Some(offsets) = groups.get_mut(group_id) {
-                let _ = offsets.remove(&key);
+                dropped |= offsets.remove(&key).is_some();
             }
         }
+        dropped
     }
 
     /// Drops every offset of `group_id` staged by an open transaction, returning their
@@ -173,7 +176,9 @@ impl GroupCoordinatorShard {
                     let offset = records::decode_offset_value(v)?;
                     self.stage_txn_offset(producer_id, &group, (&topic, partition), offset);
                 }
-                None => self.drop_pending_txn_offset(&group, &topic, partition),
+                None => {
+                    let _ = self.drop_pending_txn_offset(&group, &topic, partition);
+                }
             }
         }
         Ok(())
@@ -182,6 +187,9 @@ impl GroupCoordinatorShard {
     /// Whether a transaction has an uncommitted offset for the partition: OffsetFetch
     /// with `require_stable` answers UNSTABLE_OFFSET_COMMIT for it.
     pub fn has_pending_txn_offset(&self, group_id: &str, topic: &str, partition: i32) -> bool {
+        if self.pending_txn_offsets.is_empty() {
+            return false;
+        }
         let key = (topic.to_owned(), partition);
         self.pending_txn_offsets.values().any(|groups| groups.get(group_id).is_some_and(|o| o.contains_key(&key)))
     }
