@@ -101,6 +101,8 @@ fn listener_address(listener: &str) -> &str {
 /// Opens the data dir (recovering logs if the last run crashed), binds the listener and
 /// starts serving.
 pub async fn start(config: BrokerConfig) -> Result<RunningBroker, BrokerError> {
+    // Before anything is created or bound: a secured configuration never runs open.
+    config.check_fail_closed()?;
     let data_dir = config.data_dir();
     std::fs::create_dir_all(&data_dir)
         .map_err(|e| BrokerError::DataDir { path: data_dir.clone(), reason: e.to_string() })?;

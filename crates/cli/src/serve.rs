@@ -9,7 +9,8 @@ use gregor_broker::BrokerConfig;
 #[derive(Debug, Args)]
 pub(crate) struct ServeArgs {
     /// Address to listen on; a host name binds every address it resolves to
-    /// (localhost: 127.0.0.1 and ::1). Overrides `listeners`.
+    /// (localhost: 127.0.0.1 and ::1). Overrides `listeners`. `PLAINTEXT://HOST:PORT`
+    /// also works; other security protocols are refused until Gregor supports them.
     #[arg(long, value_name = "HOST:PORT")]
     listen: Option<String>,
     /// Address given to clients in metadata. Overrides `advertised.listeners`.
@@ -41,10 +42,10 @@ impl ServeArgs {
             pairs.push((k.trim().to_owned(), v.trim().to_owned()));
         }
         if let Some(listen) = &self.listen {
-            pairs.push(("listeners".into(), format!("PLAINTEXT://{listen}")));
+            pairs.push(("listeners".into(), with_protocol(listen)));
         }
         if let Some(adv) = &self.advertised_listener {
-            pairs.push(("advertised.listeners".into(), format!("PLAINTEXT://{adv}")));
+            pairs.push(("advertised.listeners".into(), with_protocol(adv)));
         }
         if let Some(dir) = &self.data_dir {
             pairs.push(("log.dirs".into(), dir.display().to_string()));
@@ -56,6 +57,16 @@ impl ServeArgs {
             pairs.push(("listeners".into(), "PLAINTEXT://localhost:9092".into()));
         }
         BrokerConfig::from_pairs(pairs).map_err(|e| e.to_string())
+    }
+}
+
+/// `HOST:PORT` is a PLAINTEXT listener; `NAME://HOST:PORT` is taken as Kafka's listener
+/// form, so that `--listen SSL://...` is checked (and refused) like `listeners=SSL://...`.
+fn with_protocol(listener: &str) -> String {
+    if listener.contains("://") {
+        listener.to_owned()
+    } else {
+        format!("PLAINTEXT://{listener}")
     }
 }
 

@@ -7,6 +7,7 @@
 
 pub(crate) mod change;
 pub mod defs;
+mod fail_closed;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -52,16 +53,36 @@ impl BrokerConfig {
         K: Into<String>,
         V: Into<String>,
     {
+        let pairs: Vec<(String, String)> = pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect();
+        // Refusals first, so that a refused start says one sentence and nothing else.
+        fail_closed::check_keys(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
         let mut values = BTreeMap::new();
         for (k, v) in pairs {
-            let (k, v) = (k.into(), v.into());
             match broker_def(&k) {
                 Some(def) => validate(def.kind, def.min, &k, &v)?,
                 None => tracing::warn!(key = %k, "the configuration '{k}' was supplied but isn't a known config"),
             }
             let _ = values.insert(k, v);
         }
-        Ok(Self { values, dynamic: BTreeMap::new() })
+        let config = Self { values, dynamic: BTreeMap::new() };
+        config.check_fail_closed()?;
+        Ok(config)
+    }
+
+    /// Refuses a configuration that asks for security Gregor cannot give (TLS, SASL, an
+    /// authorizer, a secured listener): it must never start as an open broker.
+    pub fn check_fail_closed(&self) -> Result<(), BrokerError> {
+        fail_closed::check_keys(self.values.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
+        let listeners = self.broker_str("listeners");
+        let advertised = self.broker_value("advertised.listeners").value;
+        fail_closed::check_listeners(&fail_closed::ListenerSettings {
+            listeners: &listeners,
+            advertised_listeners: advertised.as_deref(),
+            protocol_map: self.explicit("listener.security.protocol.map"),
+            controller_listener_names: self.explicit("controller.listener.names"),
+            inter_broker_listener_name: self.explicit("inter.broker.listener.name"),
+            security_inter_broker_protocol: self.explicit("security.inter.broker.protocol"),
+        })
     }
 
     /// This config overlaid with dynamic broker configs from the metadata image: the
@@ -86,6 +107,7 @@ impl BrokerConfig {
 
     /// Sets one key after validating it.
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), BrokerError> {
+        fail_closed::check_keys([(key, value)])?;
         if let Some(def) = broker_def(key) {
             validate(def.kind, def.min, key, value)?;
         }
@@ -256,6 +278,9 @@ pub fn is_dynamic_broker_key(name: &str) -> bool {
 
 /// Checks a broker key and value for a dynamic update.
 pub fn validate_dynamic_broker_config(name: &str, value: &str) -> Result<(), BrokerError> {
+    if let Some(reason) = fail_closed::refusal(name, value) {
+        return Err(BrokerError::InvalidConfig(reason));
+    }
     let def = broker_def(name).ok_or_else(|| BrokerError::InvalidConfig(format!("unknown broker config '{name}'")))?;
     if !is_dynamic_broker_key(name) {
         return Err(BrokerError::InvalidConfig(format!(
