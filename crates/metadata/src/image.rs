@@ -25,6 +25,8 @@ pub struct MetadataImage {
     /// Broker configs: key `None` holds the cluster-wide defaults.
     pub broker_configs: BTreeMap<Option<i32>, BTreeMap<String, String>>,
     pub next_producer_id: i64,
+    /// Set by the first [`MetadataRecord::ClusterId`]; later ones cannot change it.
+    pub cluster_id: Option<String>,
     /// Offset of the last record applied, -1 for none.
     pub last_offset: i64,
 }
@@ -72,7 +74,42 @@ impl MetadataImage {
             MetadataRecord::ProducerIds { next_producer_id, .. } => {
                 self.next_producer_id = self.next_producer_id.max(*next_producer_id);
             }
+            MetadataRecord::ClusterId { cluster_id } => {
+                let _ = self.cluster_id.get_or_insert_with(|| cluster_id.clone());
+            }
         }
+    }
+
+    /// Records that rebuild this image when replayed into an empty one: the content of a
+    /// metadata snapshot (Kafka's `.checkpoint` files hold the same kind of records). The
+    /// order is deterministic, so equal images give equal snapshots.
+    pub fn to_records(&self) -> Vec<MetadataRecord> {
+        let mut out = Vec::new();
+        if let Some(cluster_id) = &self.cluster_id {
+            out.push(MetadataRecord::ClusterId { cluster_id: cluster_id.clone() });
+        }
+        out.extend(self.brokers.values().cloned().map(MetadataRecord::RegisterBroker));
+        if self.next_producer_id > 0 {
+            out.push(MetadataRecord::ProducerIds { broker_id: -1, next_producer_id: self.next_producer_id });
+        }
+        for (id, configs) in &self.broker_configs {
+            out.extend(configs.iter().map(|(name, value)| MetadataRecord::Config {
+                resource: ConfigResource::Broker(*id),
+                name: name.clone(),
+                value: Some(value.clone()),
+            }));
+        }
+        for name in self.topic_names_sorted() {
+            let Some(topic) = self.topics.get(&name) else { continue };
+            out.push(MetadataRecord::Topic { name: name.to_string(), topic_id: topic.topic_id });
+            out.extend(topic.partitions.values().cloned().map(MetadataRecord::Partition));
+            out.extend(topic.configs.iter().map(|(key, value)| MetadataRecord::Config {
+                resource: ConfigResource::Topic(name.to_string()),
+                name: key.clone(),
+                value: Some(value.clone()),
+            }));
+        }
+        out
     }
 
     fn add_topic(&mut self, name: &str, topic_id: Uuid) {
@@ -142,6 +179,30 @@ mod tests {
         assert_eq!(topic.configs.get("retention.ms").map(String::as_str), Some("1000"));
         assert_eq!(image.topic_by_id(&id).unwrap().name.as_ref(), "orders");
         assert_eq!(image.last_offset, 3);
+    }
+
+    #[test]
+    fn given_an_image_when_its_records_are_replayed_should_rebuild_it() {
+        let id = Uuid::new_v4();
+        let mut image = MetadataImage::new();
+        image.replay(0, &MetadataRecord::ClusterId { cluster_id: "c1".into() });
+        image.replay(1, &MetadataRecord::ClusterId { cluster_id: "other".into() });
+        image.replay(2, &MetadataRecord::Topic { name: "t".into(), topic_id: id });
+        image.replay(3, &partition(id, 0));
+        image.replay(4, &MetadataRecord::ProducerIds { broker_id: 1, next_producer_id: 1000 });
+        let config =
+            |resource| MetadataRecord::Config { resource, name: "retention.ms".into(), value: Some("1".into()) };
+        image.replay(5, &config(ConfigResource::Topic("t".into())));
+        image.replay(6, &config(ConfigResource::Broker(None)));
+        let b = BrokerRegistration { node_id: 1, host: "h".into(), port: 1, rack: Some("r".into()) };
+        image.replay(7, &MetadataRecord::RegisterBroker(b));
+        assert_eq!(image.cluster_id.as_deref(), Some("c1"), "the first cluster id stays");
+        let mut rebuilt = MetadataImage::new();
+        for record in image.to_records() {
+            rebuilt.replay(7, &record);
+        }
+        assert_eq!(rebuilt, image);
+        assert_eq!(rebuilt.to_records(), image.to_records());
     }
 
     #[test]

@@ -57,4 +57,10 @@ pub enum MetadataRecord {
         broker_id: i32,
         next_producer_id: i64,
     },
+    /// The cluster's id, decided once by the first quorum leader (or carried over from
+    /// `meta.properties` of a single-node data dir), so that fresh nodes started with the
+    /// same voters agree on it without a separate format step.
+    ClusterId {
+        cluster_id: String,
+    },
 }

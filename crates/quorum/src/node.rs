@@ -1,0 +1,407 @@
+//! One node's member of the metadata quorum: opens the log and the image, starts openraft
+//! and the controller listener, bootstraps a new cluster, and serves proposals.
+//!
+//! Bootstrap without a format step: a node whose log is pristine (no entry, no vote)
+//! initialises the quorum with the configured voters. Every fresh voter does so with the
+//! same voters, so they all write the same membership at log id (0, 0) and elect one
+//! leader; a node that loses that race (it already voted) simply joins.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use gregor_metadata::{MetadataError, MetadataRecord};
+use openraft::async_runtime::watch::WatchReceiver;
+use openraft::error::{ClientWriteError, InitializeError, LinearizableReadError, RaftError};
+use openraft::raft::ReadPolicy;
+use openraft::{ServerState, SnapshotPolicy};
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Mutex};
+use tokio::task::JoinHandle;
+
+use crate::network::TcpNetworkFactory;
+use crate::{
+    voter_ids, ControllerNode, LogId, MetadataChange, MetadataImage, MetadataLogStore, MetadataStateMachine,
+    QuorumError, Raft,
+};
+
+/// How this node takes part in the quorum.
+#[derive(Debug, Clone)]
+pub struct QuorumConfig {
+    /// Kafka's `node.id`.
+    pub node_id: u64,
+    /// The `__cluster_metadata-0` directory.
+    pub dir: PathBuf,
+    /// `controller.quorum.voters`: the initial voters and their controller addresses. Empty
+    /// for the single-node default: this node alone, with no controller listener.
+    pub voters: BTreeMap<u64, ControllerNode>,
+    /// Where to accept other controllers' RPCs (the `CONTROLLER` listener); required when
+    /// there are other voters.
+    pub listen: Option<SocketAddr>,
+    /// `controller.quorum.election.timeout.ms`: a follower that hears nothing from the
+    /// leader for between this and twice this starts an election.
+    pub election_timeout_ms: u64,
+    /// Entries between snapshots; the log before a snapshot is purged.
+    pub snapshot_every_entries: u64,
+    /// Entries already in a snapshot that stay in the log for followers a little behind.
+    pub keep_after_snapshot: u64,
+    /// The cluster id of `meta.properties`, recorded in the image when a pre-quorum
+    /// single-node log is converted.
+    pub cluster_id: Option<String>,
+    /// A node added to a running quorum (KIP-853): it never bootstraps, it waits for the
+    /// active controller to add it.
+    pub join: bool,
+}
+
+impl QuorumConfig {
+    pub fn new(node_id: u64, dir: PathBuf) -> Self {
+        Self {
+            node_id,
+            dir,
+            voters: BTreeMap::new(),
+            listen: None,
+            election_timeout_ms: 1000,
+            snapshot_every_entries: 5000,
+            keep_after_snapshot: 1000,
+            cluster_id: None,
+            join: false,
+        }
+    }
+}
+
+/// The quorum as DescribeQuorum reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumStatus {
+    pub leader: Option<u64>,
+    /// The current epoch (Raft term).
+    pub epoch: u64,
+    /// The committed offset + 1 (Kafka's high watermark of the metadata log).
+    pub high_watermark: i64,
+    pub voters: Vec<VoterStatus>,
+    /// Nodes that replicate the log without voting (learners: `process.roles=broker`).
+    pub observers: Vec<VoterStatus>,
+}
+
+/// One replica of the metadata log. `log_end_offset` is -1 where this node does not know
+/// it (it is not the leader).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VoterStatus {
+    pub node_id: u64,
+    pub node: ControllerNode,
+    pub log_end_offset: i64,
+}
+
+/// A running quorum member.
+#[derive(Debug)]
+pub struct Quorum {
+    node_id: u64,
+    raft: Raft,
+    log: MetadataLogStore,
+    machine: MetadataStateMachine,
+    /// Serialises controller decisions: each one sees every earlier one applied.
+    write_lock: Mutex<()>,
+    shutdown: watch::Sender<bool>,
+    server: Option<JoinHandle<()>>,
+    local_addr: Option<SocketAddr>,
+}
+
+impl Quorum {
+    /// Opens the log and image under `config.dir`, starts openraft (replaying committed
+    /// entries into the image), binds the controller listener and bootstraps a new quorum.
+    pub async fn start(config: QuorumConfig) -> Result<Self, QuorumError> {
+        std::fs::create_dir_all(&config.dir).map_err(|e| QuorumError::io(&config.dir, e))?;
+        let _ =
+            crate::legacy::convert(&config.dir, config.node_id, config.cluster_id.as_deref(), crate::log_store_now())?;
+        let log = MetadataLogStore::open(&config.dir, crate::log_store_now())?;
+        let machine = MetadataStateMachine::open(&config.dir)?;
+        let pristine = log.is_pristine() && machine.applied().0.is_none();
+        let voters = if config.voters.is_empty() {
+            BTreeMap::from([(config.node_id, ControllerNode::default())])
+        } else {
+            config.voters.clone()
+        };
+        if !voters.contains_key(&config.node_id) && !config.join {
+            return Err(QuorumError::Config(format!(
+                "node {} is not one of the voters {:?} of 'controller.quorum.voters' (observers are not supported yet)",
+                config.node_id,
+                voters.keys().collect::<Vec<_>>()
+            )));
+        }
+        let listener = match config.listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr).await.map_err(|e| QuorumError::io(format!("controller listener {addr}"), e))?,
+            ),
+            None if voters.len() > 1 => {
+                return Err(QuorumError::Config("a quorum of several voters needs a controller listener".into()))
+            }
+            None => None,
+        };
+        let local_addr = listener.as_ref().and_then(|l| l.local_addr().ok());
+        let raft_config = raft_config(&config)?;
+        let raft = Raft::new(
+            config.node_id,
+            raft_config,
+            TcpNetworkFactory::new(config.node_id),
+            log.clone(),
+            machine.clone(),
+        )
+        .await
+        .map_err(|e| QuorumError::Stopped(e.to_string()))?;
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let server = listener.map(|l| tokio::spawn(crate::rpc::serve(l, raft.clone(), config.node_id, shutdown_rx)));
+        let quorum = Self {
+            node_id: config.node_id,
+            raft,
+            log,
+            machine,
+            write_lock: Mutex::new(()),
+            shutdown,
+            server,
+            local_addr,
+        };
+        if pristine && !config.join {
+            quorum.bootstrap(voters).await?;
+        } else if !config.join {
+            if let Err(e) = quorum.check_voters(&config) {
+                let _ = quorum.shutdown().await;
+                return Err(e);
+            }
+        }
+        Ok(quorum)
+    }
+
+    async fn bootstrap(&self, voters: BTreeMap<u64, ControllerNode>) -> Result<(), QuorumError> {
+        match self.raft.initialize(voters).await {
+            Ok(()) => Ok(()),
+            // A peer's vote or membership reached this node first: it has joined already.
+            Err(RaftError::APIError(InitializeError::NotAllowed(_))) => Ok(()),
+            Err(e) => Err(QuorumError::Config(format!("cannot bootstrap the metadata quorum: {e}"))),
+        }
+    }
+
+    /// A restarted node must be configured with the voters the quorum has.
+    fn check_voters(&self, config: &QuorumConfig) -> Result<(), QuorumError> {
+        if config.voters.is_empty() {
+            return Ok(());
+        }
+        let (_, membership) = self.machine.applied();
+        let stored = self.raft.metrics().borrow_watched().membership_config.clone();
+        let known = if stored.membership().voter_ids().next().is_some() {
+            stored.membership().clone()
+        } else {
+            membership.membership().clone()
+        };
+        let have = voter_ids(&known);
+        let want: BTreeSet<u64> = config.voters.keys().copied().collect();
+        if have != want {
+            return Err(QuorumError::Config(format!(
+                "'controller.quorum.voters' names voters {want:?}, but this node's metadata log has voters {have:?}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The cluster id recorded in the metadata log: the first leader records `candidate`
+    /// if none is there yet, and every node returns the one that committed first, so fresh
+    /// nodes agree without a format step.
+    pub async fn agree_cluster_id(&self, candidate: &str, timeout: Duration) -> Result<String, QuorumError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut images = self.subscribe();
+        loop {
+            if let Some(id) = self.image().cluster_id.clone() {
+                return Ok(id);
+            }
+            if self.is_leader() {
+                let record = MetadataRecord::ClusterId { cluster_id: candidate.to_owned() };
+                match self.write(|image| Ok((if image.cluster_id.is_none() { vec![record] } else { vec![] }, ()))).await
+                {
+                    Ok(()) => continue,
+                    Err(e) if e.is_retriable() => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            let wait = tokio::time::timeout_at(deadline, async {
+                tokio::select! {
+                    _ = images.changed() => {}
+                    _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+                }
+            });
+            if wait.await.is_err() {
+                return Err(QuorumError::Timeout("no metadata quorum leader recorded a cluster id".into()));
+            }
+        }
+    }
+
+    pub fn node_id(&self) -> u64 {
+        self.node_id
+    }
+
+    /// The controller listener's bound address, if any.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.local_addr
+    }
+
+    /// The openraft handle, for membership changes and tests.
+    pub fn raft(&self) -> &Raft {
+        &self.raft
+    }
+
+    /// The image as of the last committed entry this node applied.
+    pub fn image(&self) -> Arc<MetadataImage> {
+        self.machine.image()
+    }
+
+    /// Every new image, as it is applied.
+    pub fn subscribe(&self) -> watch::Receiver<Arc<MetadataImage>> {
+        self.machine.subscribe()
+    }
+
+    /// The active controller (Raft leader) this node knows of.
+    pub fn leader(&self) -> Option<u64> {
+        self.raft.metrics().borrow_watched().current_leader
+    }
+
+    pub fn is_leader(&self) -> bool {
+        let metrics = self.raft.metrics().borrow_watched().clone();
+        metrics.state == ServerState::Leader && metrics.current_leader == Some(self.node_id)
+    }
+
+    /// A controller decision: on the active controller only, with every earlier change
+    /// applied, `decide` turns the current image into records, which are proposed and
+    /// applied (on a quorum's disks) before this returns.
+    pub async fn write<T>(
+        &self,
+        decide: impl FnOnce(&MetadataImage) -> Result<(Vec<MetadataRecord>, T), MetadataError>,
+    ) -> Result<T, QuorumError> {
+        let _guard = self.write_lock.lock().await;
+        self.caught_up().await?;
+        let (records, answer) = decide(&self.image())?;
+        if !records.is_empty() {
+            let _ = self.propose(MetadataChange { records }).await?;
+        }
+        Ok(answer)
+    }
+
+    /// Confirms leadership with a quorum and waits until the image holds everything
+    /// committed before (after an election, the new leader's first entry commits the old
+    /// leader's replicated ones).
+    async fn caught_up(&self) -> Result<(), QuorumError> {
+        let read = self.raft.ensure_linearizable(ReadPolicy::ReadIndex).await.map_err(|e| match e {
+            RaftError::APIError(LinearizableReadError::ForwardToLeader(f)) => {
+                QuorumError::NotController { leader: f.leader_id }
+            }
+            RaftError::APIError(other) => QuorumError::Timeout(other.to_string()),
+            RaftError::Fatal(f) => QuorumError::Stopped(f.to_string()),
+        })?;
+        self.raft
+            .wait(Some(Duration::from_secs(10)))
+            .applied_index_at_least(Some(read.index()), "metadata image catches up")
+            .await
+            .map(|_| ())
+            .map_err(|e| QuorumError::Timeout(e.to_string()))
+    }
+
+    /// Proposes one change; returns its log id once it is committed and applied here.
+    pub async fn propose(&self, change: MetadataChange) -> Result<LogId, QuorumError> {
+        match self.raft.client_write(change).await {
+            Ok(response) => Ok(response.log_id),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                Err(QuorumError::NotController { leader: f.leader_id })
+            }
+            Err(RaftError::APIError(other)) => Err(QuorumError::Timeout(other.to_string())),
+            Err(RaftError::Fatal(f)) => Err(QuorumError::Stopped(f.to_string())),
+        }
+    }
+
+    /// Leader, epoch, high watermark and each replica's log end, for DescribeQuorum.
+    pub fn status(&self) -> QuorumStatus {
+        let metrics = self.raft.metrics().borrow_watched().clone();
+        let membership = metrics.membership_config.membership().clone();
+        let voters = voter_ids(&membership);
+        let (log_end, _) = self.log.offsets();
+        let matched = |id: u64| -> i64 {
+            if id == self.node_id {
+                return log_end;
+            }
+            let replication = metrics.replication.as_ref();
+            replication.and_then(|r| r.get(&id)).map_or(-1, |m| m.as_ref().map_or(0, |l| l.index as i64 + 1))
+        };
+        let replica = |(id, node): (&u64, &ControllerNode)| VoterStatus {
+            node_id: *id,
+            node: node.clone(),
+            log_end_offset: matched(*id),
+        };
+        let (voting, observing): (Vec<_>, Vec<_>) = membership.nodes().partition(|(id, _)| voters.contains(id));
+        QuorumStatus {
+            leader: metrics.current_leader,
+            epoch: metrics.current_term,
+            high_watermark: metrics.local_committed.map_or(0, |c| c.index as i64 + 1),
+            voters: voting.into_iter().map(replica).collect(),
+            observers: observing.into_iter().map(replica).collect(),
+        }
+    }
+
+    /// KIP-853: adds `id` as a voter (first as a learner that catches up, then through a
+    /// joint configuration). Only on the active controller.
+    pub async fn add_voter(&self, id: u64, node: ControllerNode) -> Result<(), QuorumError> {
+        let _guard = self.write_lock.lock().await;
+        self.raft.add_learner(id, node, true).await.map_err(membership_error)?;
+        let mut voters = voter_ids(self.raft.metrics().borrow_watched().membership_config.membership());
+        let _ = voters.insert(id);
+        let _ = self.raft.change_membership(voters, false).await.map_err(membership_error)?;
+        Ok(())
+    }
+
+    /// KIP-853: removes voter `id` (it stops being a member of the quorum).
+    pub async fn remove_voter(&self, id: u64) -> Result<(), QuorumError> {
+        let _guard = self.write_lock.lock().await;
+        let mut voters = voter_ids(self.raft.metrics().borrow_watched().membership_config.membership());
+        if !voters.remove(&id) {
+            return Err(QuorumError::Config(format!("node {id} is not a voter")));
+        }
+        let _ = self.raft.change_membership(voters, false).await.map_err(membership_error)?;
+        Ok(())
+    }
+
+    /// Builds a snapshot now (and lets openraft purge the log before it).
+    pub async fn snapshot(&self) -> Result<(), QuorumError> {
+        self.raft.trigger().snapshot().await.map_err(|e| QuorumError::Stopped(e.to_string()))
+    }
+
+    /// Stops serving and closes the log. If this node leads, a new election follows on the
+    /// others after their election timeout.
+    pub async fn shutdown(mut self) -> Result<(), QuorumError> {
+        let _ = self.shutdown.send(true);
+        if let Some(server) = self.server.take() {
+            let _ = server.await;
+        }
+        self.raft.shutdown().await.map_err(|e| QuorumError::Stopped(e.to_string()))?;
+        self.log.close()
+    }
+}
+
+fn membership_error(e: RaftError<crate::TypeConfig, ClientWriteError<crate::TypeConfig>>) -> QuorumError {
+    match e {
+        RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => QuorumError::NotController { leader: f.leader_id },
+        RaftError::APIError(other) => QuorumError::Config(other.to_string()),
+        RaftError::Fatal(f) => QuorumError::Stopped(f.to_string()),
+    }
+}
+
+fn raft_config(config: &QuorumConfig) -> Result<Arc<openraft::Config>, QuorumError> {
+    let election = config.election_timeout_ms.max(20);
+    let raft = openraft::Config {
+        cluster_name: "gregor-metadata".into(),
+        heartbeat_interval: (election / 5).clamp(5, 200),
+        election_timeout_min: election,
+        election_timeout_max: election * 2,
+        enable_pre_vote: Some(true),
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_every_entries.max(1)),
+        max_in_snapshot_log_to_keep: config.keep_after_snapshot,
+        replication_lag_threshold: config.snapshot_every_entries.max(1) * 2,
+        ..openraft::Config::default()
+    };
+    raft.validate().map(Arc::new).map_err(|e| QuorumError::Config(format!("metadata quorum timing: {e}")))
+}

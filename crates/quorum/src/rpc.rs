@@ -1,0 +1,145 @@
+//! The controllers' Raft RPCs on the `CONTROLLER` listener: Gregor-internal frames that
+//! only Gregor controllers speak to each other (clients never reach this listener).
+//!
+//! A frame is `[u32 length][u32 header length][JSON header][binary body]`: the header is
+//! the request or response, the body carries snapshot bytes unencoded. Each request names
+//! its sender and target node ids; a node refuses a request meant for another id, so a
+//! reused address never feeds one node's RPCs to another.
+
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest, TransferLeaderResponse,
+    VoteRequest, VoteResponse,
+};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+use crate::{Raft, SnapshotMeta, TypeConfig, Vote};
+
+/// The largest frame accepted: a snapshot of a very large cluster fits.
+const MAX_FRAME_BYTES: usize = 512 << 20;
+
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Envelope {
+    pub(crate) from: u64,
+    pub(crate) to: u64,
+    pub(crate) request: RaftRequest,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum RaftRequest {
+    AppendEntries(AppendEntriesRequest<TypeConfig>),
+    Vote(VoteRequest<TypeConfig>),
+    PreVote(VoteRequest<TypeConfig>),
+    /// The snapshot's bytes travel in the frame's body.
+    Snapshot {
+        vote: Vote,
+        meta: SnapshotMeta,
+    },
+    TransferLeader(TransferLeaderRequest<TypeConfig>),
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum RaftResponse {
+    AppendEntries(AppendEntriesResponse<TypeConfig>),
+    Vote(VoteResponse<TypeConfig>),
+    Snapshot(SnapshotResponse<TypeConfig>),
+    TransferLeader(TransferLeaderResponse<TypeConfig>),
+    /// The request could not be served (wrong target, stopped node, bad frame).
+    Error(String),
+}
+
+pub(crate) async fn write_frame(stream: &mut TcpStream, header: &[u8], body: &[u8]) -> std::io::Result<()> {
+    let too_big = || std::io::Error::new(std::io::ErrorKind::InvalidInput, "frame too large");
+    let header_len = u32::try_from(header.len()).map_err(|_| too_big())?;
+    let total = u32::try_from(4 + header.len() + body.len()).map_err(|_| too_big())?;
+    let mut prefix = [0u8; 8];
+    prefix[..4].copy_from_slice(&total.to_be_bytes());
+    prefix[4..].copy_from_slice(&header_len.to_be_bytes());
+    stream.write_all(&prefix).await?;
+    stream.write_all(header).await?;
+    stream.write_all(body).await?;
+    stream.flush().await
+}
+
+/// Reads one frame: (header, body). `Ok(None)` at a clean end of stream.
+pub(crate) async fn read_frame(stream: &mut TcpStream) -> std::io::Result<Option<(Vec<u8>, Vec<u8>)>> {
+    let mut len = [0u8; 4];
+    match stream.read_exact(&mut len).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let total = u32::from_be_bytes(len) as usize;
+    if !(4..=MAX_FRAME_BYTES).contains(&total) {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("bad frame length {total}")));
+    }
+    let mut frame = vec![0u8; total];
+    stream.read_exact(&mut frame).await?;
+    let header_len = u32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]]) as usize;
+    if header_len > total - 4 {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "bad header length"));
+    }
+    let body = frame.split_off(4 + header_len);
+    let header = frame.split_off(4);
+    Ok(Some((header, body)))
+}
+
+/// Accepts controller connections until `shutdown` turns true.
+pub(crate) async fn serve(listener: TcpListener, raft: Raft, node_id: u64, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    let _ = stream.set_nodelay(true);
+                    tokio::spawn(serve_connection(stream, raft.clone(), node_id, shutdown.clone()));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "controller listener accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            },
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+async fn serve_connection(mut stream: TcpStream, raft: Raft, node_id: u64, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        let frame = tokio::select! {
+            frame = read_frame(&mut stream) => frame,
+            _ = shutdown.changed() => return,
+        };
+        let Ok(Some((header, body))) = frame else { return };
+        let response = match serde_json::from_slice::<Envelope>(&header) {
+            Ok(envelope) if envelope.to != node_id => {
+                RaftResponse::Error(format!("this is node {node_id}, not node {}", envelope.to))
+            }
+            Ok(envelope) => handle(&raft, envelope.request, body).await,
+            Err(e) => RaftResponse::Error(format!("bad request: {e}")),
+        };
+        let Ok(bytes) = serde_json::to_vec(&response) else { return };
+        if write_frame(&mut stream, &bytes, &[]).await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn handle(raft: &Raft, request: RaftRequest, body: Vec<u8>) -> RaftResponse {
+    let error = |e: &dyn std::fmt::Display| RaftResponse::Error(e.to_string());
+    match request {
+        RaftRequest::AppendEntries(rpc) => {
+            raft.append_entries(rpc).await.map_or_else(|e| error(&e), RaftResponse::AppendEntries)
+        }
+        RaftRequest::Vote(rpc) => raft.vote(rpc).await.map_or_else(|e| error(&e), RaftResponse::Vote),
+        RaftRequest::PreVote(rpc) => raft.pre_vote(rpc).await.map_or_else(|e| error(&e), RaftResponse::Vote),
+        RaftRequest::Snapshot { vote, meta } => {
+            let snapshot = crate::Snapshot { meta, snapshot: std::io::Cursor::new(body) };
+            raft.install_full_snapshot(vote, snapshot).await.map_or_else(|e| error(&e), RaftResponse::Snapshot)
+        }
+        RaftRequest::TransferLeader(rpc) => {
+            raft.handle_transfer_leader(rpc).await.map_or_else(|e| error(&e), RaftResponse::TransferLeader)
+        }
+    }
+}
