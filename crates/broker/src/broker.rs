@@ -6,12 +6,13 @@ use std::ops::Range;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use gregor_metadata::control::{self, NewTopic};
-use gregor_metadata::{BrokerRegistration, MetadataImage, MetadataRecord, MetadataStore};
+use gregor_metadata::{BrokerRegistration, MetadataImage, MetadataRecord};
 use gregor_protocol::TopicPartition;
 
 use crate::config::change::{self, ConfigOp};
 use crate::config::BrokerConfig;
 use crate::group_coordinator::{group_config, GroupCoordinator};
+use crate::metadata_quorum::MetadataQuorum;
 use crate::replica_manager::ReplicaManager;
 use crate::txn_coordinator::{txn_config, TransactionCoordinator};
 use crate::BrokerError;
@@ -30,7 +31,7 @@ pub(crate) struct Broker {
     pub(crate) cluster_id: String,
     pub(crate) advertised_host: String,
     pub(crate) advertised_port: i32,
-    pub(crate) metadata: MetadataStore,
+    pub(crate) metadata: MetadataQuorum,
     pub(crate) replicas: ReplicaManager,
     pub(crate) groups: Arc<GroupCoordinator>,
     pub(crate) txns: TransactionCoordinator,
@@ -42,7 +43,7 @@ impl Broker {
         config: BrokerConfig,
         cluster_id: String,
         advertised: (String, i32),
-        metadata: MetadataStore,
+        metadata: MetadataQuorum,
         replicas: ReplicaManager,
     ) -> Self {
         let node_id = config.node_id();
@@ -75,10 +76,10 @@ impl Broker {
             port: self.advertised_port,
             rack: None,
         };
-        self.metadata.write(now_ms(), |image| {
+        self.metadata.write(|image| {
             let records = match image.brokers.get(&me.node_id) {
                 Some(existing) if *existing == me => vec![],
-                _ => vec![MetadataRecord::RegisterBroker(me)],
+                _ => vec![MetadataRecord::RegisterBroker(me.clone())],
             };
             Ok((records, ()))
         })?;
@@ -119,7 +120,7 @@ impl Broker {
 
     /// Creates a topic through the metadata log and opens its logs.
     pub(crate) fn create_topic(&self, topic: &NewTopic) -> Result<(), BrokerError> {
-        self.metadata.write(now_ms(), |image| Ok((control::create_topic(image, topic)?, ())))?;
+        self.metadata.write(|image| Ok((control::create_topic(image, topic)?, ())))?;
         self.reconcile()
     }
 
@@ -175,7 +176,7 @@ impl Broker {
         validate_only: bool,
     ) -> Result<(), BrokerError> {
         let mut invalid = None;
-        self.metadata.write(now_ms(), |image| {
+        self.metadata.write(|image| {
             let config = self.config.with_dynamic(self.node_id, &image.broker_configs);
             let planned = change::plan(image, &config, self.node_id, resource, changes, replace_all);
             match planned {
@@ -208,7 +209,7 @@ impl Broker {
         let mut block = self.producer_ids.lock().unwrap_or_else(PoisonError::into_inner);
         if block.is_empty() {
             let node = self.node_id;
-            let start = self.metadata.write(now_ms(), |image| {
+            let start = self.metadata.write(|image| {
                 let (start, record) = control::allocate_producer_ids(image, node);
                 Ok((vec![record], start))
             })?;

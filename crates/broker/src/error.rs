@@ -31,6 +31,8 @@ pub enum BrokerError {
     #[error(transparent)]
     Metadata(#[from] MetadataError),
     #[error(transparent)]
+    Quorum(gregor_quorum::QuorumError),
+    #[error(transparent)]
     Protocol(#[from] ProtocolError),
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),
@@ -49,6 +51,7 @@ impl BrokerError {
             Self::InvalidConfig(_) => ResponseError::InvalidConfig,
             Self::Log(e) => log_error(e),
             Self::Metadata(e) => metadata_error(e),
+            Self::Quorum(e) => quorum_error(e),
             Self::Protocol(ProtocolError::CorruptBatch(_)) => ResponseError::CorruptMessage,
             Self::Protocol(ProtocolError::InvalidRecord(_)) => ResponseError::InvalidRecord,
             Self::Protocol(ProtocolError::UnsupportedMagic(_)) => ResponseError::InvalidRecord,
@@ -87,6 +90,19 @@ fn log_error(e: &LogError) -> ResponseError {
         LogError::InvalidTxnState { .. } => ResponseError::InvalidTxnState,
         LogError::TransactionCoordinatorFenced { .. } => ResponseError::TransactionCoordinatorFenced,
         _ => ResponseError::KafkaStorageError,
+    }
+}
+
+fn quorum_error(e: &gregor_quorum::QuorumError) -> ResponseError {
+    use gregor_quorum::QuorumError;
+    match e {
+        QuorumError::NotController { .. } => ResponseError::NotController,
+        QuorumError::Timeout(_) => ResponseError::RequestTimedOut,
+        QuorumError::Metadata(e) => metadata_error(e),
+        QuorumError::Log(e) => log_error(e),
+        QuorumError::Io { .. } | QuorumError::BadEntry { .. } | QuorumError::Config(_) | QuorumError::Stopped(_) => {
+            ResponseError::KafkaStorageError
+        }
     }
 }
 

@@ -5,8 +5,8 @@
 //!                                                               │
 //!                                     handlers/<api>.rs ◄───────┘
 //!                                        │            │
-//!                               ReplicaManager     MetadataStore
-//!                              (PartitionLogs)   (__cluster_metadata)
+//!                               ReplicaManager     MetadataQuorum (gregor-quorum)
+//!                              (PartitionLogs)   (__cluster_metadata, Raft)
 //! ```
 //!
 //! Embedding, e.g. in a test:
@@ -33,6 +33,7 @@ mod error;
 mod group_coordinator;
 mod handlers;
 mod meta_properties;
+mod metadata_quorum;
 mod replica_manager;
 mod server;
 mod txn_coordinator;
@@ -41,7 +42,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use gregor_log::LogManager;
-use gregor_metadata::MetadataStore;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -103,11 +103,22 @@ fn listener_address(listener: &str) -> &str {
 pub async fn start(config: BrokerConfig) -> Result<RunningBroker, BrokerError> {
     // Before anything is created or bound: a secured configuration never runs open.
     config.check_fail_closed()?;
+    if tokio::runtime::Handle::current().runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
+        return Err(BrokerError::InvalidConfig(
+            "gregor_broker::start needs a multi-threaded tokio runtime (#[tokio::test(flavor = \"multi_thread\")])"
+                .into(),
+        ));
+    }
     let data_dir = config.data_dir();
     std::fs::create_dir_all(&data_dir)
         .map_err(|e| BrokerError::DataDir { path: data_dir.clone(), reason: e.to_string() })?;
-    let cluster = config.broker_value("cluster.id").value;
-    let meta = meta_properties::load_or_create(&data_dir, config.node_id(), cluster.as_deref())?;
+    let configured_cluster = config.broker_value("cluster.id").value;
+    let existing = meta_properties::load_existing(&data_dir, config.node_id(), configured_cluster.as_deref())?;
+    let known_cluster = existing.as_ref().map(|m| m.cluster_id.clone()).or(configured_cluster);
+    let metadata = metadata_quorum::MetadataQuorum::start(&config, &data_dir, known_cluster.as_deref()).await?;
+    let candidate = known_cluster.unwrap_or_else(meta_properties::random_id);
+    let cluster_id = metadata.agree_cluster_id(&candidate).await?;
+    let meta = meta_properties::load_or_create(&data_dir, config.node_id(), Some(&cluster_id))?;
 
     let listen = listener_address(&config.broker_str("listeners")).to_owned();
     let listeners = server::bind(&listen).await.map_err(|source| BrokerError::Bind { addr: listen.clone(), source })?;
@@ -117,7 +128,7 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, BrokerError> {
     let broker = {
         let config = config.clone();
         let dir = data_dir.clone();
-        tokio::task::spawn_blocking(move || open_state(config, dir, meta.cluster_id, advertised))
+        tokio::task::spawn_blocking(move || open_state(config, dir, meta.cluster_id, advertised, metadata))
             .await
             .map_err(|e| std::io::Error::other(e.to_string()))??
     };
@@ -139,9 +150,9 @@ fn open_state(
     dir: std::path::PathBuf,
     cluster_id: String,
     advertised: (String, i32),
+    metadata: metadata_quorum::MetadataQuorum,
 ) -> Result<Broker, BrokerError> {
     let now = now_ms();
-    let metadata = MetadataStore::open(&dir, now)?;
     let image = metadata.image();
     let logs = LogManager::open(
         dir,

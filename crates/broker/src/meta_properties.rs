@@ -37,6 +37,20 @@ pub(crate) fn random_id() -> String {
     out
 }
 
+/// The data dir's identity if it has one (checked against `node_id` and the operator's
+/// `cluster.id`), `None` for a new data dir.
+pub(crate) fn load_existing(
+    dir: &Path,
+    node_id: i32,
+    expected_cluster: Option<&str>,
+) -> Result<Option<MetaProperties>, BrokerError> {
+    if dir.join(FILE_NAME).exists() {
+        load_or_create(dir, node_id, expected_cluster).map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
 /// Reads the data dir's identity, or writes a new one on first start. `expected_cluster`
 /// is the operator's `cluster.id`, if given.
 pub(crate) fn load_or_create(

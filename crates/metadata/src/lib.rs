@@ -2,8 +2,8 @@
 //! blocks, kept as an ordered list of [`MetadataRecord`]s applied to a [`MetadataImage`].
 //!
 //! ```text
-//!  request ──► control::* (pure: image → records) ──► MetadataStore::write
-//!                                                      │ append to __cluster_metadata-0, fsync
+//!  request ──► control::* (pure: image → records) ──► gregor-quorum (Raft proposal)
+//!                                                      │ committed in __cluster_metadata-0
 //!                                                      ▼
 //!                                              image.replay(record) ──► Arc<MetadataImage>
 //! ```
@@ -13,10 +13,11 @@ pub mod control;
 mod error;
 mod image;
 mod record;
-mod store;
 
 pub use error::MetadataError;
 pub use image::{MetadataImage, TopicImage};
 pub use record::{BrokerRegistration, ConfigResource, MetadataRecord, PartitionRegistration};
-pub use store::{MetadataStore, METADATA_TOPIC};
 pub use uuid::Uuid;
+
+/// The metadata partition's name, as in KRaft.
+pub const METADATA_TOPIC: &str = "__cluster_metadata";

@@ -103,7 +103,7 @@ pub struct Quorum {
     /// Serialises controller decisions: each one sees every earlier one applied.
     write_lock: Mutex<()>,
     shutdown: watch::Sender<bool>,
-    server: Option<JoinHandle<()>>,
+    server: std::sync::Mutex<Option<JoinHandle<()>>>,
     local_addr: Option<SocketAddr>,
 }
 
@@ -158,7 +158,7 @@ impl Quorum {
             machine,
             write_lock: Mutex::new(()),
             shutdown,
-            server,
+            server: std::sync::Mutex::new(server),
             local_addr,
         };
         if pristine && !config.join {
@@ -372,9 +372,10 @@ impl Quorum {
 
     /// Stops serving and closes the log. If this node leads, a new election follows on the
     /// others after their election timeout.
-    pub async fn shutdown(mut self) -> Result<(), QuorumError> {
+    pub async fn shutdown(&self) -> Result<(), QuorumError> {
         let _ = self.shutdown.send(true);
-        if let Some(server) = self.server.take() {
+        let server = self.server.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        if let Some(server) = server {
             let _ = server.await;
         }
         self.raft.shutdown().await.map_err(|e| QuorumError::Stopped(e.to_string()))?;

@@ -160,6 +160,8 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
     broker!("num.network.threads", Int, Some("3"), min 1),
     broker!("num.io.threads", Int, Some("8"), min 1),
     broker!("process.roles", List, Some("broker,controller")),
+    broker!("controller.quorum.voters", List, None),
+    broker!("controller.quorum.election.timeout.ms", Int, Some("1000"), min 10),
 ];
 
 /// Topic keys, as in Kafka's `TopicConfig`, each defaulting to its broker synonym.

@@ -6,7 +6,7 @@ use gregor_protocol::kafka_protocol::messages::create_partitions_response::Creat
 use gregor_protocol::kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
 
 use super::{blocking, str_bytes, RequestContext};
-use crate::broker::{now_ms, Broker};
+use crate::broker::Broker;
 use crate::BrokerError;
 
 pub(crate) async fn handle(
@@ -29,7 +29,7 @@ fn grow(broker: &Broker, t: &CreatePartitionsTopic, validate_only: bool) -> Crea
     } else {
         broker
             .metadata
-            .write(now_ms(), |image| Ok((control::create_partitions(image, &name, t.count, &assignments)?, ())))
+            .write(|image| Ok((control::create_partitions(image, &name, t.count, &assignments)?, ())))
             .map_err(BrokerError::from)
             .and_then(|()| broker.reconcile())
     };

@@ -7,7 +7,7 @@ use gregor_protocol::kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopic
 use gregor_protocol::kafka_protocol::ResponseError;
 
 use super::{blocking, str_bytes, RequestContext};
-use crate::broker::{now_ms, Broker};
+use crate::broker::Broker;
 use crate::BrokerError;
 
 pub(crate) async fn handle(
@@ -51,7 +51,7 @@ fn delete_one(
     let name = topic.name.to_string();
     let outcome = broker
         .metadata
-        .write(now_ms(), |image| Ok((control::delete_topic(image, &name)?, ())))
+        .write(|image| Ok((control::delete_topic(image, &name)?, ())))
         .map_err(BrokerError::from)
         .and_then(|()| broker.reconcile());
     match outcome {

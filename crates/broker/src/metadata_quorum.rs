@@ -1,0 +1,160 @@
+//! The broker's side of the metadata quorum: its configuration from Kafka's keys
+//! (`node.id`, `controller.quorum.voters`, the `CONTROLLER` listener), the cluster id
+//! agreed with `meta.properties`, and the synchronous `write` the broker's controller
+//! paths call (they run on runtime workers or blocking threads, so the quorum's async
+//! proposal is awaited in place).
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use gregor_metadata::{MetadataError, MetadataImage, MetadataRecord, METADATA_TOPIC};
+use gregor_quorum::{ControllerNode, Quorum, QuorumConfig, QuorumError};
+
+use crate::config::BrokerConfig;
+use crate::BrokerError;
+
+/// How long a controller write waits out an election (the quorum has no leader yet, or
+/// just changed it) before it answers the client with the retriable error.
+const ELECTION_WAIT: Duration = Duration::from_secs(5);
+/// How long a starting node waits for the quorum to agree on the cluster id.
+const CLUSTER_ID_WAIT: Duration = Duration::from_secs(120);
+
+#[derive(Debug)]
+pub(crate) struct MetadataQuorum {
+    quorum: Quorum,
+}
+
+impl MetadataQuorum {
+    /// Starts this node's quorum member over `data_dir/__cluster_metadata-0`.
+    pub(crate) async fn start(
+        config: &BrokerConfig,
+        data_dir: &Path,
+        cluster_id: Option<&str>,
+    ) -> Result<Self, BrokerError> {
+        let node_id = u64::try_from(config.node_id())
+            .map_err(|_| BrokerError::InvalidConfig(format!("'node.id' must not be negative: {}", config.node_id())))?;
+        let mut quorum_config = QuorumConfig::new(node_id, data_dir.join(format!("{METADATA_TOPIC}-0")));
+        quorum_config.voters = voters(config)?;
+        quorum_config.listen = controller_listener(config)?;
+        quorum_config.cluster_id = cluster_id.map(str::to_owned);
+        quorum_config.election_timeout_ms =
+            u64::try_from(config.broker_i64("controller.quorum.election.timeout.ms")).unwrap_or(1000);
+        let quorum = Quorum::start(quorum_config).await.map_err(BrokerError::Quorum)?;
+        Ok(Self { quorum })
+    }
+
+    /// The cluster id the quorum holds, recording `candidate` if it holds none yet.
+    pub(crate) async fn agree_cluster_id(&self, candidate: &str) -> Result<String, BrokerError> {
+        self.quorum.agree_cluster_id(candidate, CLUSTER_ID_WAIT).await.map_err(BrokerError::Quorum)
+    }
+
+    pub(crate) fn image(&self) -> Arc<MetadataImage> {
+        self.quorum.image()
+    }
+
+    /// A controller decision, made durable on a quorum of controllers and applied before
+    /// this returns. `decide` may run again if an election interrupts the first attempt.
+    pub(crate) fn write<T>(
+        &self,
+        mut decide: impl FnMut(&MetadataImage) -> Result<(Vec<MetadataRecord>, T), MetadataError>,
+    ) -> Result<T, BrokerError> {
+        let deadline = Instant::now() + ELECTION_WAIT;
+        loop {
+            match block_on(self.quorum.write(&mut decide)) {
+                Ok(answer) => return Ok(answer),
+                Err(QuorumError::Metadata(e)) => return Err(BrokerError::Metadata(e)),
+                Err(e) if e.is_retriable() && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
+                Err(e) => return Err(BrokerError::Quorum(e)),
+            }
+        }
+    }
+
+    /// Stops the quorum member and closes the metadata log.
+    pub(crate) fn close(&self) -> Result<(), BrokerError> {
+        block_on(self.quorum.shutdown()).map_err(BrokerError::Quorum)
+    }
+}
+
+/// Awaits `future` from synchronous code on a runtime worker (moving the worker's other
+/// tasks away first) or on a blocking thread.
+fn block_on<F: Future>(future: F) -> F::Output {
+    let handle = tokio::runtime::Handle::current();
+    tokio::task::block_in_place(|| handle.block_on(future))
+}
+
+/// `controller.quorum.voters` (`id@host:port,...`); empty for the single-node default.
+fn voters(config: &BrokerConfig) -> Result<BTreeMap<u64, ControllerNode>, BrokerError> {
+    let text = config.broker_str("controller.quorum.voters");
+    let bad = |entry: &str| {
+        BrokerError::InvalidConfig(format!(
+            "invalid entry '{entry}' in 'controller.quorum.voters': expected ID@HOST:PORT"
+        ))
+    };
+    let mut out = BTreeMap::new();
+    for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let (id, address) = entry.split_once('@').ok_or_else(|| bad(entry))?;
+        let (host, port) = address.rsplit_once(':').ok_or_else(|| bad(entry))?;
+        let id: u64 = id.trim().parse().map_err(|_| bad(entry))?;
+        let port: u16 = port.parse().map_err(|_| bad(entry))?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if out.insert(id, ControllerNode::new(host, port)).is_some() {
+            return Err(BrokerError::InvalidConfig(format!("node {id} appears twice in 'controller.quorum.voters'")));
+        }
+    }
+    Ok(out)
+}
+
+/// The address of the listener named in `controller.listener.names`, if any.
+fn controller_listener(config: &BrokerConfig) -> Result<Option<SocketAddr>, BrokerError> {
+    let names = config.broker_str("controller.listener.names");
+    let names: Vec<String> =
+        names.split(',').map(|n| n.trim().to_ascii_uppercase()).filter(|n| !n.is_empty()).collect();
+    for entry in config.broker_str("listeners").split(',').map(str::trim) {
+        let Some((name, address)) = entry.split_once("://") else { continue };
+        if names.contains(&name.to_ascii_uppercase()) {
+            let address = if address.starts_with(':') { format!("0.0.0.0{address}") } else { address.to_owned() };
+            let parsed = std::net::ToSocketAddrs::to_socket_addrs(&address)
+                .ok()
+                .and_then(|mut a| a.next())
+                .ok_or_else(|| BrokerError::InvalidConfig(format!("controller listener '{entry}' is not HOST:PORT")))?;
+            return Ok(Some(parsed));
+        }
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn given_kafka_voter_syntax_should_parse_ids_and_addresses() {
+        let config =
+            BrokerConfig::from_pairs([("controller.quorum.voters", "1@127.0.0.1:19093, 2@[::1]:29093")]).unwrap();
+        let parsed = voters(&config).unwrap();
+        assert_eq!(parsed[&1], ControllerNode::new("127.0.0.1", 19093));
+        assert_eq!(parsed[&2], ControllerNode::new("::1", 29093));
+        for bad in ["1@host", "x@h:1", "1:h:2", "1@h:1,1@h:2"] {
+            let config = BrokerConfig::from_pairs([("controller.quorum.voters", bad)]).unwrap();
+            assert!(voters(&config).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn given_a_controller_listener_should_find_its_address() {
+        let config = BrokerConfig::from_pairs([
+            ("listeners", "PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093"),
+            ("controller.listener.names", "CONTROLLER"),
+        ])
+        .unwrap();
+        assert_eq!(controller_listener(&config).unwrap(), Some(SocketAddr::from(([127, 0, 0, 1], 9093))));
+        let plain = BrokerConfig::from_pairs([("listeners", "PLAINTEXT://127.0.0.1:9092")]).unwrap();
+        assert_eq!(controller_listener(&plain).unwrap(), None);
+    }
+}
