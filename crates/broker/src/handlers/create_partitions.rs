@@ -30,7 +30,6 @@ fn grow(broker: &Broker, t: &CreatePartitionsTopic, validate_only: bool) -> Crea
         broker
             .metadata
             .write(|image| Ok((control::create_partitions(image, &name, t.count, &assignments)?, ())))
-            .map_err(BrokerError::from)
             .and_then(|()| broker.reconcile())
     };
     match outcome {

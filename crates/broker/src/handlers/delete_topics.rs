@@ -49,11 +49,8 @@ fn delete_one(
         return result.with_error_code(ResponseError::TopicDeletionDisabled.code());
     }
     let name = topic.name.to_string();
-    let outcome = broker
-        .metadata
-        .write(|image| Ok((control::delete_topic(image, &name)?, ())))
-        .map_err(BrokerError::from)
-        .and_then(|()| broker.reconcile());
+    let outcome =
+        broker.metadata.write(|image| Ok((control::delete_topic(image, &name)?, ()))).and_then(|()| broker.reconcile());
     match outcome {
         Ok(()) => result,
         Err(e) if version >= 5 => result.with_error_code(e.code()).with_error_message(Some(str_bytes(&e.to_string()))),
