@@ -38,6 +38,7 @@ pub use error::QuorumError;
 pub use gregor_metadata::MetadataImage;
 pub use log_store::MetadataLogStore;
 pub use node::{Quorum, QuorumConfig, QuorumStatus, VoterStatus};
+pub use rpc::ForwardHandler;
 pub use state_machine::MetadataStateMachine;
 
 /// A controller's address on its `CONTROLLER` listener (Kafka's `controller.quorum.voters`

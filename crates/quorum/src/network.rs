@@ -93,7 +93,30 @@ impl TcpConnection {
         Ok(self.stream.as_mut().expect("just connected"))
     }
 
+    /// A connection from `from` to `target` at `node`, for forwarded requests.
+    pub(crate) fn to(from: u64, target: u64, node: &ControllerNode) -> Self {
+        Self { from, target, address: node.address(), stream: None }
+    }
+
+    /// Sends `body` as a forwarded request and returns the answer's bytes.
+    pub(crate) async fn forward(&mut self, body: &[u8], ttl: Duration) -> std::io::Result<Vec<u8>> {
+        match self.call_with_body(RaftRequest::Forward, body, ttl).await {
+            Ok((RaftResponse::Forwarded, answer)) => Ok(answer),
+            Ok((other, _)) => Err(unexpected(&other).error),
+            Err(failure) => Err(failure.error),
+        }
+    }
+
     async fn call(&mut self, request: RaftRequest, body: &[u8], ttl: Duration) -> Result<RaftResponse, Failure> {
+        self.call_with_body(request, body, ttl).await.map(|(response, _)| response)
+    }
+
+    async fn call_with_body(
+        &mut self,
+        request: RaftRequest,
+        body: &[u8],
+        ttl: Duration,
+    ) -> Result<(RaftResponse, Vec<u8>), Failure> {
         let envelope = Envelope { from: self.from, to: self.target, request };
         let header = serde_json::to_vec(&envelope)
             .map_err(|e| Failure { unreachable: false, error: std::io::Error::other(e) })?;
@@ -102,14 +125,17 @@ impl TcpConnection {
             let io = |error| Failure { unreachable: false, error };
             write_frame(stream, &header, body).await.map_err(io)?;
             let frame = read_frame(stream).await.map_err(io)?;
-            let (header, _) = frame.ok_or_else(|| io(std::io::ErrorKind::UnexpectedEof.into()))?;
-            serde_json::from_slice::<RaftResponse>(&header).map_err(|e| io(std::io::Error::other(e)))
+            let (header, answer) = frame.ok_or_else(|| io(std::io::ErrorKind::UnexpectedEof.into()))?;
+            let response = serde_json::from_slice::<RaftResponse>(&header).map_err(|e| io(std::io::Error::other(e)))?;
+            Ok((response, answer))
         })
         .await
         .unwrap_or_else(|_| Err(Failure { unreachable: false, error: std::io::ErrorKind::TimedOut.into() }));
         match result {
             // A remote refusal (stopped node, wrong id): the target cannot serve now.
-            Ok(RaftResponse::Error(reason)) => Err(Failure { unreachable: true, error: std::io::Error::other(reason) }),
+            Ok((RaftResponse::Error(reason), _)) => {
+                Err(Failure { unreachable: true, error: std::io::Error::other(reason) })
+            }
             Ok(response) => Ok(response),
             Err(failure) => {
                 self.stream = None;

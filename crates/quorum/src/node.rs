@@ -105,6 +105,9 @@ pub struct Quorum {
     shutdown: watch::Sender<bool>,
     server: std::sync::Mutex<Option<JoinHandle<()>>>,
     local_addr: Option<SocketAddr>,
+    forward: crate::rpc::ForwardSlot,
+    /// Connections to the active controller for forwarded requests, by its id.
+    leader_connection: Mutex<Option<(u64, crate::network::TcpConnection)>>,
 }
 
 impl Quorum {
@@ -150,7 +153,9 @@ impl Quorum {
         .await
         .map_err(|e| QuorumError::Stopped(e.to_string()))?;
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let server = listener.map(|l| tokio::spawn(crate::rpc::serve(l, raft.clone(), config.node_id, shutdown_rx)));
+        let forward = crate::rpc::ForwardSlot::default();
+        let server = listener
+            .map(|l| tokio::spawn(crate::rpc::serve(l, raft.clone(), config.node_id, forward.clone(), shutdown_rx)));
         let quorum = Self {
             node_id: config.node_id,
             raft,
@@ -160,6 +165,8 @@ impl Quorum {
             shutdown,
             server: std::sync::Mutex::new(server),
             local_addr,
+            forward,
+            leader_connection: Mutex::new(None),
         };
         if pristine && !config.join {
             quorum.bootstrap(voters).await?;
@@ -231,6 +238,52 @@ impl Quorum {
             if wait.await.is_err() {
                 return Err(QuorumError::Timeout("no metadata quorum leader recorded a cluster id".into()));
             }
+        }
+    }
+
+    /// Installs the handler of requests other nodes forward to this one while it is the
+    /// active controller (once; later calls are ignored).
+    pub fn set_forward_handler(&self, handler: crate::ForwardHandler) {
+        let _ = self.forward.set(handler);
+    }
+
+    /// Whether other voters exist (so requests for the controller may need forwarding).
+    pub fn has_peers(&self) -> bool {
+        self.raft.metrics().borrow_watched().membership_config.membership().nodes().count() > 1
+    }
+
+    /// Sends `request` to the active controller's forward handler and returns its answer,
+    /// waiting up to `timeout` for a leader to be known. Fails with `NotController` when
+    /// this node is the leader (the caller serves it locally) and `Timeout` otherwise.
+    pub async fn call_leader(&self, request: &[u8], timeout: Duration) -> Result<Vec<u8>, QuorumError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let metrics = self.raft.metrics().borrow_watched().clone();
+            match metrics.current_leader {
+                Some(leader) if leader == self.node_id => {
+                    return Err(QuorumError::NotController { leader: Some(leader) })
+                }
+                Some(leader) => {
+                    let node = metrics.membership_config.membership().get_node(&leader).cloned();
+                    if let Some(node) = node {
+                        let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+                        let mut slot = self.leader_connection.lock().await;
+                        if slot.as_ref().is_none_or(|(id, _)| *id != leader) {
+                            *slot = Some((leader, crate::network::TcpConnection::to(self.node_id, leader, &node)));
+                        }
+                        let connection = &mut slot.as_mut().expect("just set").1;
+                        match connection.forward(request, remaining.max(Duration::from_millis(100))).await {
+                            Ok(answer) => return Ok(answer),
+                            Err(e) => tracing::debug!(leader, error = %e, "forwarding to the controller failed"),
+                        }
+                    }
+                }
+                None => {}
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(QuorumError::Timeout("no active controller answered".into()));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 

@@ -17,6 +17,29 @@ use tokio::sync::watch;
 
 use crate::{Raft, SnapshotMeta, TypeConfig, Vote};
 
+type ForwardFn = dyn Fn(u64, Vec<u8>) -> futures_util::future::BoxFuture<'static, Vec<u8>> + Send + Sync;
+
+/// Serves a forwarded request: (sending node id, request bytes) to answer bytes.
+#[derive(Clone)]
+pub struct ForwardHandler(std::sync::Arc<ForwardFn>);
+
+impl ForwardHandler {
+    pub fn new(
+        f: impl Fn(u64, Vec<u8>) -> futures_util::future::BoxFuture<'static, Vec<u8>> + Send + Sync + 'static,
+    ) -> Self {
+        Self(std::sync::Arc::new(f))
+    }
+}
+
+impl std::fmt::Debug for ForwardHandler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ForwardHandler")
+    }
+}
+
+/// Where the application installs its handler once it exists (after the quorum started).
+pub(crate) type ForwardSlot = std::sync::Arc<std::sync::OnceLock<ForwardHandler>>;
+
 /// The largest frame accepted: a snapshot of a very large cluster fits.
 const MAX_FRAME_BYTES: usize = 512 << 20;
 
@@ -38,6 +61,9 @@ pub(crate) enum RaftRequest {
         meta: SnapshotMeta,
     },
     TransferLeader(TransferLeaderRequest<TypeConfig>),
+    /// A request for the active controller from another node's broker (its body is the
+    /// application's bytes; see [`crate::Quorum::call_leader`]).
+    Forward,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -46,6 +72,8 @@ pub(crate) enum RaftResponse {
     Vote(VoteResponse<TypeConfig>),
     Snapshot(SnapshotResponse<TypeConfig>),
     TransferLeader(TransferLeaderResponse<TypeConfig>),
+    /// The application's answer to a `Forward`, in the frame's body.
+    Forwarded,
     /// The request could not be served (wrong target, stopped node, bad frame).
     Error(String),
 }
@@ -87,13 +115,19 @@ pub(crate) async fn read_frame(stream: &mut TcpStream) -> std::io::Result<Option
 }
 
 /// Accepts controller connections until `shutdown` turns true.
-pub(crate) async fn serve(listener: TcpListener, raft: Raft, node_id: u64, mut shutdown: watch::Receiver<bool>) {
+pub(crate) async fn serve(
+    listener: TcpListener,
+    raft: Raft,
+    node_id: u64,
+    forward: ForwardSlot,
+    mut shutdown: watch::Receiver<bool>,
+) {
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
                     let _ = stream.set_nodelay(true);
-                    tokio::spawn(serve_connection(stream, raft.clone(), node_id, shutdown.clone()));
+                    tokio::spawn(serve_connection(stream, raft.clone(), node_id, forward.clone(), shutdown.clone()));
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "controller listener accept failed");
@@ -105,22 +139,35 @@ pub(crate) async fn serve(listener: TcpListener, raft: Raft, node_id: u64, mut s
     }
 }
 
-async fn serve_connection(mut stream: TcpStream, raft: Raft, node_id: u64, mut shutdown: watch::Receiver<bool>) {
+async fn serve_connection(
+    mut stream: TcpStream,
+    raft: Raft,
+    node_id: u64,
+    forward: ForwardSlot,
+    mut shutdown: watch::Receiver<bool>,
+) {
     loop {
         let frame = tokio::select! {
             frame = read_frame(&mut stream) => frame,
             _ = shutdown.changed() => return,
         };
         let Ok(Some((header, body))) = frame else { return };
-        let response = match serde_json::from_slice::<Envelope>(&header) {
+        let (response, answer) = match serde_json::from_slice::<Envelope>(&header) {
             Ok(envelope) if envelope.to != node_id => {
-                RaftResponse::Error(format!("this is node {node_id}, not node {}", envelope.to))
+                (RaftResponse::Error(format!("this is node {node_id}, not node {}", envelope.to)), Vec::new())
             }
-            Ok(envelope) => handle(&raft, envelope.request, body).await,
-            Err(e) => RaftResponse::Error(format!("bad request: {e}")),
+            Ok(Envelope { request: RaftRequest::Forward, from, .. }) => {
+                let handler = forward.get().cloned();
+                match handler {
+                    Some(handler) => (RaftResponse::Forwarded, (handler.0)(from, body).await),
+                    None => (RaftResponse::Error("this node serves no forwarded requests yet".into()), Vec::new()),
+                }
+            }
+            Ok(envelope) => (handle(&raft, envelope.request, body).await, Vec::new()),
+            Err(e) => (RaftResponse::Error(format!("bad request: {e}")), Vec::new()),
         };
         let Ok(bytes) = serde_json::to_vec(&response) else { return };
-        if write_frame(&mut stream, &bytes, &[]).await.is_err() {
+        if write_frame(&mut stream, &bytes, &answer).await.is_err() {
             return;
         }
     }
@@ -141,5 +188,6 @@ async fn handle(raft: &Raft, request: RaftRequest, body: Vec<u8>) -> RaftRespons
         RaftRequest::TransferLeader(rpc) => {
             raft.handle_transfer_leader(rpc).await.map_or_else(|e| error(&e), RaftResponse::TransferLeader)
         }
+        RaftRequest::Forward => RaftResponse::Error("forwarded requests are handled by the application".into()),
     }
 }

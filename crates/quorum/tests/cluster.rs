@@ -267,3 +267,24 @@ async fn a_node_configured_with_other_voters_is_refused() {
         cluster.stop(id).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_forwards_requests_to_the_active_controller() {
+    let mut cluster = Cluster::new(&[1, 2, 3], 1000);
+    cluster.start_all().await;
+    for (id, node) in &cluster.nodes {
+        let id = *id;
+        node.set_forward_handler(gregor_quorum::ForwardHandler::new(move |from, body| {
+            Box::pin(async move { format!("{id} served {} from {from}", String::from_utf8_lossy(&body)).into_bytes() })
+        }));
+    }
+    let leader = cluster.leader().await;
+    let follower = cluster.nodes.keys().copied().find(|id| *id != leader).expect("a follower");
+    let answer = cluster.nodes[&follower].call_leader(b"ping", WAIT).await.expect("forwarded");
+    assert_eq!(String::from_utf8(answer).unwrap(), format!("{leader} served ping from {follower}"));
+    let err = cluster.nodes[&leader].call_leader(b"ping", WAIT).await.expect_err("the leader serves itself");
+    assert!(matches!(err, QuorumError::NotController { .. }));
+    for id in [1, 2, 3] {
+        cluster.stop(id).await;
+    }
+}
