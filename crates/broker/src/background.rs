@@ -48,3 +48,23 @@ pub(crate) async fn run(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>
         let _ = tokio::task::spawn_blocking(move || job(&b)).await;
     }
 }
+
+/// Keeps the hosted partitions in line with the metadata image as other controllers'
+/// decisions arrive through the quorum (a topic created through another broker, a
+/// partition moved here).
+pub(crate) async fn follow_metadata(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+    let mut images = broker.metadata.subscribe();
+    loop {
+        tokio::select! {
+            changed = images.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                if let Err(e) = tokio::task::block_in_place(|| broker.reconcile()) {
+                    tracing::warn!(error = %e, "applying the metadata image to the hosted partitions failed");
+                }
+            }
+            _ = shutdown.changed() => return,
+        }
+    }
+}

@@ -6,11 +6,12 @@ use std::ops::Range;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use gregor_metadata::control::{self, NewTopic};
-use gregor_metadata::{BrokerRegistration, MetadataImage, MetadataRecord};
+use gregor_metadata::{BrokerRegistration, MetadataImage};
 use gregor_protocol::TopicPartition;
 
-use crate::config::change::{self, ConfigOp};
+use crate::config::change::ConfigOp;
 use crate::config::BrokerConfig;
+use crate::controller::{ControllerAnswer, ControllerCommand, TopicSpec};
 use crate::group_coordinator::{group_config, GroupCoordinator};
 use crate::metadata_quorum::MetadataQuorum;
 use crate::replica_manager::ReplicaManager;
@@ -36,6 +37,9 @@ pub(crate) struct Broker {
     pub(crate) groups: Arc<GroupCoordinator>,
     pub(crate) txns: TransactionCoordinator,
     producer_ids: Mutex<Range<i64>>,
+    /// One reconciliation at a time: after a local change and after an image from the
+    /// quorum may both ask for one.
+    reconcile_lock: Mutex<()>,
 }
 
 impl Broker {
@@ -64,6 +68,7 @@ impl Broker {
             replicas,
             groups: Arc::new(groups),
             producer_ids: Mutex::new(0..0),
+            reconcile_lock: Mutex::new(()),
         }
     }
 
@@ -76,13 +81,7 @@ impl Broker {
             port: self.advertised_port,
             rack: None,
         };
-        self.metadata.write(|image| {
-            let records = match image.brokers.get(&me.node_id) {
-                Some(existing) if *existing == me => vec![],
-                _ => vec![MetadataRecord::RegisterBroker(me.clone())],
-            };
-            Ok((records, ()))
-        })?;
+        let _ = self.metadata.execute(ControllerCommand::RegisterBroker(me))?;
         self.reconcile()?;
         self.groups.load(self)?;
         // After the groups: completing a decided transaction may write markers to
@@ -98,6 +97,7 @@ impl Broker {
     /// Makes the hosted partitions match the image: opens new ones (and applies changed
     /// topic configs to open ones), deletes removed ones.
     pub(crate) fn reconcile(&self) -> Result<(), BrokerError> {
+        let _one_at_a_time = self.reconcile_lock.lock().unwrap_or_else(PoisonError::into_inner);
         let image = self.metadata.image();
         let config = self.config.with_dynamic(self.node_id, &image.broker_configs);
         let mut wanted = HashSet::new();
@@ -106,7 +106,11 @@ impl Broker {
             let topic_id = topic.topic_id.to_string();
             for p in topic.partitions.values().filter(|p| p.replicas.contains(&self.node_id)) {
                 let tp = TopicPartition::new(topic.name.clone(), p.partition);
-                self.replicas.become_leader(&tp, log_config.clone(), &topic_id, p.leader_epoch, now_ms())?;
+                // Followers replicate with cluster part 2; until then only the leader has
+                // a log (a replica's data is never deleted while it stays a replica).
+                if p.leader == self.node_id {
+                    self.replicas.become_leader(&tp, log_config.clone(), &topic_id, p.leader_epoch, now_ms())?;
+                }
                 let _ = wanted.insert(tp);
             }
         }
@@ -120,7 +124,7 @@ impl Broker {
 
     /// Creates a topic through the metadata log and opens its logs.
     pub(crate) fn create_topic(&self, topic: &NewTopic) -> Result<(), BrokerError> {
-        self.metadata.write(|image| Ok((control::create_topic(image, topic)?, ())))?;
+        let _ = self.metadata.execute(ControllerCommand::CreateTopic(TopicSpec::of(topic)))?;
         self.reconcile()
     }
 
@@ -137,15 +141,24 @@ impl Broker {
         }
         let mut all = vec![("cleanup.policy".to_owned(), "compact".to_owned())];
         all.extend(configs);
-        let topic = NewTopic {
-            name: name.to_owned(),
-            num_partitions,
-            replication_factor: 1,
-            assignments: vec![],
-            configs: all,
+        // Kafka's keys; a single node (one voter, no peers) places the one replica it can,
+        // a cluster waits until enough brokers registered (the coordinator stays
+        // unavailable, retriably) rather than create an under-replicated internal topic.
+        let key = if name == "__transaction_state" {
+            "transaction.state.log.replication.factor"
+        } else {
+            "offsets.topic.replication.factor"
         };
+        let configured = self.config.broker_i64(key).max(1) as i32;
+        let replication_factor = if self.metadata.has_peers() {
+            configured
+        } else {
+            configured.min(self.image().brokers.len().max(1) as i32)
+        };
+        let topic =
+            NewTopic { name: name.to_owned(), num_partitions, replication_factor, assignments: vec![], configs: all };
         match self.create_topic(&topic) {
-            Err(BrokerError::Metadata(gregor_metadata::MetadataError::TopicExists(_))) => Ok(()),
+            Err(e) if e.is_topic_exists() => Ok(()),
             other => other,
         }
     }
@@ -162,7 +175,7 @@ impl Broker {
             configs: vec![],
         };
         match self.create_topic(&topic) {
-            Err(BrokerError::Metadata(gregor_metadata::MetadataError::TopicExists(_))) => Ok(()),
+            Err(e) if e.is_topic_exists() => Ok(()),
             other => other,
         }
     }
@@ -175,28 +188,48 @@ impl Broker {
         replace_all: bool,
         validate_only: bool,
     ) -> Result<(), BrokerError> {
-        let mut invalid = None;
-        self.metadata.write(|image| {
-            let config = self.config.with_dynamic(self.node_id, &image.broker_configs);
-            let planned = change::plan(image, &config, self.node_id, resource, changes, replace_all);
-            match planned {
-                Ok(records) if !validate_only => Ok((records, ())),
-                Ok(_) => Ok((vec![], ())),
-                Err(e) => {
-                    invalid = Some(e);
-                    Ok((vec![], ()))
-                }
-            }
+        let _ = self.metadata.execute(ControllerCommand::AlterConfigs {
+            resource_type: resource.0,
+            resource_name: resource.1.to_owned(),
+            changes: changes.to_vec(),
+            replace_all,
+            validate_only,
         })?;
-        if let Some(e) = invalid {
-            return Err(e);
-        }
         self.reconcile()
     }
 
     /// Every topic's id and partition count, as the KIP-848 group coordinator needs them.
     pub(crate) fn topics_view(&self) -> gregor_coordinator::TopicsView {
         self.image().topics().map(|t| (t.name.to_string(), (t.topic_id, t.partitions.len() as i32))).collect()
+    }
+
+    /// The partition's log if this broker leads it (as the image says): otherwise
+    /// NOT_LEADER_OR_FOLLOWER for a partition the cluster has, so the client refreshes its
+    /// metadata and goes to the leader, and UNKNOWN_TOPIC_OR_PARTITION for one it has not.
+    pub(crate) fn leader_partition(
+        &self,
+        image: &MetadataImage,
+        tp: &TopicPartition,
+    ) -> Result<Arc<crate::replica_manager::Partition>, gregor_protocol::kafka_protocol::ResponseError> {
+        use gregor_protocol::kafka_protocol::ResponseError;
+        match image.topic(&tp.topic).and_then(|t| t.partitions.get(&tp.partition)) {
+            None => Err(ResponseError::UnknownTopicOrPartition),
+            Some(p) if p.leader != self.node_id => Err(ResponseError::NotLeaderOrFollower),
+            Some(_) => self.replicas.get(tp).ok_or(ResponseError::NotLeaderOrFollower),
+        }
+    }
+
+    /// Whether the image makes this broker the leader of `topic`'s `partition`.
+    pub(crate) fn leads(&self, topic: &str, partition: i32) -> bool {
+        self.image().topic(topic).and_then(|t| t.partitions.get(&partition)).is_some_and(|p| p.leader == self.node_id)
+    }
+
+    /// The broker (id, host, port) leading `topic`'s `partition`, for FindCoordinator.
+    pub(crate) fn leader_of(&self, topic: &str, partition: i32) -> Option<(i32, String, i32)> {
+        let image = self.image();
+        let leader = image.topic(topic)?.partitions.get(&partition)?.leader;
+        let broker = image.brokers.get(&leader)?;
+        Some((leader, broker.host.clone(), broker.port))
     }
 
     pub(crate) fn image(&self) -> Arc<MetadataImage> {
@@ -208,11 +241,10 @@ impl Broker {
     pub(crate) fn next_producer_id(&self) -> Result<i64, BrokerError> {
         let mut block = self.producer_ids.lock().unwrap_or_else(PoisonError::into_inner);
         if block.is_empty() {
-            let node = self.node_id;
-            let start = self.metadata.write(|image| {
-                let (start, record) = control::allocate_producer_ids(image, node);
-                Ok((vec![record], start))
-            })?;
+            let answer = self.metadata.execute(ControllerCommand::AllocateProducerIds { broker_id: self.node_id })?;
+            let ControllerAnswer::ProducerIds { start } = answer else {
+                return Err(BrokerError::InvalidRequest("the controller reserved no producer ids".into()));
+            };
             *block = start..start + control::PRODUCER_ID_BLOCK_SIZE;
         }
         let id = block.start;

@@ -109,6 +109,7 @@ api_table! {
     OffsetDelete => m::OffsetDeleteRequest, handlers::offset_delete::handle, min 0;
     IncrementalAlterConfigs => m::IncrementalAlterConfigsRequest, handlers::incremental_alter_configs::handle, min 0;
     DescribeCluster => m::DescribeClusterRequest, handlers::describe_cluster::handle, min 0;
+    DescribeQuorum => m::DescribeQuorumRequest, handlers::describe_quorum::handle, min 0;
     DescribeProducers => m::DescribeProducersRequest, handlers::describe_producers::handle, min 0;
     DescribeTransactions => m::DescribeTransactionsRequest, handlers::describe_transactions::handle, min 0;
     ListTransactions => m::ListTransactionsRequest, handlers::list_transactions::handle, min 0;

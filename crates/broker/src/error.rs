@@ -32,6 +32,9 @@ pub enum BrokerError {
     Metadata(#[from] MetadataError),
     #[error(transparent)]
     Quorum(gregor_quorum::QuorumError),
+    /// The active controller refused a forwarded command with this Kafka error.
+    #[error("{message}")]
+    Remote { code: i16, message: String },
     #[error(transparent)]
     Protocol(#[from] ProtocolError),
     #[error("I/O: {0}")]
@@ -52,6 +55,9 @@ impl BrokerError {
             Self::Log(e) => log_error(e),
             Self::Metadata(e) => metadata_error(e),
             Self::Quorum(e) => quorum_error(e),
+            Self::Remote { code, .. } => {
+                ResponseError::try_from_code(*code).unwrap_or(ResponseError::UnknownServerError)
+            }
             Self::Protocol(ProtocolError::CorruptBatch(_)) => ResponseError::CorruptMessage,
             Self::Protocol(ProtocolError::InvalidRecord(_)) => ResponseError::InvalidRecord,
             Self::Protocol(ProtocolError::UnsupportedMagic(_)) => ResponseError::InvalidRecord,
@@ -70,6 +76,11 @@ impl BrokerError {
             Self::Log(LogError::RecordsRejected { reason, batch_indexes }) => Some((reason, batch_indexes)),
             _ => None,
         }
+    }
+
+    /// TOPIC_ALREADY_EXISTS, decided here or by the controller a command was sent to.
+    pub fn is_topic_exists(&self) -> bool {
+        self.response_error() == ResponseError::TopicAlreadyExists
     }
 
     pub fn code(&self) -> i16 {

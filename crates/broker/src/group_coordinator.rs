@@ -110,7 +110,8 @@ impl GroupCoordinator {
         let now = now_ms();
         for (index, slot) in self.shards.iter().enumerate() {
             let mut slot = lock(slot);
-            if slot.is_some() {
+            // Another broker leads this partition and coordinates its groups.
+            if slot.is_some() || !broker.leads(OFFSETS_TOPIC, index as i32) {
                 continue;
             }
             let shard = slot.insert(self.replay_partition(broker, index)?);
@@ -198,7 +199,7 @@ impl GroupCoordinator {
             ResponseError::CoordinatorNotAvailable
         })?;
         let mut slot = lock(&self.shards[index]);
-        let shard = slot.as_mut().ok_or(ResponseError::CoordinatorLoadInProgress)?;
+        let shard = slot.as_mut().ok_or_else(|| not_loaded(broker, OFFSETS_TOPIC, index))?;
         Ok(f(shard, index))
     }
 
@@ -410,5 +411,15 @@ pub(crate) fn group_config(config: &crate::BrokerConfig) -> GroupConfig {
                 .filter(|a| !a.is_empty())
                 .collect(),
         },
+    }
+}
+
+/// Why a shard is not here: another broker leads its partition (the client finds the
+/// coordinator again), or it is still loading.
+pub(crate) fn not_loaded(broker: &Broker, topic: &str, index: usize) -> ResponseError {
+    if broker.leads(topic, index as i32) {
+        ResponseError::CoordinatorLoadInProgress
+    } else {
+        ResponseError::NotCoordinator
     }
 }

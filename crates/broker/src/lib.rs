@@ -28,6 +28,7 @@ mod broker;
 pub mod config;
 mod connection;
 mod connection_quotas;
+mod controller;
 mod dispatch;
 mod error;
 mod group_coordinator;
@@ -98,6 +99,22 @@ fn listener_address(listener: &str) -> &str {
     first.split_once("://").map_or(first, |(_, addr)| addr)
 }
 
+/// The first listener for clients: not one of `controller.listener.names`.
+fn client_listener(config: &BrokerConfig) -> Result<String, BrokerError> {
+    let controllers = config.broker_str("controller.listener.names").to_ascii_uppercase();
+    let controllers: Vec<&str> = controllers.split(',').map(str::trim).collect();
+    let listeners = config.broker_str("listeners");
+    listeners
+        .split(',')
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .find(|l| {
+            l.split_once("://").is_none_or(|(name, _)| !controllers.contains(&name.to_ascii_uppercase().as_str()))
+        })
+        .map(|l| listener_address(l).to_owned())
+        .ok_or_else(|| BrokerError::InvalidConfig(format!("'listeners' has no listener for clients: '{listeners}'")))
+}
+
 /// Opens the data dir (recovering logs if the last run crashed), binds the listener and
 /// starts serving.
 pub async fn start(config: BrokerConfig) -> Result<RunningBroker, BrokerError> {
@@ -120,7 +137,7 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, BrokerError> {
     let cluster_id = metadata.agree_cluster_id(&candidate).await?;
     let meta = meta_properties::load_or_create(&data_dir, config.node_id(), Some(&cluster_id))?;
 
-    let listen = listener_address(&config.broker_str("listeners")).to_owned();
+    let listen = client_listener(&config)?;
     let listeners = server::bind(&listen).await.map_err(|source| BrokerError::Bind { addr: listen.clone(), source })?;
     let local_addrs: Vec<SocketAddr> = listeners.iter().filter_map(|l| l.local_addr().ok()).collect();
     let advertised = advertised_address(&config, &listen, local_addrs[0].port())?;
@@ -141,6 +158,7 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, BrokerError> {
         .map(|l| tokio::spawn(server::run(l, broker.clone(), quotas.clone(), shutdown_rx.clone())))
         .collect();
     tasks.push(tokio::spawn(broker.groups.clone().run_timers(broker.clone(), shutdown_rx.clone())));
+    tasks.push(tokio::spawn(background::follow_metadata(broker.clone(), shutdown_rx.clone())));
     tasks.push(tokio::spawn(background::run(broker.clone(), shutdown_rx)));
     Ok(RunningBroker { broker, local_addrs, shutdown, tasks })
 }

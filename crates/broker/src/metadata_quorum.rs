@@ -11,10 +11,12 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use gregor_metadata::{MetadataError, MetadataImage, MetadataRecord, METADATA_TOPIC};
-use gregor_quorum::{ControllerNode, Quorum, QuorumConfig, QuorumError};
+use gregor_metadata::{MetadataImage, METADATA_TOPIC};
+use gregor_protocol::kafka_protocol::ResponseError;
+use gregor_quorum::{ControllerNode, ForwardHandler, Quorum, QuorumConfig, QuorumError};
 
 use crate::config::BrokerConfig;
+use crate::controller::{CommandFailure, ControllerAnswer, ControllerCommand};
 use crate::BrokerError;
 
 /// How long a controller write waits out an election (the quorum has no leader yet, or
@@ -25,7 +27,14 @@ const CLUSTER_ID_WAIT: Duration = Duration::from_secs(120);
 
 #[derive(Debug)]
 pub(crate) struct MetadataQuorum {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
     quorum: Quorum,
+    /// The static config, for the controller's decisions (validation of AlterConfigs).
+    config: BrokerConfig,
 }
 
 impl MetadataQuorum {
@@ -44,28 +53,98 @@ impl MetadataQuorum {
         quorum_config.election_timeout_ms =
             u64::try_from(config.broker_i64("controller.quorum.election.timeout.ms")).unwrap_or(1000);
         let quorum = Quorum::start(quorum_config).await.map_err(BrokerError::Quorum)?;
-        Ok(Self { quorum })
+        let inner = Arc::new(Inner { quorum, config: config.clone() });
+        let weak = Arc::downgrade(&inner);
+        inner.quorum.set_forward_handler(ForwardHandler::new(move |from, request| {
+            let weak = weak.clone();
+            Box::pin(async move {
+                let Some(inner) = weak.upgrade() else { return Vec::new() };
+                let outcome = tokio::task::spawn_blocking(move || serve_forwarded(&inner, from, &request))
+                    .await
+                    .unwrap_or_else(|e| Err(CommandFailure { code: -1, message: e.to_string() }));
+                serde_json::to_vec(&outcome).unwrap_or_default()
+            })
+        }));
+        Ok(Self { inner })
     }
 
     /// The cluster id the quorum holds, recording `candidate` if it holds none yet.
     pub(crate) async fn agree_cluster_id(&self, candidate: &str) -> Result<String, BrokerError> {
-        self.quorum.agree_cluster_id(candidate, CLUSTER_ID_WAIT).await.map_err(BrokerError::Quorum)
+        self.inner.quorum.agree_cluster_id(candidate, CLUSTER_ID_WAIT).await.map_err(BrokerError::Quorum)
     }
 
     pub(crate) fn image(&self) -> Arc<MetadataImage> {
-        self.quorum.image()
+        self.inner.quorum.image()
     }
 
-    /// A controller decision, made durable on a quorum of controllers and applied before
-    /// this returns. `decide` may run again if an election interrupts the first attempt.
-    pub(crate) fn write<T>(
-        &self,
-        mut decide: impl FnMut(&MetadataImage) -> Result<(Vec<MetadataRecord>, T), MetadataError>,
-    ) -> Result<T, BrokerError> {
+    /// Whether the quorum has other voters than this node (a cluster, not the single node).
+    pub(crate) fn has_peers(&self) -> bool {
+        self.inner.quorum.has_peers()
+    }
+
+    /// Every new image, as this node applies it.
+    pub(crate) fn subscribe(&self) -> tokio::sync::watch::Receiver<Arc<MetadataImage>> {
+        self.inner.quorum.subscribe()
+    }
+
+    /// Carries out `command` on the active controller: here if this node is it, else
+    /// sent there; returns once this node's image holds the change.
+    pub(crate) fn execute(&self, command: ControllerCommand) -> Result<ControllerAnswer, BrokerError> {
+        let quorum = &self.inner.quorum;
+        if matches!(command, ControllerCommand::DescribeQuorum) && !quorum.has_peers() {
+            return Ok(ControllerAnswer::Quorum(quorum.status()));
+        }
+        if !quorum.has_peers() || quorum.is_leader() {
+            return self.inner.execute_locally(&command).map(|(answer, _)| answer);
+        }
+        let request = serde_json::to_vec(&command).map_err(|e| BrokerError::InvalidRequest(e.to_string()))?;
+        let answer = match block_on(quorum.call_leader(&request, ELECTION_WAIT)) {
+            Ok(bytes) => bytes,
+            // This node became the controller meanwhile.
+            Err(QuorumError::NotController { leader: Some(l) }) if l == quorum.node_id() => {
+                return self.inner.execute_locally(&command).map(|(answer, _)| answer)
+            }
+            Err(e) => return Err(BrokerError::Quorum(e)),
+        };
+        let outcome: Result<(ControllerAnswer, u64), CommandFailure> = serde_json::from_slice(&answer)
+            .map_err(|e| BrokerError::InvalidRequest(format!("the controller's answer: {e}")))?;
+        match outcome {
+            Ok((answer, applied)) => {
+                // Clients expect their next request to this broker to see the change.
+                let _ = block_on(quorum.wait_applied(applied, ELECTION_WAIT));
+                Ok(answer)
+            }
+            Err(failure) => Err(BrokerError::Remote { code: failure.code, message: failure.message }),
+        }
+    }
+
+    /// Stops the quorum member and closes the metadata log.
+    pub(crate) fn close(&self) -> Result<(), BrokerError> {
+        block_on(self.inner.quorum.shutdown()).map_err(BrokerError::Quorum)
+    }
+}
+
+impl Inner {
+    /// Decides and commits `command` on this node, the active controller; returns its
+    /// answer and the offset it committed at. An election that interrupts it is waited
+    /// out (the decision is taken again on the new image).
+    fn execute_locally(&self, command: &ControllerCommand) -> Result<(ControllerAnswer, u64), BrokerError> {
+        if matches!(command, ControllerCommand::DescribeQuorum) {
+            return Ok((ControllerAnswer::Quorum(self.quorum.status()), self.quorum.applied_index()));
+        }
         let deadline = Instant::now() + ELECTION_WAIT;
         loop {
-            match block_on(self.quorum.write(&mut decide)) {
-                Ok(answer) => return Ok(answer),
+            let mut failure = None;
+            let decided = block_on(self.quorum.write(|image| match command.decide(image, &self.config) {
+                Ok((records, answer)) => Ok((records, Some(answer))),
+                Err(e) => {
+                    failure = Some(e);
+                    Ok((vec![], None))
+                }
+            }));
+            match decided {
+                Ok(Some(answer)) => return Ok((answer, self.quorum.applied_index())),
+                Ok(None) => return Err(failure.unwrap_or_else(|| BrokerError::InvalidRequest("no decision".into()))),
                 Err(QuorumError::Metadata(e)) => return Err(BrokerError::Metadata(e)),
                 Err(e) if e.is_retriable() && Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(20))
@@ -74,11 +153,18 @@ impl MetadataQuorum {
             }
         }
     }
+}
 
-    /// Stops the quorum member and closes the metadata log.
-    pub(crate) fn close(&self) -> Result<(), BrokerError> {
-        block_on(self.quorum.shutdown()).map_err(BrokerError::Quorum)
+/// A command another broker forwarded to this node as the active controller.
+fn serve_forwarded(inner: &Inner, from: u64, request: &[u8]) -> Result<(ControllerAnswer, u64), CommandFailure> {
+    let command: ControllerCommand = serde_json::from_slice(request)
+        .map_err(|e| CommandFailure { code: ResponseError::InvalidRequest.code(), message: e.to_string() })?;
+    tracing::debug!(from, ?command, "serving a forwarded controller command");
+    if !inner.quorum.is_leader() {
+        let e = BrokerError::Quorum(QuorumError::NotController { leader: inner.quorum.leader() });
+        return Err(CommandFailure { code: e.code(), message: e.to_string() });
     }
+    inner.execute_locally(&command).map_err(|e| CommandFailure { code: e.code(), message: e.to_string() })
 }
 
 /// Awaits `future` from synchronous code on a runtime worker (moving the worker's other

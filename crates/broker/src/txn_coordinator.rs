@@ -60,6 +60,11 @@ impl TransactionCoordinator {
         }
     }
 
+    /// The `__transaction_state` partition of `transactional_id`.
+    pub(crate) fn partition_for(&self, transactional_id: &str) -> i32 {
+        self.shard_index(transactional_id) as i32
+    }
+
     fn shard_index(&self, transactional_id: &str) -> usize {
         gregor_coordinator::partition_for(transactional_id, self.num_partitions) as usize
     }
@@ -89,7 +94,8 @@ impl TransactionCoordinator {
     fn load_shards(&self, broker: &Broker) -> Result<(), BrokerError> {
         for (index, slot) in self.shards.iter().enumerate() {
             let mut slot = lock(slot);
-            if slot.is_some() {
+            // Another broker leads this partition and coordinates its transactional ids.
+            if slot.is_some() || !broker.leads(TXN_TOPIC, index as i32) {
                 continue;
             }
             let shard = slot.insert(self.replay_partition(broker, index)?);
@@ -126,7 +132,7 @@ impl TransactionCoordinator {
         let index = self.shard_index(transactional_id);
         self.ensure_loaded(broker, index).map_err(unavailable)?;
         let mut slot = lock(&self.shards[index]);
-        let shard = slot.as_mut().ok_or(ResponseError::CoordinatorLoadInProgress)?;
+        let shard = slot.as_mut().ok_or_else(|| crate::group_coordinator::not_loaded(broker, TXN_TOPIC, index))?;
         let (result, step) = f(shard);
         self.carry_out(broker, index, shard, step)?;
         result
@@ -142,7 +148,7 @@ impl TransactionCoordinator {
         let index = self.shard_index(transactional_id);
         self.ensure_loaded(broker, index).map_err(unavailable)?;
         let slot = lock(&self.shards[index]);
-        slot.as_ref().map(f).ok_or(ResponseError::CoordinatorLoadInProgress)
+        slot.as_ref().map(f).ok_or_else(|| crate::group_coordinator::not_loaded(broker, TXN_TOPIC, index))
     }
 
     /// Runs `f` on every loaded shard (ListTransactions).

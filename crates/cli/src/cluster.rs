@@ -1,15 +1,19 @@
 //! `gregor cluster describe`: cluster id, controller, brokers, and the API versions the
 //! bootstrap broker supports (with the version this client uses for each).
+//! `gregor cluster quorum`: the metadata quorum (kafka-metadata-quorum.sh describe
+//! --status and --replication in one).
 
 use clap::{Args, Subcommand};
-use gregor_client::{api_name, ApiRange, ClusterDescription};
+use gregor_client::{api_name, ApiRange, ClusterDescription, QuorumDescription};
 use serde_json::{json, Value};
 
 use crate::common::{connect, emit, emit_json, run_async, table, Global, Output};
 
 #[derive(Debug, Args)]
-#[command(after_help = "Example:
-  gregor cluster describe --bootstrap-server localhost:9092")]
+#[command(after_help = "Examples:
+  gregor cluster describe --bootstrap-server localhost:9092
+  gregor cluster quorum                  # leader, epoch, high watermark, each voter's lag
+  gregor cluster quorum -o json | jq .leader_id")]
 pub(crate) struct ClusterArgs {
     #[command(subcommand)]
     command: ClusterCommand,
@@ -19,13 +23,21 @@ pub(crate) struct ClusterArgs {
 enum ClusterCommand {
     /// Cluster id, controller, brokers and supported API versions.
     Describe,
+    /// The metadata quorum: active controller, epoch, high watermark, voters and lag.
+    Quorum,
 }
 
 pub(crate) fn run(args: ClusterArgs, global: &Global) -> Result<(), String> {
     let global = global.clone();
     run_async(async move {
         let mut client = connect(&global.conn).await?;
-        let ClusterCommand::Describe = args.command;
+        if let ClusterCommand::Quorum = args.command {
+            let quorum = client.describe_quorum().await?;
+            return match global.output {
+                Output::Json => emit_json(&quorum_json(&quorum)),
+                _ => emit(&render_quorum(&quorum)),
+            };
+        }
         let cluster = client.describe_cluster().await?;
         let conn = client.any();
         let apis: Vec<ApiRange> = conn.api_versions().copied().collect();
@@ -83,4 +95,56 @@ fn json(cluster: &ClusterDescription, addr: &str, apis: &[ApiRange]) -> Value {
         .collect();
     json!({"cluster_id": cluster.cluster_id, "controller": cluster.controller_id, "brokers": brokers,
            "api_versions": {"broker": addr, "apis": apis}})
+}
+
+/// Kafka's `kafka-metadata-quorum.sh describe --status` then `--replication`.
+fn render_quorum(quorum: &QuorumDescription) -> String {
+    let mut out = format!(
+        "LeaderId: {}\nLeaderEpoch: {}\nHighWatermark: {}\nCurrentVoters: [{}]\nCurrentObservers: [{}]\n\n",
+        quorum.leader_id,
+        quorum.leader_epoch,
+        quorum.high_watermark,
+        quorum.voters.iter().map(|v| v.node_id.to_string()).collect::<Vec<_>>().join(","),
+        quorum.observers.iter().map(|v| v.node_id.to_string()).collect::<Vec<_>>().join(","),
+    );
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+    let ago = |ts: i64| if ts < 0 { "-".to_owned() } else { format!("{} ms ago", (now - ts).max(0)) };
+    let rows: Vec<Vec<String>> = quorum
+        .voters
+        .iter()
+        .map(|r| (r, "Voter"))
+        .chain(quorum.observers.iter().map(|r| (r, "Observer")))
+        .map(|(r, kind)| {
+            let status = if r.node_id == quorum.leader_id { "Leader" } else { kind };
+            let lag = if r.log_end_offset < 0 {
+                "-".to_owned()
+            } else {
+                (quorum.high_watermark - r.log_end_offset).max(0).to_string()
+            };
+            vec![
+                r.node_id.to_string(),
+                r.endpoint.clone().unwrap_or_else(|| "-".into()),
+                r.log_end_offset.to_string(),
+                lag,
+                ago(r.last_fetch_timestamp),
+                ago(r.last_caught_up_timestamp),
+                status.to_owned(),
+            ]
+        })
+        .collect();
+    out.push_str(&table(
+        &["NODE", "ENDPOINT", "LOG-END-OFFSET", "LAG", "LAST-FETCH", "LAST-CAUGHT-UP", "STATUS"],
+        &rows,
+    ));
+    out
+}
+
+fn quorum_json(quorum: &QuorumDescription) -> Value {
+    let replica = |r: &gregor_client::QuorumReplica| {
+        json!({"node_id": r.node_id, "endpoint": r.endpoint, "log_end_offset": r.log_end_offset,
+               "last_fetch_timestamp": r.last_fetch_timestamp, "last_caught_up_timestamp": r.last_caught_up_timestamp})
+    };
+    json!({"leader_id": quorum.leader_id, "leader_epoch": quorum.leader_epoch, "high_watermark": quorum.high_watermark,
+           "voters": quorum.voters.iter().map(replica).collect::<Vec<_>>(),
+           "observers": quorum.observers.iter().map(replica).collect::<Vec<_>>()})
 }

@@ -9,6 +9,7 @@ mod consume_format;
 mod dump_log;
 mod groups;
 mod groups_reset;
+mod local_cluster;
 mod produce;
 mod serve;
 mod topics;
@@ -40,6 +41,8 @@ enum Command {
     Cluster(cluster::ClusterArgs),
     /// Describe and alter topic and broker configs.
     Configs(configs::ConfigsArgs),
+    /// Run a cluster of N nodes on this machine (child processes on 127.0.0.1).
+    LocalCluster(local_cluster::LocalClusterArgs),
     /// Print and verify segment and index files offline (no broker needed).
     DumpLog(dump_log::DumpLogArgs),
     /// Print a shell completion script for bash, zsh or fish.
@@ -64,6 +67,7 @@ fn main() {
         Command::Groups(args) => groups::run(args, &cli.global),
         Command::Cluster(args) => cluster::run(args, &cli.global),
         Command::Configs(args) => configs::run(args, &cli.global),
+        Command::LocalCluster(args) => local_cluster::run(args),
         Command::DumpLog(args) => dump_log::run(args),
         Command::Completion { shell } => completion(shell),
     };

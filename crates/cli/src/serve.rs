@@ -22,6 +22,15 @@ pub(crate) struct ServeArgs {
     /// Broker id (Kafka's `node.id`). Default: 0
     #[arg(long, value_name = "N")]
     node_id: Option<i32>,
+    /// The controller listener (Kafka's `CONTROLLER://HOST:PORT` in `listeners`, with
+    /// `controller.listener.names=CONTROLLER`): where the metadata quorum's voters talk.
+    #[arg(long, value_name = "HOST:PORT")]
+    controller_listen: Option<String>,
+    /// The metadata quorum's voters, Kafka's `controller.quorum.voters`:
+    /// `1@host1:9093,2@host2:9093,3@host3:9093`. Fresh nodes started with the same voters
+    /// form one cluster, no format step needed.
+    #[arg(long, value_name = "ID@HOST:PORT,...")]
+    controller_quorum: Option<String>,
     /// A Kafka `server.properties` style file of `key=value` lines.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -55,6 +64,17 @@ impl ServeArgs {
         }
         if !pairs.iter().any(|(k, _)| k == "listeners") {
             pairs.push(("listeners".into(), "PLAINTEXT://localhost:9092".into()));
+        }
+        if let Some(controller) = &self.controller_listen {
+            let listeners =
+                pairs.iter().rev().find(|(k, _)| k == "listeners").map(|(_, v)| v.clone()).unwrap_or_default();
+            pairs.push(("listeners".into(), format!("{listeners},CONTROLLER://{controller}")));
+            if !pairs.iter().any(|(k, _)| k == "controller.listener.names") {
+                pairs.push(("controller.listener.names".into(), "CONTROLLER".into()));
+            }
+        }
+        if let Some(voters) = &self.controller_quorum {
+            pairs.push(("controller.quorum.voters".into(), voters.clone()));
         }
         BrokerConfig::from_pairs(pairs).map_err(|e| e.to_string())
     }
@@ -95,7 +115,7 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), String> {
 
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=error"));
     use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -104,7 +124,7 @@ fn init_logging() {
         .init();
 }
 
-async fn wait_for_signal() {
+pub(crate) async fn wait_for_signal() {
     use tokio::signal::unix::{signal, SignalKind};
     let Ok(mut term) = signal(SignalKind::terminate()) else {
         let _ = tokio::signal::ctrl_c().await;

@@ -93,6 +93,27 @@ pub enum ConfigOp {
     Delete(String),
 }
 
+/// The metadata quorum (DescribeQuorum).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumDescription {
+    pub leader_id: i32,
+    pub leader_epoch: i32,
+    pub high_watermark: i64,
+    pub voters: Vec<QuorumReplica>,
+    pub observers: Vec<QuorumReplica>,
+}
+
+/// One replica of the metadata log, as DescribeQuorum reports it (-1: unknown).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumReplica {
+    pub node_id: i32,
+    pub log_end_offset: i64,
+    pub last_fetch_timestamp: i64,
+    pub last_caught_up_timestamp: i64,
+    /// The controller listener, from DescribeQuorum v2.
+    pub endpoint: Option<String>,
+}
+
 /// What DescribeCluster says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClusterDescription {
@@ -258,6 +279,46 @@ impl Client {
                     rack: b.rack.map(|r| r.to_string()),
                 })
                 .collect(),
+        })
+    }
+
+    /// The metadata quorum (DescribeQuorum of `__cluster_metadata-0`).
+    pub async fn describe_quorum(&mut self) -> Result<QuorumDescription> {
+        use gregor_protocol::kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
+        use gregor_protocol::kafka_protocol::messages::{DescribeQuorumRequest, TopicName};
+        let topic = TopicData::default()
+            .with_topic_name(TopicName(s("__cluster_metadata")))
+            .with_partitions(vec![PartitionData::default().with_partition_index(0)]);
+        let request = DescribeQuorumRequest::default().with_topics(vec![topic]);
+        let response = self.any().send(&request, None).await?;
+        let message = response.error_message.as_ref().map(ToString::to_string);
+        check(response.error_code, message.as_deref(), || "cannot describe the metadata quorum".to_owned())?;
+        let partition =
+            response.topics.first().and_then(|t| t.partitions.first()).ok_or_else(|| crate::ClientError::Codec {
+                what: "read DescribeQuorum".into(),
+                reason: "no partition in the answer".into(),
+            })?;
+        let message = partition.error_message.as_ref().map(ToString::to_string);
+        check(partition.error_code, message.as_deref(), || "cannot describe the metadata quorum".to_owned())?;
+        let endpoints: std::collections::BTreeMap<i32, String> = response
+            .nodes
+            .iter()
+            .filter_map(|n| n.listeners.first().map(|l| (n.node_id.0, format!("{}:{}", l.host, l.port))))
+            .collect();
+        let replica =
+            |r: &gregor_protocol::kafka_protocol::messages::describe_quorum_response::ReplicaState| QuorumReplica {
+                node_id: r.replica_id.0,
+                log_end_offset: r.log_end_offset,
+                last_fetch_timestamp: r.last_fetch_timestamp,
+                last_caught_up_timestamp: r.last_caught_up_timestamp,
+                endpoint: endpoints.get(&r.replica_id.0).cloned(),
+            };
+        Ok(QuorumDescription {
+            leader_id: partition.leader_id.0,
+            leader_epoch: partition.leader_epoch,
+            high_watermark: partition.high_watermark,
+            voters: partition.current_voters.iter().map(replica).collect(),
+            observers: partition.observers.iter().map(replica).collect(),
         })
     }
 

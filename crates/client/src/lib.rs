@@ -21,7 +21,9 @@ mod fetch;
 mod groups;
 mod produce;
 
-pub use admin::{ClusterDescription, ConfigEntry, ConfigOp, ConfigResource, ConfigSource};
+pub use admin::{
+    ClusterDescription, ConfigEntry, ConfigOp, ConfigResource, ConfigSource, QuorumDescription, QuorumReplica,
+};
 pub use client::{BrokerInfo, Client, ClientConfig, ClusterMetadata, PartitionInfo, TopicInfo};
 pub use connection::{api_name, ApiRange, Connection};
 pub use error::{describe_code, error_name, ClientError, Result};

@@ -99,6 +99,7 @@ served_types! {
     OffsetDelete => m::OffsetDeleteRequest,
     IncrementalAlterConfigs => m::IncrementalAlterConfigsRequest,
     DescribeCluster => m::DescribeClusterRequest,
+    DescribeQuorum => m::DescribeQuorumRequest,
     DescribeProducers => m::DescribeProducersRequest,
     DescribeTransactions => m::DescribeTransactionsRequest,
     ListTransactions => m::ListTransactionsRequest,

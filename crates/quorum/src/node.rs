@@ -16,7 +16,7 @@ use gregor_metadata::{MetadataError, MetadataRecord};
 use openraft::async_runtime::watch::WatchReceiver;
 use openraft::error::{ClientWriteError, InitializeError, LinearizableReadError, RaftError};
 use openraft::raft::ReadPolicy;
-use openraft::{ServerState, SnapshotPolicy};
+use openraft::{Instant as _, ServerState, SnapshotPolicy};
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Mutex};
 use tokio::task::JoinHandle;
@@ -72,7 +72,7 @@ impl QuorumConfig {
 }
 
 /// The quorum as DescribeQuorum reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct QuorumStatus {
     pub leader: Option<u64>,
     /// The current epoch (Raft term).
@@ -84,13 +84,17 @@ pub struct QuorumStatus {
     pub observers: Vec<VoterStatus>,
 }
 
-/// One replica of the metadata log. `log_end_offset` is -1 where this node does not know
-/// it (it is not the leader).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One replica of the metadata log, as the leader sees it. Offsets and times are -1
+/// where this node does not know them (it is not the leader).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct VoterStatus {
     pub node_id: u64,
     pub node: ControllerNode,
     pub log_end_offset: i64,
+    /// Wall-clock ms of the replica's last acknowledged request from the leader.
+    pub last_fetch_timestamp: i64,
+    /// Wall-clock ms at which the replica was last known to hold the whole log.
+    pub last_caught_up_timestamp: i64,
 }
 
 /// A running quorum member.
@@ -241,6 +245,21 @@ impl Quorum {
         }
     }
 
+    /// The index of the last entry applied to this node's image (0 before any).
+    pub fn applied_index(&self) -> u64 {
+        self.machine.applied().0.map_or(0, |l| l.index)
+    }
+
+    /// Waits until this node's image holds the entry at `index`.
+    pub async fn wait_applied(&self, index: u64, timeout: Duration) -> Result<(), QuorumError> {
+        self.raft
+            .wait(Some(timeout))
+            .applied_index_at_least(Some(index), "metadata applied")
+            .await
+            .map(|_| ())
+            .map_err(|e| QuorumError::Timeout(e.to_string()))
+    }
+
     /// Installs the handler of requests other nodes forward to this one while it is the
     /// active controller (once; later calls are ignored).
     pub fn set_forward_handler(&self, handler: crate::ForwardHandler) {
@@ -381,10 +400,25 @@ impl Quorum {
             let replication = metrics.replication.as_ref();
             replication.and_then(|r| r.get(&id)).map_or(-1, |m| m.as_ref().map_or(0, |l| l.index as i64 + 1))
         };
-        let replica = |(id, node): (&u64, &ControllerNode)| VoterStatus {
-            node_id: *id,
-            node: node.clone(),
-            log_end_offset: matched(*id),
+        let now_ms = crate::log_store_now();
+        let last_ack = |id: u64| -> i64 {
+            if id == self.node_id {
+                return now_ms;
+            }
+            let acked = metrics.heartbeat.as_ref().and_then(|h| h.get(&id).cloned().flatten());
+            acked.map_or(-1, |at| now_ms - i64::try_from(at.elapsed().as_millis()).unwrap_or(i64::MAX))
+        };
+        let replica = |(id, node): (&u64, &ControllerNode)| {
+            let log_end_offset = matched(*id);
+            let last_fetch_timestamp = last_ack(*id);
+            let caught_up = log_end_offset >= 0 && log_end_offset >= log_end;
+            VoterStatus {
+                node_id: *id,
+                node: node.clone(),
+                log_end_offset,
+                last_fetch_timestamp,
+                last_caught_up_timestamp: if caught_up { last_fetch_timestamp } else { -1 },
+            }
         };
         let (voting, observing): (Vec<_>, Vec<_>) = membership.nodes().partition(|(id, _)| voters.contains(id));
         QuorumStatus {
@@ -455,6 +489,10 @@ fn raft_config(config: &QuorumConfig) -> Result<Arc<openraft::Config>, QuorumErr
         snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_every_entries.max(1)),
         max_in_snapshot_log_to_keep: config.keep_after_snapshot,
         replication_lag_threshold: config.snapshot_every_entries.max(1) * 2,
+        // A single voter resumes as leader at once after a restart (the start stays
+        // instant); with peers a restarted node learns the current leader first instead
+        // of acting, briefly, as the leader of its old term.
+        enable_leader_restore: Some(config.voters.len() <= 1),
         ..openraft::Config::default()
     };
     raft.validate().map(Arc::new).map_err(|e| QuorumError::Config(format!("metadata quorum timing: {e}")))

@@ -63,7 +63,9 @@ impl MetadataStateMachine {
 
     /// The image as of the last applied entry. Cheap: a reference count.
     pub fn image(&self) -> Arc<MetadataImage> {
-        self.lock().image.clone()
+        // The watch channel's read lock, not the state machine's mutex: brokers read the
+        // image on every produce and fetch.
+        self.image_tx.borrow().clone()
     }
 
     /// A receiver that sees every new image.

@@ -13,7 +13,7 @@ pub(crate) const RESOURCE_TOPIC: i8 = 2;
 pub(crate) const RESOURCE_BROKER: i8 = 4;
 
 /// One requested change (Kafka's `AlterConfigOp.OpType`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) enum ConfigOp {
     Set(String),
     Delete,
@@ -40,12 +40,11 @@ impl ConfigOp {
 pub(crate) fn plan(
     image: &MetadataImage,
     config: &BrokerConfig,
-    node_id: i32,
     (resource_type, resource_name): (i8, &str),
     changes: &[(String, ConfigOp)],
     replace_all: bool,
 ) -> Result<Vec<MetadataRecord>, BrokerError> {
-    let (resource, current) = resolve(image, node_id, resource_type, resource_name)?;
+    let (resource, current) = resolve(image, resource_type, resource_name)?;
     let mut next = if replace_all { BTreeMap::new() } else { current.clone() };
     for (name, op) in changes {
         let is_topic = matches!(resource, ConfigResource::Topic(_));
@@ -84,7 +83,6 @@ pub(crate) fn plan(
 
 fn resolve(
     image: &MetadataImage,
-    node_id: i32,
     resource_type: i8,
     name: &str,
 ) -> Result<(ConfigResource, BTreeMap<String, String>), BrokerError> {
@@ -94,12 +92,13 @@ fn resolve(
             Ok((ConfigResource::Topic(name.to_owned()), topic.configs.clone()))
         }
         RESOURCE_BROKER => {
+            // Any registered broker: the active controller stores every broker's configs.
             let key = match name {
                 "" => None,
-                id if id.parse::<i32>().ok() == Some(node_id) => Some(node_id),
-                other => {
-                    return Err(BrokerError::InvalidRequest(format!("broker '{other}' is not this broker ({node_id})")))
-                }
+                id => match id.parse::<i32>() {
+                    Ok(id) if image.brokers.contains_key(&id) => Some(id),
+                    _ => return Err(BrokerError::InvalidRequest(format!("broker '{id}' is not a registered broker"))),
+                },
             };
             Ok((ConfigResource::Broker(key), image.broker_configs.get(&key).cloned().unwrap_or_default()))
         }

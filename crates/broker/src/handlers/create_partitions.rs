@@ -7,6 +7,7 @@ use gregor_protocol::kafka_protocol::messages::{CreatePartitionsRequest, CreateP
 
 use super::{blocking, str_bytes, RequestContext};
 use crate::broker::Broker;
+use crate::controller::ControllerCommand;
 use crate::BrokerError;
 
 pub(crate) async fn handle(
@@ -27,10 +28,8 @@ fn grow(broker: &Broker, t: &CreatePartitionsTopic, validate_only: bool) -> Crea
     let outcome = if validate_only {
         control::create_partitions(&broker.image(), &name, t.count, &assignments).map(|_| ()).map_err(BrokerError::from)
     } else {
-        broker
-            .metadata
-            .write(|image| Ok((control::create_partitions(image, &name, t.count, &assignments)?, ())))
-            .and_then(|()| broker.reconcile())
+        let command = ControllerCommand::CreatePartitions { name: name.clone(), total: t.count, assignments };
+        broker.metadata.execute(command).and_then(|_| broker.reconcile())
     };
     match outcome {
         Ok(()) => result,

@@ -1,13 +1,13 @@
 //! DeleteTopics: by name (all versions) or by topic id (v6+). The log directories are
 //! renamed with a `-delete` suffix at once and removed after.
 
-use gregor_metadata::control;
 use gregor_protocol::kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use gregor_protocol::kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
 use gregor_protocol::kafka_protocol::ResponseError;
 
 use super::{blocking, str_bytes, RequestContext};
 use crate::broker::Broker;
+use crate::controller::ControllerCommand;
 use crate::BrokerError;
 
 pub(crate) async fn handle(
@@ -49,8 +49,7 @@ fn delete_one(
         return result.with_error_code(ResponseError::TopicDeletionDisabled.code());
     }
     let name = topic.name.to_string();
-    let outcome =
-        broker.metadata.write(|image| Ok((control::delete_topic(image, &name)?, ()))).and_then(|()| broker.reconcile());
+    let outcome = broker.metadata.execute(ControllerCommand::DeleteTopic { name }).and_then(|_| broker.reconcile());
     match outcome {
         Ok(()) => result,
         Err(e) if version >= 5 => result.with_error_code(e.code()).with_error_message(Some(str_bytes(&e.to_string()))),

@@ -1,4 +1,9 @@
 //! DescribeCluster: the cluster id, the controller and the registered brokers.
+//!
+//! As Kafka's brokers in KRaft mode, the controller id given to clients is an alive
+//! broker (this one), not the active controller: clients cannot reach the controllers,
+//! and every broker forwards controller requests to the active one. The active
+//! controller is what DescribeQuorum reports (`gregor cluster quorum`).
 
 use gregor_protocol::kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use gregor_protocol::kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};

@@ -94,12 +94,9 @@ fn resolve(ctx: &RequestContext<'_>, request: &FetchRequest) -> Vec<WantedTopic>
                 .iter()
                 .map(|p| Wanted {
                     index: p.partition,
-                    partition: name.clone().and_then(|n| {
-                        ctx.broker
-                            .replicas
-                            .get(&TopicPartition::new(n, p.partition))
-                            .ok_or(ResponseError::UnknownTopicOrPartition)
-                    }),
+                    partition: name
+                        .clone()
+                        .and_then(|n| ctx.broker.leader_partition(&image, &TopicPartition::new(n, p.partition))),
                     fetch_offset: p.fetch_offset,
                     max_bytes: usize::try_from(p.partition_max_bytes).unwrap_or(0),
                     current_leader_epoch: p.current_leader_epoch,

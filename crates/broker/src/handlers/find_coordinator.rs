@@ -1,5 +1,6 @@
 //! FindCoordinator: which broker coordinates a consumer group or a transactional id.
-//! With one node the answer is always this broker; batched keys (v4+) get one entry each.
+//! The coordinator is the leader of the key's partition of `__consumer_offsets` or
+//! `__transaction_state`, as in Kafka; batched keys (v4+) get one entry each.
 
 use gregor_protocol::kafka_protocol::messages::find_coordinator_response::Coordinator;
 use gregor_protocol::kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
@@ -43,10 +44,19 @@ fn coordinator(ctx: &RequestContext<'_>, key: &StrBytes, key_type: i8) -> Coordi
         KEY_TYPE_TRANSACTION if key.is_empty() => {
             refuse(ResponseError::InvalidRequest, "the transactional id is empty")
         }
-        KEY_TYPE_GROUP | KEY_TYPE_TRANSACTION => answer
-            .with_node_id(BrokerId(ctx.broker.node_id))
-            .with_host(str_bytes(&ctx.broker.advertised_host))
-            .with_port(ctx.broker.advertised_port),
+        KEY_TYPE_GROUP | KEY_TYPE_TRANSACTION => {
+            // The leader of the key's partition of the internal topic; this broker until
+            // the topic exists (its coordinator creates it on first use).
+            let (topic, partition) = if key_type == KEY_TYPE_GROUP {
+                ("__consumer_offsets", ctx.broker.groups.partition_for(key.as_str()))
+            } else {
+                ("__transaction_state", ctx.broker.txns.partition_for(key.as_str()))
+            };
+            let (id, host, port) = ctx.broker.leader_of(topic, partition).unwrap_or_else(|| {
+                (ctx.broker.node_id, ctx.broker.advertised_host.clone(), ctx.broker.advertised_port)
+            });
+            answer.with_node_id(BrokerId(id)).with_host(str_bytes(&host)).with_port(port)
+        }
         _ => refuse(ResponseError::InvalidRequest, "unsupported coordinator key type"),
     }
 }

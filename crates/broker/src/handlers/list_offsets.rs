@@ -54,8 +54,9 @@ fn lookup(
         .with_partition_index(p.partition_index)
         .with_timestamp(-1)
         .with_offset(-1);
-    let Some(partition) = broker.replicas.get(&TopicPartition::new(topic, p.partition_index)) else {
-        return base.with_error_code(ResponseError::UnknownTopicOrPartition.code());
+    let partition = match broker.leader_partition(&broker.image(), &TopicPartition::new(topic, p.partition_index)) {
+        Ok(partition) => partition,
+        Err(e) => return base.with_error_code(e.code()),
     };
     if p.current_leader_epoch >= 0 && p.current_leader_epoch != partition.leader_epoch {
         let e = if p.current_leader_epoch > partition.leader_epoch {

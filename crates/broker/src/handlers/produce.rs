@@ -118,6 +118,9 @@ fn verify_transactional(
 }
 
 fn append_partition(broker: &Broker, tp: &TopicPartition, records: Bytes, version: i16) -> PartitionProduceResponse {
+    if let Err(e) = broker.leader_partition(&broker.image(), tp) {
+        return partition_error(tp.partition, e, None, version);
+    }
     // The batches are rewritten in place (offsets, leader epoch); this is the one copy
     // of the record bytes between the socket buffer and the file.
     let mut records = BytesMut::from(records);

@@ -1,0 +1,123 @@
+//! The controller's commands: every metadata change a broker asks for, as data, so that a
+//! broker that is not the active controller sends it to the one that is (as Kafka's
+//! brokers forward CreateTopics and send BrokerRegistration / AllocateProducerIds to
+//! the controller). The active controller decides each one against its image, as a pure
+//! function, and commits the records through the quorum.
+
+use gregor_metadata::control::{self, NewTopic};
+use gregor_metadata::{BrokerRegistration, MetadataImage, MetadataRecord};
+use serde::{Deserialize, Serialize};
+
+use crate::config::change::{self, ConfigOp};
+use crate::config::BrokerConfig;
+use crate::BrokerError;
+
+/// A CreateTopics entry as the controller receives it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct TopicSpec {
+    pub(crate) name: String,
+    pub(crate) num_partitions: i32,
+    pub(crate) replication_factor: i32,
+    pub(crate) assignments: Vec<(i32, Vec<i32>)>,
+    pub(crate) configs: Vec<(String, String)>,
+}
+
+impl TopicSpec {
+    pub(crate) fn of(topic: &NewTopic) -> Self {
+        Self {
+            name: topic.name.clone(),
+            num_partitions: topic.num_partitions,
+            replication_factor: topic.replication_factor,
+            assignments: topic.assignments.clone(),
+            configs: topic.configs.clone(),
+        }
+    }
+
+    fn to_new_topic(&self) -> NewTopic {
+        NewTopic {
+            name: self.name.clone(),
+            num_partitions: self.num_partitions,
+            replication_factor: self.replication_factor,
+            assignments: self.assignments.clone(),
+            configs: self.configs.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum ControllerCommand {
+    RegisterBroker(BrokerRegistration),
+    CreateTopic(TopicSpec),
+    DeleteTopic {
+        name: String,
+    },
+    CreatePartitions {
+        name: String,
+        total: i32,
+        assignments: Vec<Vec<i32>>,
+    },
+    AlterConfigs {
+        resource_type: i8,
+        resource_name: String,
+        changes: Vec<(String, ConfigOp)>,
+        replace_all: bool,
+        validate_only: bool,
+    },
+    AllocateProducerIds {
+        broker_id: i32,
+    },
+    /// Not a change: the active controller's view of the quorum (DescribeQuorum).
+    DescribeQuorum,
+}
+
+/// What a command returns besides its records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum ControllerAnswer {
+    Done,
+    /// The first id of the block of producer ids reserved for the broker.
+    ProducerIds {
+        start: i64,
+    },
+    Quorum(gregor_quorum::QuorumStatus),
+}
+
+/// A command's failure as it travels back to the forwarding broker: Kafka's error code
+/// and the message the client sees.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct CommandFailure {
+    pub(crate) code: i16,
+    pub(crate) message: String,
+}
+
+impl ControllerCommand {
+    /// The records that carry out this command on `image`; `config` is the controller's
+    /// static config (dynamic values come from the image).
+    pub(crate) fn decide(
+        &self,
+        image: &MetadataImage,
+        config: &BrokerConfig,
+    ) -> Result<(Vec<MetadataRecord>, ControllerAnswer), BrokerError> {
+        let done = |records| Ok((records, ControllerAnswer::Done));
+        match self {
+            Self::RegisterBroker(me) => match image.brokers.get(&me.node_id) {
+                Some(existing) if existing == me => done(vec![]),
+                _ => done(vec![MetadataRecord::RegisterBroker(me.clone())]),
+            },
+            Self::CreateTopic(spec) => done(control::create_topic(image, &spec.to_new_topic())?),
+            Self::DeleteTopic { name } => done(control::delete_topic(image, name)?),
+            Self::CreatePartitions { name, total, assignments } => {
+                done(control::create_partitions(image, name, *total, assignments)?)
+            }
+            Self::AlterConfigs { resource_type, resource_name, changes, replace_all, validate_only } => {
+                let effective = config.with_dynamic(config.node_id(), &image.broker_configs);
+                let records = change::plan(image, &effective, (*resource_type, resource_name), changes, *replace_all)?;
+                done(if *validate_only { vec![] } else { records })
+            }
+            Self::AllocateProducerIds { broker_id } => {
+                let (start, record) = control::allocate_producer_ids(image, *broker_id);
+                Ok((vec![record], ControllerAnswer::ProducerIds { start }))
+            }
+            Self::DescribeQuorum => Err(BrokerError::InvalidRequest("DescribeQuorum changes nothing".into())),
+        }
+    }
+}

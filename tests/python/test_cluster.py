@@ -1,0 +1,165 @@
+"""A three-node cluster of real `gregor serve` processes (cluster part 1: metadata quorum,
+registration, placement).
+
+Contract: three nodes started with the same `--controller-quorum` and no format step form
+one cluster (one cluster id); every broker lists all three and the same controller;
+topics created through any broker are visible from all, with replicas and leaders
+spread; confluent-kafka produces to the leaders and consumes in a group through any
+bootstrap address; SIGKILL of the active controller elects another within seconds and
+admin calls through the survivors succeed (after the client's retries); the killed node
+rejoins on restart and sees what changed meanwhile. `gregor local-cluster` starts and
+stops such a cluster. Partition data is not replicated yet (cluster part 2).
+"""
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import time
+
+import pytest
+from confluent_kafka import Consumer, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from conftest import broker_binary
+
+
+def free_ports(n: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+@pytest.fixture
+def cluster(broker_factory):
+    """Three combined nodes (broker + controller); returns {node id: Broker}."""
+    ports = free_ports(6)
+    voters = ",".join(f"{i + 1}@127.0.0.1:{ports[2 * i + 1]}" for i in range(3))
+    nodes = {}
+    for i in range(3):
+        b = broker_factory(f"node{i + 1}")
+        b.port = ports[2 * i]
+        b.extra_args = ["--node-id", str(i + 1), "--controller-listen", f"127.0.0.1:{ports[2 * i + 1]}",
+                        "--controller-quorum", voters]
+        nodes[i + 1] = b
+    # Started together: each start waits for the quorum to agree on the cluster id.
+    procs = [b.spawn(b.command()) for b in nodes.values()]
+    for b, (proc, out, err) in zip(nodes.values(), procs):
+        b.proc = proc
+        b._wait_banner(proc, out, err, 60)
+    return nodes
+
+
+def bootstrap(nodes: dict, only=None) -> str:
+    return ",".join(b.bootstrap for i, b in nodes.items() if only is None or i in only)
+
+
+def active_controller(servers: str) -> int:
+    """The quorum's leader, from DescribeQuorum (`gregor cluster quorum`): brokers give
+    clients an alive broker as "controller", as Kafka's KRaft brokers do."""
+    out = subprocess.run([str(broker_binary()), "--bootstrap-server", servers, "cluster", "quorum", "-o", "json"],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)["leader_id"]
+
+
+def create_with_retries(admin: AdminClient, topic: NewTopic, deadline: float) -> None:
+    while True:
+        try:
+            admin.create_topics([topic], request_timeout=5)[topic.topic].result(10)
+            return
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def test_three_nodes_form_one_cluster_and_place_topics_across_brokers(cluster):
+    assert len({b.cluster_id for b in cluster.values()}) == 1
+    leaders = set()
+    for i, b in cluster.items():
+        admin = AdminClient({"bootstrap.servers": b.bootstrap})
+        desc = admin.describe_cluster(request_timeout=10).result(15)
+        assert sorted(n.id for n in desc.nodes) == [1, 2, 3]
+        leaders.add(active_controller(b.bootstrap))
+    assert len(leaders) == 1 and leaders <= {1, 2, 3}, leaders
+
+    admin = AdminClient({"bootstrap.servers": cluster[2].bootstrap})
+    admin.create_topics([NewTopic("orders", 6, 3)])["orders"].result(15)
+    for b in cluster.values():
+        meta = AdminClient({"bootstrap.servers": b.bootstrap}).list_topics("orders", timeout=15)
+        partitions = meta.topics["orders"].partitions
+        assert len(partitions) == 6
+        assert sorted({p.leader for p in partitions.values()}) == [1, 2, 3], "leaders spread"
+        assert all(sorted(p.replicas) == [1, 2, 3] for p in partitions.values())
+
+    # replication.factor above the number of brokers is refused with a message.
+    with pytest.raises(Exception) as refused:
+        admin.create_topics([NewTopic("too-wide", 1, 4)])["too-wide"].result(15)
+    assert "replication" in str(refused.value).lower()
+
+    p = Producer({"bootstrap.servers": cluster[3].bootstrap, "acks": "all"})
+    for i in range(60):
+        p.produce("orders", key=f"user-{i}", value=f"order-{i}")
+    assert p.flush(30) == 0
+    c = Consumer({"bootstrap.servers": cluster[1].bootstrap, "group.id": "billing",
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    c.subscribe(["orders"])
+    seen = set()
+    deadline = time.monotonic() + 60
+    while len(seen) < 60 and time.monotonic() < deadline:
+        m = c.poll(0.5)
+        if m is not None and not m.error():
+            seen.add(m.value().decode())
+    c.commit(asynchronous=False)
+    c.close()
+    assert seen == {f"order-{i}" for i in range(60)}
+
+
+def test_killing_the_controller_elects_another_and_it_rejoins(cluster):
+    admin = AdminClient({"bootstrap.servers": bootstrap(cluster)})
+    admin.create_topics([NewTopic("before", 3, 3)])["before"].result(15)
+    old = active_controller(bootstrap(cluster))
+    cluster[old].kill()
+    survivors = [i for i in cluster if i != old]
+    started = time.monotonic()
+    admin = AdminClient({"bootstrap.servers": bootstrap(cluster, survivors)})
+    create_with_retries(admin, NewTopic("during", 2, 2), started + 10)
+    assert time.monotonic() - started < 10, "admin calls resumed within 10 s"
+    new = active_controller(bootstrap(cluster, survivors))
+    assert new != old and new in survivors
+
+    cluster[old].start()
+    meta = AdminClient({"bootstrap.servers": cluster[old].bootstrap})
+    deadline = time.monotonic() + 15
+    while "during" not in meta.list_topics(timeout=10).topics:
+        assert time.monotonic() < deadline, "the restarted node caught up"
+        time.sleep(0.2)
+    assert active_controller(cluster[old].bootstrap) == new
+
+
+def test_local_cluster_starts_and_stops_three_nodes(tmp_path):
+    base = free_ports(1)[0]
+    if base > 65000:
+        base = 30000
+    proc = subprocess.Popen([str(broker_binary()), "local-cluster", "--nodes", "3", "--data-dir", str(tmp_path / "lc"),
+                             "--base-port", str(base)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = proc.stdout.readline()
+        assert "bootstrap.servers=" in first, first + proc.stderr.read()
+        lines = [proc.stdout.readline() for _ in range(3)]
+        assert all(line.startswith(f"node {i + 1}: pid ") for i, line in enumerate(lines)), lines
+        servers = first.strip().split("bootstrap.servers=")[1]
+        admin = AdminClient({"bootstrap.servers": servers})
+        desc = admin.describe_cluster(request_timeout=10).result(20)
+        assert sorted(n.id for n in desc.nodes) == [1, 2, 3]
+    finally:
+        proc.terminate()
+        assert proc.wait(30) == 0
+    for i in (1, 2, 3):
+        assert (tmp_path / "lc" / f"node-{i}" / "meta.properties").exists()
+        assert "shutting down" in (tmp_path / "lc" / f"node-{i}.log").read_text()
