@@ -163,3 +163,29 @@ def test_local_cluster_starts_and_stops_three_nodes(tmp_path):
     for i in (1, 2, 3):
         assert (tmp_path / "lc" / f"node-{i}" / "meta.properties").exists()
         assert "shutting down" in (tmp_path / "lc" / f"node-{i}.log").read_text()
+
+
+def test_kafka_python_uses_the_cluster_through_any_broker(cluster):
+    from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+    from kafka.admin import NewTopic as KPNewTopic
+
+    admin = KafkaAdminClient(bootstrap_servers=cluster[1].bootstrap)
+    try:
+        admin.create_topics([KPNewTopic("kp-events", num_partitions=3, replication_factor=2)])
+    finally:
+        admin.close()
+    producer = KafkaProducer(bootstrap_servers=cluster[3].bootstrap, acks="all")
+    for i in range(30):
+        producer.send("kp-events", key=f"k{i}".encode(), value=f"v{i}".encode())
+    producer.flush(30)
+    producer.close()
+    consumer = KafkaConsumer("kp-events", bootstrap_servers=cluster[2].bootstrap, group_id="kp-group",
+                             auto_offset_reset="earliest", enable_auto_commit=False, consumer_timeout_ms=20000)
+    seen = set()
+    for m in consumer:
+        seen.add(m.value.decode())
+        if len(seen) == 30:
+            break
+    consumer.commit()
+    consumer.close()
+    assert seen == {f"v{i}" for i in range(30)}

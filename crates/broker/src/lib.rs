@@ -126,6 +126,7 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, BrokerError> {
                 .into(),
         ));
     }
+    metadata_quorum::check_roles(&config)?;
     let data_dir = config.data_dir();
     std::fs::create_dir_all(&data_dir)
         .map_err(|e| BrokerError::DataDir { path: data_dir.clone(), reason: e.to_string() })?;

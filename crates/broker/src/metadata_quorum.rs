@@ -167,6 +167,21 @@ fn serve_forwarded(inner: &Inner, from: u64, request: &[u8]) -> Result<(Controll
     inner.execute_locally(&command).map_err(|e| CommandFailure { code: e.code(), message: e.to_string() })
 }
 
+/// Only combined nodes exist yet; a broker-only or controller-only node is refused
+/// rather than started as both.
+pub(crate) fn check_roles(config: &BrokerConfig) -> Result<(), BrokerError> {
+    let roles = config.broker_str("process.roles").to_ascii_lowercase();
+    let mut roles: Vec<&str> = roles.split(',').map(str::trim).filter(|r| !r.is_empty()).collect();
+    roles.sort_unstable();
+    if roles == ["broker", "controller"] {
+        return Ok(());
+    }
+    Err(BrokerError::InvalidConfig(format!(
+        "'process.roles={}' is not supported yet: every Gregor node is a broker and a controller (process.roles=broker,controller)",
+        config.broker_str("process.roles")
+    )))
+}
+
 /// Awaits `future` from synchronous code on a runtime worker (moving the worker's other
 /// tasks away first) or on a blocking thread.
 fn block_on<F: Future>(future: F) -> F::Output {

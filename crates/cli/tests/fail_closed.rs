@@ -161,3 +161,24 @@ async fn the_embedded_api_returns_an_error() {
     assert!(err.contains("security protocol SASL_SSL"), "{err}");
     assert!(!tmp.path().join("data").exists(), "the data dir was created before the refusal");
 }
+
+#[test]
+fn a_broker_only_or_controller_only_node_is_refused() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    let port = free_port();
+    for roles in ["broker", "controller"] {
+        let out = serve(&[
+            "--data-dir",
+            data.to_str().expect("utf-8"),
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--set",
+            &format!("process.roles={roles}"),
+        ]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains(&format!("'process.roles={roles}' is not supported yet")), "{stderr}");
+        assert!(!data.exists());
+    }
+}

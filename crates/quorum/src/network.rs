@@ -107,6 +107,14 @@ impl TcpConnection {
         }
     }
 
+    /// Whether the target has Raft state; `None` when it does not answer.
+    pub(crate) async fn probe(&mut self, ttl: Duration) -> Option<bool> {
+        match self.call(RaftRequest::Probe, &[], ttl).await {
+            Ok(RaftResponse::Probe { initialized }) => Some(initialized),
+            _ => None,
+        }
+    }
+
     async fn call(&mut self, request: RaftRequest, body: &[u8], ttl: Duration) -> Result<RaftResponse, Failure> {
         self.call_with_body(request, body, ttl).await.map(|(response, _)| response)
     }

@@ -184,6 +184,20 @@ impl Quorum {
     }
 
     async fn bootstrap(&self, voters: BTreeMap<u64, ControllerNode>) -> Result<(), QuorumError> {
+        // A pristine node among running voters lost its data (or never had it): it must
+        // not write a fresh membership and vote as a new member would. It waits to be
+        // brought up to date by the leader instead.
+        for (id, node) in voters.iter().filter(|(id, _)| **id != self.node_id) {
+            let mut connection = crate::network::TcpConnection::to(self.node_id, *id, node);
+            if connection.probe(Duration::from_millis(500)).await == Some(true) {
+                tracing::warn!(
+                    node = self.node_id,
+                    peer = id,
+                    "this node's metadata log is empty but voter {id} already has one: joining, not bootstrapping"
+                );
+                return Ok(());
+            }
+        }
         match self.raft.initialize(voters).await {
             Ok(()) => Ok(()),
             // A peer's vote or membership reached this node first: it has joined already.
@@ -493,6 +507,11 @@ fn raft_config(config: &QuorumConfig) -> Result<Arc<openraft::Config>, QuorumErr
         // instant); with peers a restarted node learns the current leader first instead
         // of acting, briefly, as the leader of its old term.
         enable_leader_restore: Some(config.voters.len() <= 1),
+        // A follower whose log went backwards (its data dir was wiped) is re-replicated
+        // from the start instead of failing the leader's progress checks (openraft panics
+        // on it in debug builds). Such a voter can still vote before it caught up: see
+        // docs/cluster.md on replacing a node.
+        allow_log_reversion: Some(true),
         ..openraft::Config::default()
     };
     raft.validate().map(Arc::new).map_err(|e| QuorumError::Config(format!("metadata quorum timing: {e}")))

@@ -64,6 +64,9 @@ pub(crate) enum RaftRequest {
     /// A request for the active controller from another node's broker (its body is the
     /// application's bytes; see [`crate::Quorum::call_leader`]).
     Forward,
+    /// Whether the target holds any Raft state (a log entry or a vote), asked by a
+    /// pristine node before it bootstraps the quorum.
+    Probe,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -74,6 +77,9 @@ pub(crate) enum RaftResponse {
     TransferLeader(TransferLeaderResponse<TypeConfig>),
     /// The application's answer to a `Forward`, in the frame's body.
     Forwarded,
+    Probe {
+        initialized: bool,
+    },
     /// The request could not be served (wrong target, stopped node, bad frame).
     Error(String),
 }
@@ -189,5 +195,10 @@ async fn handle(raft: &Raft, request: RaftRequest, body: Vec<u8>) -> RaftRespons
             raft.handle_transfer_leader(rpc).await.map_or_else(|e| error(&e), RaftResponse::TransferLeader)
         }
         RaftRequest::Forward => RaftResponse::Error("forwarded requests are handled by the application".into()),
+        RaftRequest::Probe => {
+            let metrics = openraft::async_runtime::watch::WatchReceiver::borrow_watched(&raft.metrics()).clone();
+            let initialized = metrics.last_log_index.is_some() || metrics.vote.leader_id.term > 0;
+            RaftResponse::Probe { initialized }
+        }
     }
 }

@@ -288,3 +288,23 @@ async fn a_follower_forwards_requests_to_the_active_controller() {
         cluster.stop(id).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_voter_restarted_with_an_empty_dir_joins_without_bootstrapping() {
+    let mut cluster = Cluster::new(&[1, 2, 3], 1000);
+    cluster.start_all().await;
+    cluster.write("k").await;
+    cluster.replicated("k").await;
+    let leader = cluster.leader().await;
+    let wiped = cluster.nodes.keys().copied().find(|id| *id != leader).expect("a follower");
+    cluster.stop(wiped).await;
+    std::fs::remove_dir_all(cluster.dir(wiped)).expect("wipe");
+    cluster.start(wiped).await;
+    cluster.write("after-wipe").await;
+    cluster.replicated("after-wipe").await;
+    assert!(has_key(&cluster.nodes[&wiped].image(), "k"), "the wiped node got the whole log back");
+    assert_eq!(cluster.leader().await, leader, "no election was caused");
+    for id in [1, 2, 3] {
+        cluster.stop(id).await;
+    }
+}
