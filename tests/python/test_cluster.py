@@ -7,12 +7,15 @@ topics created through any broker are visible from all, with replicas and leader
 spread; confluent-kafka produces to the leaders and consumes in a group through any
 bootstrap address; SIGKILL of the active controller elects another within seconds and
 admin calls through the survivors succeed (after the client's retries); the killed node
-rejoins on restart and sees what changed meanwhile. `gregor local-cluster` starts and
-stops such a cluster. Partition data is not replicated yet (cluster part 2).
+rejoins on restart and sees what changed meanwhile; a paused broker (SIGSTOP) is fenced
+after `broker.session.timeout.ms` and unfenced when it heartbeats again (KIP-631).
+`gregor local-cluster` starts and stops such a cluster. Partition data is not replicated yet (cluster part 2).
 """
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
 import subprocess
 import time
@@ -189,3 +192,47 @@ def test_kafka_python_uses_the_cluster_through_any_broker(cluster):
     consumer.commit()
     consumer.close()
     assert seen == {f"v{i}" for i in range(30)}
+
+
+def test_a_paused_broker_is_fenced_and_unfenced_when_it_heartbeats_again(broker_factory):
+    ports = free_ports(6)
+    voters = ",".join(f"{i + 1}@127.0.0.1:{ports[2 * i + 1]}" for i in range(3))
+    nodes = {}
+    for i in range(3):
+        b = broker_factory(f"hb{i + 1}")
+        b.port = ports[2 * i]
+        b.sets = {"broker.session.timeout.ms": "2000", "broker.heartbeat.interval.ms": "300"}
+        b.extra_args = ["--node-id", str(i + 1), "--controller-listen", f"127.0.0.1:{ports[2 * i + 1]}",
+                        "--controller-quorum", voters]
+        nodes[i + 1] = b
+    procs = [b.spawn(b.command()) for b in nodes.values()]
+    for b, (proc, out, err) in zip(nodes.values(), procs):
+        b.proc = proc
+        b._wait_banner(proc, out, err, 60)
+    leader = active_controller(bootstrap(nodes))
+    paused = next(i for i in nodes if i != leader)
+    other = next(i for i in nodes if i not in (leader, paused))
+
+    def brokers_seen() -> tuple[set, set]:
+        out = subprocess.run([str(broker_binary()), "--bootstrap-server", nodes[other].bootstrap, "cluster", "describe",
+                              "-o", "json"], capture_output=True, text=True, timeout=30)
+        assert out.returncode == 0, out.stderr
+        brokers = json.loads(out.stdout)["brokers"]
+        return {b["id"] for b in brokers if not b["fenced"]}, {b["id"] for b in brokers if b["fenced"]}
+
+    assert brokers_seen() == ({1, 2, 3}, set())
+    os.kill(nodes[paused].pid, signal.SIGSTOP)
+    try:
+        deadline = time.monotonic() + 15
+        while brokers_seen() != ({1, 2, 3} - {paused}, {paused}):
+            assert time.monotonic() < deadline, f"broker {paused} was not fenced: {brokers_seen()}"
+            time.sleep(0.2)
+        # Clients no longer see it (Metadata lists unfenced brokers only).
+        meta = AdminClient({"bootstrap.servers": nodes[other].bootstrap}).list_topics(timeout=15)
+        assert paused not in meta.brokers
+    finally:
+        os.kill(nodes[paused].pid, signal.SIGCONT)
+    deadline = time.monotonic() + 15
+    while brokers_seen() != ({1, 2, 3}, set()):
+        assert time.monotonic() < deadline, f"broker {paused} was not unfenced: {brokers_seen()}"
+        time.sleep(0.2)

@@ -68,3 +68,27 @@ pub(crate) async fn follow_metadata(broker: Arc<Broker>, mut shutdown: watch::Re
         }
     }
 }
+
+/// KIP-631 on both sides: this broker heartbeats to the active controller every
+/// `broker.heartbeat.interval.ms`; while this node is the active controller it fences the
+/// brokers whose heartbeats stopped for `broker.session.timeout.ms`.
+pub(crate) async fn heartbeats(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+    let interval = u64::try_from(broker.config.broker_i64("broker.heartbeat.interval.ms")).unwrap_or(2000).max(1);
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(interval));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                let b = broker.clone();
+                let _ = tokio::task::spawn_blocking(move || {
+                    if let Err(e) = b.heartbeat() {
+                        tracing::debug!(error = %e, "broker heartbeat failed");
+                    }
+                    b.metadata.fence_expired();
+                })
+                .await;
+            }
+            _ = shutdown.changed() => return,
+        }
+    }
+}

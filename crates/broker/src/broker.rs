@@ -40,6 +40,9 @@ pub(crate) struct Broker {
     /// One reconciliation at a time: after a local change and after an image from the
     /// quorum may both ask for one.
     reconcile_lock: Mutex<()>,
+    /// This process's registration (KIP-631): a new incarnation id per start.
+    incarnation_id: uuid::Uuid,
+    broker_epoch: std::sync::atomic::AtomicI64,
 }
 
 impl Broker {
@@ -69,24 +72,55 @@ impl Broker {
             groups: Arc::new(groups),
             producer_ids: Mutex::new(0..0),
             reconcile_lock: Mutex::new(()),
+            incarnation_id: uuid::Uuid::new_v4(),
+            broker_epoch: std::sync::atomic::AtomicI64::new(-1),
         }
     }
 
     /// Registers this broker (host and port may change between runs) and opens the
     /// logs of every partition the image assigns to it.
     pub(crate) fn register_and_load(&self) -> Result<(), BrokerError> {
-        let me = BrokerRegistration {
-            node_id: self.node_id,
-            host: self.advertised_host.clone(),
-            port: self.advertised_port,
-            rack: None,
-        };
-        let _ = self.metadata.execute(ControllerCommand::RegisterBroker(me))?;
+        self.register()?;
         self.reconcile()?;
         self.groups.load(self)?;
         // After the groups: completing a decided transaction may write markers to
         // `__consumer_offsets`, which the group shards apply.
         self.txns.load(self)
+    }
+
+    /// Registers this process with the active controller (a new incarnation, so a new
+    /// broker epoch) and remembers the epoch it got.
+    pub(crate) fn register(&self) -> Result<(), BrokerError> {
+        let me = BrokerRegistration {
+            node_id: self.node_id,
+            host: self.advertised_host.clone(),
+            port: self.advertised_port,
+            rack: self.config.broker_value("broker.rack").value.filter(|r| !r.is_empty()),
+            incarnation_id: Some(self.incarnation_id),
+            ..BrokerRegistration::default()
+        };
+        let _ = self.metadata.execute(ControllerCommand::RegisterBroker(me))?;
+        let epoch = self.image().brokers.get(&self.node_id).map_or(-1, |b| b.epoch);
+        self.broker_epoch.store(epoch, std::sync::atomic::Ordering::Relaxed);
+        tracing::debug!(epoch, "registered with the controller");
+        Ok(())
+    }
+
+    /// One KIP-631 heartbeat: re-registers when the controller no longer knows this
+    /// broker's epoch (STALE_BROKER_EPOCH).
+    pub(crate) fn heartbeat(&self) -> Result<(), BrokerError> {
+        let command = ControllerCommand::BrokerHeartbeat {
+            node_id: self.node_id,
+            epoch: self.broker_epoch.load(std::sync::atomic::Ordering::Relaxed),
+            metadata_offset: self.image().last_offset,
+        };
+        match self.metadata.execute(command) {
+            Err(e) if e.response_error() == gregor_protocol::kafka_protocol::ResponseError::StaleBrokerEpoch => {
+                tracing::info!("the controller does not know this broker's epoch: registering again");
+                self.register()
+            }
+            other => other.map(drop),
+        }
     }
 
     /// The static config overlaid with the dynamic broker configs of the current image.

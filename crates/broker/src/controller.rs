@@ -68,6 +68,18 @@ pub(crate) enum ControllerCommand {
     },
     /// Not a change: the active controller's view of the quorum (DescribeQuorum).
     DescribeQuorum,
+    /// KIP-631: the broker is alive and has applied the metadata log up to
+    /// `metadata_offset`; a fenced broker that caught up with its registration is unfenced.
+    BrokerHeartbeat {
+        node_id: i32,
+        epoch: i64,
+        metadata_offset: i64,
+    },
+    /// The active controller fences a broker whose heartbeats stopped.
+    FenceBroker {
+        node_id: i32,
+        epoch: i64,
+    },
 }
 
 /// What a command returns besides its records.
@@ -79,6 +91,18 @@ pub(crate) enum ControllerAnswer {
         start: i64,
     },
     Quorum(gregor_quorum::QuorumStatus),
+    /// Whether the broker is still fenced after this heartbeat.
+    Heartbeat {
+        fenced: bool,
+    },
+}
+
+/// STALE_BROKER_EPOCH: the broker must register again (its registration was replaced).
+fn stale(node_id: i32, epoch: i64) -> BrokerError {
+    BrokerError::Remote {
+        code: gregor_protocol::kafka_protocol::ResponseError::StaleBrokerEpoch.code(),
+        message: format!("broker {node_id} has no registration with epoch {epoch}"),
+    }
 }
 
 /// A command's failure as it travels back to the forwarding broker: Kafka's error code
@@ -99,9 +123,34 @@ impl ControllerCommand {
     ) -> Result<(Vec<MetadataRecord>, ControllerAnswer), BrokerError> {
         let done = |records| Ok((records, ControllerAnswer::Done));
         match self {
+            // A retry of the same incarnation changes nothing; a new one (a restarted
+            // broker, or a new address) registers again and gets a new epoch.
             Self::RegisterBroker(me) => match image.brokers.get(&me.node_id) {
-                Some(existing) if existing == me => done(vec![]),
-                _ => done(vec![MetadataRecord::RegisterBroker(me.clone())]),
+                Some(existing) if existing.incarnation_id == me.incarnation_id && !existing.fenced => done(vec![]),
+                _ => done(vec![MetadataRecord::RegisterBroker(BrokerRegistration {
+                    epoch: 0,
+                    fenced: false,
+                    ..me.clone()
+                })]),
+            },
+            Self::BrokerHeartbeat { node_id, epoch, metadata_offset } => {
+                let current =
+                    image.brokers.get(node_id).filter(|b| b.epoch == *epoch).ok_or_else(|| stale(*node_id, *epoch))?;
+                let catching_up = *metadata_offset < current.epoch;
+                let records = if current.fenced && !catching_up {
+                    vec![MetadataRecord::BrokerRegistrationChange { node_id: *node_id, epoch: *epoch, fenced: false }]
+                } else {
+                    vec![]
+                };
+                Ok((records, ControllerAnswer::Heartbeat { fenced: current.fenced && catching_up }))
+            }
+            Self::FenceBroker { node_id, epoch } => match image.brokers.get(node_id) {
+                Some(b) if b.epoch == *epoch && !b.fenced => done(vec![MetadataRecord::BrokerRegistrationChange {
+                    node_id: *node_id,
+                    epoch: *epoch,
+                    fenced: true,
+                }]),
+                _ => done(vec![]),
             },
             Self::CreateTopic(spec) => done(control::create_topic(image, &spec.to_new_topic())?),
             Self::DeleteTopic { name } => done(control::delete_topic(image, name)?),

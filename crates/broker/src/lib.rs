@@ -160,6 +160,7 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, BrokerError> {
         .collect();
     tasks.push(tokio::spawn(broker.groups.clone().run_timers(broker.clone(), shutdown_rx.clone())));
     tasks.push(tokio::spawn(background::follow_metadata(broker.clone(), shutdown_rx.clone())));
+    tasks.push(tokio::spawn(background::heartbeats(broker.clone(), shutdown_rx.clone())));
     tasks.push(tokio::spawn(background::run(broker.clone(), shutdown_rx)));
     Ok(RunningBroker { broker, local_addrs, shutdown, tasks })
 }

@@ -35,6 +35,11 @@ struct Inner {
     quorum: Quorum,
     /// The static config, for the controller's decisions (validation of AlterConfigs).
     config: BrokerConfig,
+    /// While this node is the active controller: each broker's last heartbeat, for the
+    /// epoch (term) it has led in. Memory only, as Kafka's BrokerHeartbeatManager: a new
+    /// controller gives every broker a full session before fencing it.
+    heartbeats: std::sync::Mutex<(u64, std::collections::HashMap<i32, Instant>)>,
+    session_timeout: Duration,
 }
 
 impl MetadataQuorum {
@@ -53,7 +58,14 @@ impl MetadataQuorum {
         quorum_config.election_timeout_ms =
             u64::try_from(config.broker_i64("controller.quorum.election.timeout.ms")).unwrap_or(1000);
         let quorum = Quorum::start(quorum_config).await.map_err(BrokerError::Quorum)?;
-        let inner = Arc::new(Inner { quorum, config: config.clone() });
+        let session_timeout =
+            Duration::from_millis(u64::try_from(config.broker_i64("broker.session.timeout.ms")).unwrap_or(9000));
+        let inner = Arc::new(Inner {
+            quorum,
+            config: config.clone(),
+            heartbeats: std::sync::Mutex::new((0, std::collections::HashMap::new())),
+            session_timeout,
+        });
         let weak = Arc::downgrade(&inner);
         inner.quorum.set_forward_handler(ForwardHandler::new(move |from, request| {
             let weak = weak.clone();
@@ -118,6 +130,32 @@ impl MetadataQuorum {
         }
     }
 
+    /// On the active controller: fences every unfenced broker whose last heartbeat is older
+    /// than `broker.session.timeout.ms` (KIP-631).
+    pub(crate) fn fence_expired(&self) {
+        let inner = &self.inner;
+        if !inner.quorum.is_leader() {
+            return;
+        }
+        let image = self.image();
+        let expired: Vec<(i32, i64)> = {
+            let now = Instant::now();
+            let mut table = inner.heartbeats.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            inner.reset_if_new_term(&mut table, now);
+            image
+                .live_brokers()
+                .filter(|b| now.duration_since(*table.1.entry(b.node_id).or_insert(now)) > inner.session_timeout)
+                .map(|b| (b.node_id, b.epoch))
+                .collect()
+        };
+        for (node_id, epoch) in expired {
+            tracing::info!(broker = node_id, epoch, "fencing a broker whose heartbeats stopped");
+            if let Err(e) = inner.execute_locally(&ControllerCommand::FenceBroker { node_id, epoch }) {
+                tracing::warn!(broker = node_id, error = %e, "fencing failed");
+            }
+        }
+    }
+
     /// Stops the quorum member and closes the metadata log.
     pub(crate) fn close(&self) -> Result<(), BrokerError> {
         block_on(self.inner.quorum.shutdown()).map_err(BrokerError::Quorum)
@@ -131,6 +169,12 @@ impl Inner {
     fn execute_locally(&self, command: &ControllerCommand) -> Result<(ControllerAnswer, u64), BrokerError> {
         if matches!(command, ControllerCommand::DescribeQuorum) {
             return Ok((ControllerAnswer::Quorum(self.quorum.status()), self.quorum.applied_index()));
+        }
+        if let ControllerCommand::BrokerHeartbeat { node_id, .. } = command {
+            let now = Instant::now();
+            let mut table = self.heartbeats.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            self.reset_if_new_term(&mut table, now);
+            let _ = table.1.insert(*node_id, now);
         }
         let deadline = Instant::now() + ELECTION_WAIT;
         loop {
@@ -150,6 +194,20 @@ impl Inner {
                     std::thread::sleep(Duration::from_millis(20))
                 }
                 Err(e) => return Err(BrokerError::Quorum(e)),
+            }
+        }
+    }
+}
+
+impl Inner {
+    /// A controller that just took over (a new term) has no heartbeat history: every
+    /// broker starts a full session now.
+    fn reset_if_new_term(&self, table: &mut (u64, std::collections::HashMap<i32, Instant>), now: Instant) {
+        let term = self.quorum.status().epoch;
+        if table.0 != term {
+            table.0 = term;
+            for last in table.1.values_mut() {
+                *last = now;
             }
         }
     }

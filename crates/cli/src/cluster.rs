@@ -61,6 +61,7 @@ fn render(cluster: &ClusterDescription, addr: &str, apis: &[ApiRange], wide: boo
                 b.host.clone(),
                 b.port.to_string(),
                 b.rack.clone().unwrap_or_else(|| "-".into()),
+                if b.fenced { "fenced".into() } else { "-".into() },
             ];
             if wide {
                 row.push(b.addr());
@@ -69,7 +70,7 @@ fn render(cluster: &ClusterDescription, addr: &str, apis: &[ApiRange], wide: boo
             row
         })
         .collect();
-    let mut header = vec!["ID", "HOST", "PORT", "RACK"];
+    let mut header = vec!["ID", "HOST", "PORT", "RACK", "FENCED"];
     if wide {
         header.extend(["ENDPOINT", "CONTROLLER"]);
     }
@@ -87,7 +88,7 @@ fn json(cluster: &ClusterDescription, addr: &str, apis: &[ApiRange]) -> Value {
     let brokers: Vec<Value> = cluster
         .brokers
         .iter()
-        .map(|b| json!({"id": b.node_id, "host": b.host, "port": b.port, "rack": b.rack}))
+        .map(|b| json!({"id": b.node_id, "host": b.host, "port": b.port, "rack": b.rack, "fenced": b.fenced}))
         .collect();
     let apis: Vec<Value> = apis
         .iter()

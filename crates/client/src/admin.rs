@@ -263,7 +263,9 @@ impl Client {
                 brokers: meta.brokers,
             });
         }
-        let response = self.any().send(&DescribeClusterRequest::default(), None).await?;
+        // Fenced brokers too, marked, where the broker has DescribeCluster v2 (KIP-1073).
+        let request = DescribeClusterRequest::default().with_include_fenced_brokers(true);
+        let response = self.any().send(&request, None).await?;
         let message = response.error_message.as_ref().map(ToString::to_string);
         check(response.error_code, message.as_deref(), || "cannot describe the cluster".to_owned())?;
         Ok(ClusterDescription {
@@ -277,6 +279,7 @@ impl Client {
                     host: b.host.to_string(),
                     port: b.port,
                     rack: b.rack.map(|r| r.to_string()),
+                    fenced: b.is_fenced,
                 })
                 .collect(),
         })

@@ -37,6 +37,8 @@ pub struct BrokerInfo {
     pub host: String,
     pub port: i32,
     pub rack: Option<String>,
+    /// From DescribeCluster v2 (KIP-1073): the broker missed its heartbeats.
+    pub fenced: bool,
 }
 
 impl BrokerInfo {
@@ -91,6 +93,7 @@ impl ClusterMetadata {
                 host: b.host.to_string(),
                 port: b.port,
                 rack: b.rack.map(|r| r.to_string()),
+                fenced: false,
             })
             .collect();
         let topics = r
@@ -250,7 +253,7 @@ impl Client {
     /// A connection to HOST:PORT known by node id (a coordinator), opened on first use.
     pub(crate) async fn node_at(&mut self, node_id: i32, host: &str, port: i32) -> Result<&mut Connection> {
         if !self.metadata.brokers.iter().any(|b| b.node_id == node_id) {
-            self.metadata.brokers.push(BrokerInfo { node_id, host: host.to_owned(), port, rack: None });
+            self.metadata.brokers.push(BrokerInfo { node_id, host: host.to_owned(), port, rack: None, fenced: false });
         }
         self.node(node_id).await
     }

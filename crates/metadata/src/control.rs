@@ -136,7 +136,7 @@ fn place_replicas(
     if count < 1 {
         return Err(MetadataError::InvalidPartitions(count));
     }
-    let brokers: Vec<i32> = image.brokers.keys().copied().collect();
+    let brokers: Vec<i32> = image.live_brokers().map(|b| b.node_id).collect();
     if replication_factor < 1 || replication_factor as usize > brokers.len() {
         return Err(MetadataError::InvalidReplicationFactor {
             requested: replication_factor,
@@ -183,7 +183,7 @@ mod tests {
     fn image_with_brokers(n: i32) -> MetadataImage {
         let mut image = MetadataImage::new();
         for id in 0..n {
-            let b = BrokerRegistration { node_id: id, host: "localhost".into(), port: 9092, rack: None };
+            let b = BrokerRegistration { node_id: id, host: "localhost".into(), port: 9092, ..Default::default() };
             image.replay(i64::from(id), &MetadataRecord::RegisterBroker(b));
         }
         image

@@ -48,6 +48,11 @@ impl MetadataImage {
         self.topics.values()
     }
 
+    /// Registered brokers that are not fenced: the ones Metadata lists and placement uses.
+    pub fn live_brokers(&self) -> impl Iterator<Item = &BrokerRegistration> {
+        self.brokers.values().filter(|b| !b.fenced)
+    }
+
     /// Topic names in a stable order, for listings.
     pub fn topic_names_sorted(&self) -> Vec<Arc<str>> {
         let mut names: Vec<_> = self.topics.keys().cloned().collect();
@@ -61,7 +66,14 @@ impl MetadataImage {
         self.last_offset = offset;
         match record {
             MetadataRecord::RegisterBroker(b) => {
-                let _ = self.brokers.insert(b.node_id, b.clone());
+                // A snapshot carries the epoch the registration got; a new one gets its offset.
+                let epoch = if b.epoch > 0 { b.epoch } else { offset.max(0) };
+                let _ = self.brokers.insert(b.node_id, BrokerRegistration { epoch, ..b.clone() });
+            }
+            MetadataRecord::BrokerRegistrationChange { node_id, epoch, fenced } => {
+                if let Some(b) = self.brokers.get_mut(node_id).filter(|b| b.epoch == *epoch) {
+                    b.fenced = *fenced;
+                }
             }
             MetadataRecord::Topic { name, topic_id } => self.add_topic(name, *topic_id),
             MetadataRecord::Partition(p) => self.set_partition(p),
@@ -194,12 +206,17 @@ mod tests {
             |resource| MetadataRecord::Config { resource, name: "retention.ms".into(), value: Some("1".into()) };
         image.replay(5, &config(ConfigResource::Topic("t".into())));
         image.replay(6, &config(ConfigResource::Broker(None)));
-        let b = BrokerRegistration { node_id: 1, host: "h".into(), port: 1, rack: Some("r".into()) };
+        let b =
+            BrokerRegistration { node_id: 1, host: "h".into(), port: 1, rack: Some("r".into()), ..Default::default() };
         image.replay(7, &MetadataRecord::RegisterBroker(b));
+        image.replay(8, &MetadataRecord::BrokerRegistrationChange { node_id: 1, epoch: 7, fenced: true });
+        assert!(image.brokers[&1].fenced && image.brokers[&1].epoch == 7, "the epoch is the registration's offset");
+        image.replay(9, &MetadataRecord::BrokerRegistrationChange { node_id: 1, epoch: 3, fenced: false });
+        assert!(image.brokers[&1].fenced, "a change for an older epoch is ignored");
         assert_eq!(image.cluster_id.as_deref(), Some("c1"), "the first cluster id stays");
         let mut rebuilt = MetadataImage::new();
         for record in image.to_records() {
-            rebuilt.replay(7, &record);
+            rebuilt.replay(9, &record);
         }
         assert_eq!(rebuilt, image);
         assert_eq!(rebuilt.to_records(), image.to_records());

@@ -5,13 +5,24 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-/// A broker as it registered itself with the controller.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A broker as it registered itself with the controller (Kafka's RegisterBrokerRecord).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BrokerRegistration {
     pub node_id: i32,
     pub host: String,
     pub port: i32,
     pub rack: Option<String>,
+    /// A new random id per broker process: a registration with the same incarnation is a
+    /// retry, another one is a restarted broker (KIP-631).
+    #[serde(default)]
+    pub incarnation_id: Option<Uuid>,
+    /// The broker epoch: the metadata offset of this registration, set when it is applied
+    /// (so every node agrees on it). A restarted broker gets a new, higher epoch.
+    #[serde(default)]
+    pub epoch: i64,
+    /// Fenced brokers missed their heartbeats: they are left out of Metadata and placement.
+    #[serde(default)]
+    pub fenced: bool,
 }
 
 /// Where a partition's replicas live and who leads it.
@@ -56,6 +67,13 @@ pub enum MetadataRecord {
     ProducerIds {
         broker_id: i32,
         next_producer_id: i64,
+    },
+    /// A registered broker was fenced (missed heartbeats) or unfenced (heartbeats again),
+    /// Kafka's BrokerRegistrationChangeRecord; ignored unless `epoch` is the current one.
+    BrokerRegistrationChange {
+        node_id: i32,
+        epoch: i64,
+        fenced: bool,
     },
     /// The cluster's id, decided once by the first quorum leader (or carried over from
     /// `meta.properties` of a single-node data dir), so that fresh nodes started with the

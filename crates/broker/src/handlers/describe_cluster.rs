@@ -32,12 +32,19 @@ pub(crate) async fn handle(
         .image()
         .brokers
         .values()
+        // v2 (KIP-1073) may ask for fenced brokers too, marked as such.
+        .filter(|b| !b.fenced || (ctx.api_version >= 2 && request.include_fenced_brokers))
         .map(|b| {
-            DescribeClusterBroker::default()
+            let broker = DescribeClusterBroker::default()
                 .with_broker_id(BrokerId(b.node_id))
                 .with_host(str_bytes(&b.host))
                 .with_port(b.port)
-                .with_rack(b.rack.as_deref().map(str_bytes))
+                .with_rack(b.rack.as_deref().map(str_bytes));
+            if ctx.api_version >= 2 {
+                broker.with_is_fenced(b.fenced)
+            } else {
+                broker
+            }
         })
         .collect();
     if request.include_cluster_authorized_operations {

@@ -43,9 +43,10 @@ pub(crate) async fn handle(
         }
     }
     let image = ctx.broker.image();
+    // Fenced brokers (missed heartbeats) are left out, as Kafka's brokers list only
+    // unfenced ones.
     let brokers = image
-        .brokers
-        .values()
+        .live_brokers()
         .map(|b| {
             MetadataResponseBroker::default()
                 .with_node_id(BrokerId(b.node_id))
@@ -114,7 +115,7 @@ pub(crate) fn topic_response(topic: &TopicImage, image: &MetadataImage) -> Metad
         .partitions
         .values()
         .map(|p| {
-            let leader_alive = image.brokers.contains_key(&p.leader);
+            let leader_alive = image.brokers.get(&p.leader).is_some_and(|b| !b.fenced);
             MetadataResponsePartition::default()
                 .with_error_code(if leader_alive { 0 } else { ResponseError::LeaderNotAvailable.code() })
                 .with_partition_index(p.partition)
