@@ -123,7 +123,8 @@ pub(crate) fn store(dir: &Path, last: Option<&LogId>, bytes: &[u8]) -> Result<Pa
         fs::File::open(dir)?.sync_all()
     };
     write().map_err(|e| QuorumError::io(&path, e))?;
-    for old in list(dir)?.into_iter().filter(|p| *p != path) {
+    // Only older ones: a slow build may finish after a newer snapshot was installed.
+    for old in list(dir)?.into_iter().filter(|p| *p < path) {
         let _ = fs::remove_file(old);
     }
     Ok(path)

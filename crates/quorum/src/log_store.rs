@@ -41,7 +41,18 @@ pub struct MetadataLogStore {
 impl MetadataLogStore {
     /// Opens `dir` (the `__cluster_metadata-0` directory), recovering the log after a crash.
     pub fn open(dir: &Path, now_ms: i64) -> Result<Self, QuorumError> {
-        let state = QuorumStateFile::load(dir)?.unwrap_or(QuorumStateFile { voted_id: -1, ..Default::default() });
+        let state = match QuorumStateFile::load(dir)? {
+            Some(state) => state,
+            None => {
+                // Written before the first entry (openraft's initialize appends the voters
+                // before any vote is saved), so a log with entries always has a
+                // quorum-state and is never mistaken for a pre-quorum log after a crash.
+                let state = QuorumStateFile { voted_id: -1, ..Default::default() };
+                std::fs::create_dir_all(dir).map_err(|e| QuorumError::io(dir, e))?;
+                state.store(dir)?;
+                state
+            }
+        };
         let log_start = state.purged.map_or(0, |p| p.offset + 1);
         let tp = TopicPartition::new(gregor_metadata::METADATA_TOPIC, 0);
         let mut log = PartitionLog::open_with_log_start_offset(

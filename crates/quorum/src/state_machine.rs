@@ -117,6 +117,12 @@ impl RaftSnapshotBuilder<TypeConfig> for CheckpointBuilder {
     type SnapshotData = SnapshotData;
 
     async fn build_snapshot(&mut self) -> Result<Snapshot, std::io::Error> {
+        // A snapshot installed meanwhile is newer than this view: it stays the current one.
+        let newer = self.machine.lock().current.clone().filter(|(m, _)| m.last_log_id > self.meta.last_log_id);
+        if let Some((meta, path)) = newer {
+            let bytes = blocking(|| std::fs::read(&path))?;
+            return Ok(Snapshot { meta, snapshot: std::io::Cursor::new(bytes) });
+        }
         let bytes = blocking(|| checkpoint::encode(&self.meta, &self.image)).map_err(to_io)?;
         let dir = self.machine.lock().dir.clone();
         let path = blocking(|| checkpoint::store(&dir, self.meta.last_log_id.as_ref(), &bytes)).map_err(to_io)?;
