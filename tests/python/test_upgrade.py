@@ -37,11 +37,11 @@ def check(broker, cluster_id: str) -> None:
     topics = admin.list_topics(timeout=15).topics
     assert len(topics["orders"].partitions) == 3 and len(topics["compacted"].partitions) == 1
     res = ConfigResource(ResourceType.TOPIC, "orders")
-    assert admin.describe_configs([res])[res].result(15)["retention.ms"].value == "3600000"
+    assert admin.describe_configs([res])[res].result(15)["retention.ms"].value == "3153600000000"
     res = ConfigResource(ResourceType.TOPIC, "compacted")
     assert admin.describe_configs([res])[res].result(15)["cleanup.policy"].value == "compact"
     res = ConfigResource(ResourceType.BROKER, "0")
-    assert admin.describe_configs([res])[res].result(15)["log.retention.ms"].value == "7200000"
+    assert admin.describe_configs([res])[res].result(15)["log.retention.ms"].value == "3153600000001"
     records = consume_all(broker.bootstrap, "orders", 3)
     assert records == sorted((f"user-{i % 5}", f"order-{i}") for i in range(30))
     c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "billing"})
