@@ -37,24 +37,30 @@ def free_ports(n: int) -> list[int]:
     return ports
 
 
-@pytest.fixture
-def cluster(broker_factory):
-    """Three combined nodes (broker + controller); returns {node id: Broker}."""
+def start_cluster(broker_factory, prefix: str, sets: dict[str, str] | None = None) -> dict:
+    """Three combined nodes (broker + controller) started together, as the same
+    `--controller-quorum` lets them: each start waits for the quorum to agree on the
+    cluster id. Returns {node id: Broker}."""
     ports = free_ports(6)
     voters = ",".join(f"{i + 1}@127.0.0.1:{ports[2 * i + 1]}" for i in range(3))
     nodes = {}
     for i in range(3):
-        b = broker_factory(f"node{i + 1}")
+        b = broker_factory(f"{prefix}{i + 1}")
         b.port = ports[2 * i]
+        b.sets = dict(sets or {})
         b.extra_args = ["--node-id", str(i + 1), "--controller-listen", f"127.0.0.1:{ports[2 * i + 1]}",
                         "--controller-quorum", voters]
         nodes[i + 1] = b
-    # Started together: each start waits for the quorum to agree on the cluster id.
     procs = [b.spawn(b.command()) for b in nodes.values()]
     for b, (proc, out, err) in zip(nodes.values(), procs):
         b.proc = proc
         b._wait_banner(proc, out, err, 60)
     return nodes
+
+
+@pytest.fixture
+def cluster(broker_factory):
+    return start_cluster(broker_factory, "node")
 
 
 def bootstrap(nodes: dict, only=None) -> str:
@@ -195,20 +201,7 @@ def test_kafka_python_uses_the_cluster_through_any_broker(cluster):
 
 
 def test_a_paused_broker_is_fenced_and_unfenced_when_it_heartbeats_again(broker_factory):
-    ports = free_ports(6)
-    voters = ",".join(f"{i + 1}@127.0.0.1:{ports[2 * i + 1]}" for i in range(3))
-    nodes = {}
-    for i in range(3):
-        b = broker_factory(f"hb{i + 1}")
-        b.port = ports[2 * i]
-        b.sets = {"broker.session.timeout.ms": "2000", "broker.heartbeat.interval.ms": "300"}
-        b.extra_args = ["--node-id", str(i + 1), "--controller-listen", f"127.0.0.1:{ports[2 * i + 1]}",
-                        "--controller-quorum", voters]
-        nodes[i + 1] = b
-    procs = [b.spawn(b.command()) for b in nodes.values()]
-    for b, (proc, out, err) in zip(nodes.values(), procs):
-        b.proc = proc
-        b._wait_banner(proc, out, err, 60)
+    nodes = start_cluster(broker_factory, "hb", {"broker.session.timeout.ms": "2000", "broker.heartbeat.interval.ms": "300"})
     leader = active_controller(bootstrap(nodes))
     paused = next(i for i in nodes if i != leader)
     other = next(i for i in nodes if i not in (leader, paused))

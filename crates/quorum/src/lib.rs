@@ -123,7 +123,19 @@ pub fn epoch_of(term: u64) -> i32 {
     i32::try_from(term).unwrap_or(i32::MAX)
 }
 
-/// Wall-clock milliseconds for the log's batch timestamps.
-pub(crate) fn log_store_now() -> i64 {
+/// Wall-clock milliseconds: batch timestamps, DescribeQuorum times.
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Runs synchronous disk work from openraft's async storage calls, in place of the
+/// worker on a multi-threaded runtime (its other tasks move away), as the broker's produce
+/// path does; directly elsewhere.
+pub(crate) fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
 }

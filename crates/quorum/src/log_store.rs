@@ -20,6 +20,7 @@ use openraft::{OptionalSend, RaftLogReader};
 
 use crate::error::to_io;
 use crate::quorum_state::{LogIdJson, QuorumStateFile};
+use crate::{blocking, now_ms};
 use crate::{entry, epoch_of, Entry, LogId, QuorumError, TypeConfig, Vote};
 
 /// Bytes read from the log at a time when openraft asks for a range of entries.
@@ -103,19 +104,6 @@ fn log_config() -> LogConfig {
 
 fn log_start_i64(offset: u64) -> i64 {
     i64::try_from(offset).unwrap_or(i64::MAX)
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
-}
-
-fn blocking<T>(f: impl FnOnce() -> T) -> T {
-    match tokio::runtime::Handle::try_current() {
-        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-            tokio::task::block_in_place(f)
-        }
-        _ => f(),
-    }
 }
 
 impl Inner {

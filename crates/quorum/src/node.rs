@@ -119,9 +119,8 @@ impl Quorum {
     /// entries into the image), binds the controller listener and bootstraps a new quorum.
     pub async fn start(config: QuorumConfig) -> Result<Self, QuorumError> {
         std::fs::create_dir_all(&config.dir).map_err(|e| QuorumError::io(&config.dir, e))?;
-        let _ =
-            crate::legacy::convert(&config.dir, config.node_id, config.cluster_id.as_deref(), crate::log_store_now())?;
-        let log = MetadataLogStore::open(&config.dir, crate::log_store_now())?;
+        let _ = crate::legacy::convert(&config.dir, config.node_id, config.cluster_id.as_deref(), crate::now_ms())?;
+        let log = MetadataLogStore::open(&config.dir, crate::now_ms())?;
         let machine = MetadataStateMachine::open(&config.dir)?;
         let pristine = log.is_pristine() && machine.applied().0.is_none();
         let voters = if config.voters.is_empty() {
@@ -414,7 +413,7 @@ impl Quorum {
             let replication = metrics.replication.as_ref();
             replication.and_then(|r| r.get(&id)).map_or(-1, |m| m.as_ref().map_or(0, |l| l.index as i64 + 1))
         };
-        let now_ms = crate::log_store_now();
+        let now_ms = crate::now_ms();
         let last_ack = |id: u64| -> i64 {
             if id == self.node_id {
                 return now_ms;

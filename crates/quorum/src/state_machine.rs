@@ -13,6 +13,7 @@ use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
 use tokio::sync::watch;
 
+use crate::blocking;
 use crate::error::to_io;
 use crate::{
     checkpoint, LogId, MetadataImage, QuorumError, Snapshot, SnapshotData, SnapshotMeta, StoredMembership, TypeConfig,
@@ -92,15 +93,6 @@ impl MetadataStateMachine {
         }
         self.image_tx.send_replace(image);
         Ok(())
-    }
-}
-
-fn blocking<T>(f: impl FnOnce() -> T) -> T {
-    match tokio::runtime::Handle::try_current() {
-        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-            tokio::task::block_in_place(f)
-        }
-        _ => f(),
     }
 }
 
