@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use gregor_metadata::control::{self, NewTopic};
 use gregor_metadata::{BrokerRegistration, MetadataImage};
+use gregor_protocol::kafka_protocol::ResponseError;
 use gregor_protocol::TopicPartition;
 
 use crate::config::change::ConfigOp;
@@ -275,7 +276,15 @@ impl Broker {
     pub(crate) fn next_producer_id(&self) -> Result<i64, BrokerError> {
         let mut block = self.producer_ids.lock().unwrap_or_else(PoisonError::into_inner);
         if block.is_empty() {
-            let answer = self.metadata.execute(ControllerCommand::AllocateProducerIds { broker_id: self.node_id })?;
+            // Kafka's producer-id manager answers COORDINATOR_LOAD_IN_PROGRESS while it has
+            // no block, which producers retry; controller codes mean nothing to them.
+            let answer = self
+                .metadata
+                .execute(ControllerCommand::AllocateProducerIds { broker_id: self.node_id })
+                .map_err(|e| BrokerError::Remote {
+                    code: ResponseError::CoordinatorLoadInProgress.code(),
+                    message: format!("no producer id block yet: {e}"),
+                })?;
             let ControllerAnswer::ProducerIds { start } = answer else {
                 return Err(BrokerError::InvalidRequest("the controller reserved no producer ids".into()));
             };

@@ -108,7 +108,8 @@ fn quorum_error(e: &gregor_quorum::QuorumError) -> ResponseError {
     use gregor_quorum::QuorumError;
     match e {
         QuorumError::NotController { .. } => ResponseError::NotController,
-        QuorumError::Timeout(_) => ResponseError::RequestTimedOut,
+        QuorumError::Timeout(_) | QuorumError::Unresolved(_) => ResponseError::RequestTimedOut,
+        QuorumError::TooLarge { .. } => ResponseError::PolicyViolation,
         QuorumError::Metadata(e) => metadata_error(e),
         QuorumError::Log(e) => log_error(e),
         QuorumError::Io { .. } | QuorumError::BadEntry { .. } | QuorumError::Config(_) | QuorumError::Stopped(_) => {

@@ -134,21 +134,15 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, BrokerError> {
     let existing = meta_properties::load_existing(&data_dir, config.node_id(), configured_cluster.as_deref())?;
     let known_cluster = existing.as_ref().map(|m| m.cluster_id.clone()).or(configured_cluster);
     let metadata = metadata_quorum::MetadataQuorum::start(&config, &data_dir, known_cluster.as_deref()).await?;
-    let candidate = known_cluster.unwrap_or_else(meta_properties::random_id);
-    let cluster_id = metadata.agree_cluster_id(&candidate).await?;
-    let meta = meta_properties::load_or_create(&data_dir, config.node_id(), Some(&cluster_id))?;
-
-    let listen = client_listener(&config)?;
-    let listeners = server::bind(&listen).await.map_err(|source| BrokerError::Bind { addr: listen.clone(), source })?;
-    let local_addrs: Vec<SocketAddr> = listeners.iter().filter_map(|l| l.local_addr().ok()).collect();
-    let advertised = advertised_address(&config, &listen, local_addrs[0].port())?;
-
-    let broker = {
-        let config = config.clone();
-        let dir = data_dir.clone();
-        tokio::task::spawn_blocking(move || open_state(config, dir, meta.cluster_id, advertised, metadata))
-            .await
-            .map_err(|e| std::io::Error::other(e.to_string()))??
+    let opened = open_broker(&config, &data_dir, known_cluster, metadata.clone()).await;
+    let (broker, listeners, local_addrs) = match opened {
+        Ok(opened) => opened,
+        Err(e) => {
+            // The quorum member runs tasks and holds the controller port: a failed start
+            // stops it, so an embedding process can start again on the same ports.
+            let _ = tokio::task::spawn_blocking(move || metadata.close()).await;
+            return Err(e);
+        }
     };
     let broker = Arc::new(broker);
     let (shutdown, shutdown_rx) = watch::channel(false);
@@ -163,6 +157,31 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, BrokerError> {
     tasks.push(tokio::spawn(background::heartbeats(broker.clone(), shutdown_rx.clone())));
     tasks.push(tokio::spawn(background::run(broker.clone(), shutdown_rx)));
     Ok(RunningBroker { broker, local_addrs, shutdown, tasks })
+}
+
+/// Everything after the quorum started: the cluster id, `meta.properties`, the client
+/// listener and the logs.
+async fn open_broker(
+    config: &BrokerConfig,
+    data_dir: &std::path::Path,
+    known_cluster: Option<String>,
+    metadata: metadata_quorum::MetadataQuorum,
+) -> Result<(Broker, Vec<tokio::net::TcpListener>, Vec<SocketAddr>), BrokerError> {
+    let candidate = known_cluster.unwrap_or_else(meta_properties::random_id);
+    let cluster_id = metadata.agree_cluster_id(&candidate).await?;
+    let meta = meta_properties::load_or_create(data_dir, config.node_id(), Some(&cluster_id))?;
+    let listen = client_listener(config)?;
+    let listeners = server::bind(&listen).await.map_err(|source| BrokerError::Bind { addr: listen.clone(), source })?;
+    let local_addrs: Vec<SocketAddr> = listeners.iter().filter_map(|l| l.local_addr().ok()).collect();
+    let advertised = advertised_address(config, &listen, local_addrs[0].port())?;
+    let broker = {
+        let config = config.clone();
+        let dir = data_dir.to_owned();
+        tokio::task::spawn_blocking(move || open_state(config, dir, meta.cluster_id, advertised, metadata))
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))??
+    };
+    Ok((broker, listeners, local_addrs))
 }
 
 fn open_state(

@@ -24,8 +24,13 @@ use crate::BrokerError;
 const ELECTION_WAIT: Duration = Duration::from_secs(5);
 /// How long a starting node waits for the quorum to agree on the cluster id.
 const CLUSTER_ID_WAIT: Duration = Duration::from_secs(120);
+/// How long a forwarded command's answer is awaited: longer than the active controller
+/// spends on it (`ELECTION_WAIT` plus the commit), so an answer is not given up on while
+/// it is still coming.
+const FORWARD_ANSWER_WAIT: Duration = Duration::from_secs(10);
 
-#[derive(Debug)]
+/// Clones share one quorum member.
+#[derive(Debug, Clone)]
 pub(crate) struct MetadataQuorum {
     inner: Arc<Inner>,
 }
@@ -100,24 +105,36 @@ impl MetadataQuorum {
     }
 
     /// Carries out `command` on the active controller: here if this node is it, else
-    /// sent there; returns once this node's image holds the change.
+    /// sent there; returns once this node's image holds the change. An election is waited
+    /// out for up to `ELECTION_WAIT`, then the client gets the retriable error.
     pub(crate) fn execute(&self, command: ControllerCommand) -> Result<ControllerAnswer, BrokerError> {
         let quorum = &self.inner.quorum;
         if matches!(command, ControllerCommand::DescribeQuorum) && !quorum.has_peers() {
             return Ok(ControllerAnswer::Quorum(quorum.status()));
         }
-        if !quorum.has_peers() || quorum.is_leader() {
-            return self.inner.execute_locally(&command).map(|(answer, _)| answer);
-        }
-        let request = serde_json::to_vec(&command).map_err(|e| BrokerError::InvalidRequest(e.to_string()))?;
-        let answer = match block_on(quorum.call_leader(&request, ELECTION_WAIT)) {
-            Ok(bytes) => bytes,
-            // This node became the controller meanwhile.
-            Err(QuorumError::NotController { leader: Some(l) }) if l == quorum.node_id() => {
-                return self.inner.execute_locally(&command).map(|(answer, _)| answer)
+        let deadline = Instant::now() + ELECTION_WAIT;
+        loop {
+            let outcome = if !quorum.has_peers() || quorum.is_leader() {
+                self.inner.execute_locally(&command, deadline).map(|(answer, _)| answer)
+            } else {
+                self.forward(&command, deadline)
+            };
+            match outcome {
+                Err(e) if e.response_error() == ResponseError::NotController && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                other => return other,
             }
-            Err(e) => return Err(BrokerError::Quorum(e)),
-        };
+        }
+    }
+
+    /// Sends `command` to the active controller, another node.
+    fn forward(&self, command: &ControllerCommand, deadline: Instant) -> Result<ControllerAnswer, BrokerError> {
+        let quorum = &self.inner.quorum;
+        let request = serde_json::to_vec(command).map_err(|e| BrokerError::InvalidRequest(e.to_string()))?;
+        let leader_wait = deadline.saturating_duration_since(Instant::now());
+        let answer =
+            block_on(quorum.call_leader(&request, leader_wait, FORWARD_ANSWER_WAIT)).map_err(BrokerError::Quorum)?;
         let outcome: Result<(ControllerAnswer, u64), CommandFailure> = serde_json::from_slice(&answer)
             .map_err(|e| BrokerError::InvalidRequest(format!("the controller's answer: {e}")))?;
         match outcome {
@@ -150,7 +167,8 @@ impl MetadataQuorum {
         };
         for (node_id, epoch) in expired {
             tracing::info!(broker = node_id, epoch, "fencing a broker whose heartbeats stopped");
-            if let Err(e) = inner.execute_locally(&ControllerCommand::FenceBroker { node_id, epoch }) {
+            let deadline = Instant::now() + ELECTION_WAIT;
+            if let Err(e) = inner.execute_locally(&ControllerCommand::FenceBroker { node_id, epoch }, deadline) {
                 tracing::warn!(broker = node_id, error = %e, "fencing failed");
             }
         }
@@ -163,10 +181,14 @@ impl MetadataQuorum {
 }
 
 impl Inner {
-    /// Decides and commits `command` on this node, the active controller; returns its
-    /// answer and the offset it committed at. An election that interrupts it is waited
-    /// out (the decision is taken again on the new image).
-    fn execute_locally(&self, command: &ControllerCommand) -> Result<(ControllerAnswer, u64), BrokerError> {
+    /// Decides and commits `command` on this node, the active controller, by `deadline`;
+    /// returns its answer and the offset it committed at. Fails with `NOT_CONTROLLER` as
+    /// soon as this node is not the leader (the caller finds the new one).
+    fn execute_locally(
+        &self,
+        command: &ControllerCommand,
+        deadline: Instant,
+    ) -> Result<(ControllerAnswer, u64), BrokerError> {
         if matches!(command, ControllerCommand::DescribeQuorum) {
             return Ok((ControllerAnswer::Quorum(self.quorum.status()), self.quorum.applied_index()));
         }
@@ -176,25 +198,20 @@ impl Inner {
             self.reset_if_new_term(&mut table, now);
             let _ = table.1.insert(*node_id, now);
         }
-        let deadline = Instant::now() + ELECTION_WAIT;
-        loop {
-            let mut failure = None;
-            let decided = block_on(self.quorum.write(|image| match command.decide(image, &self.config) {
-                Ok((records, answer)) => Ok((records, Some(answer))),
-                Err(e) => {
-                    failure = Some(e);
-                    Ok((vec![], None))
-                }
-            }));
-            match decided {
-                Ok(Some(answer)) => return Ok((answer, self.quorum.applied_index())),
-                Ok(None) => return Err(failure.unwrap_or_else(|| BrokerError::InvalidRequest("no decision".into()))),
-                Err(QuorumError::Metadata(e)) => return Err(BrokerError::Metadata(e)),
-                Err(e) if e.is_retriable() && Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(20))
-                }
-                Err(e) => return Err(BrokerError::Quorum(e)),
+        let mut failure = None;
+        let budget = deadline.saturating_duration_since(Instant::now());
+        let decided = block_on(self.quorum.write(budget, |image| match command.decide(image, &self.config) {
+            Ok((records, answer)) => Ok((records, Some(answer))),
+            Err(e) => {
+                failure = Some(e);
+                Ok((vec![], None))
             }
+        }));
+        match decided {
+            Ok(Some(answer)) => Ok((answer, self.quorum.applied_index())),
+            Ok(None) => Err(failure.unwrap_or_else(|| BrokerError::InvalidRequest("no decision".into()))),
+            Err(QuorumError::Metadata(e)) => Err(BrokerError::Metadata(e)),
+            Err(e) => Err(BrokerError::Quorum(e)),
         }
     }
 }
@@ -218,11 +235,19 @@ fn serve_forwarded(inner: &Inner, from: u64, request: &[u8]) -> Result<(Controll
     let command: ControllerCommand = serde_json::from_slice(request)
         .map_err(|e| CommandFailure { code: ResponseError::InvalidRequest.code(), message: e.to_string() })?;
     tracing::debug!(from, ?command, "serving a forwarded controller command");
+    if !inner.quorum.is_member(from) {
+        // The controller listener is unauthenticated: only quorum members may propose.
+        return Err(CommandFailure {
+            code: ResponseError::ClusterAuthorizationFailed.code(),
+            message: format!("node {from} is not a member of the metadata quorum"),
+        });
+    }
     if !inner.quorum.is_leader() {
         let e = BrokerError::Quorum(QuorumError::NotController { leader: inner.quorum.leader() });
         return Err(CommandFailure { code: e.code(), message: e.to_string() });
     }
-    inner.execute_locally(&command).map_err(|e| CommandFailure { code: e.code(), message: e.to_string() })
+    let deadline = Instant::now() + ELECTION_WAIT;
+    inner.execute_locally(&command, deadline).map_err(|e| CommandFailure { code: e.code(), message: e.to_string() })
 }
 
 /// Only combined nodes exist yet; a broker-only or controller-only node is refused

@@ -24,6 +24,13 @@ pub enum QuorumError {
     NotController { leader: Option<u64> },
     #[error("the metadata quorum did not answer in time: {0}")]
     Timeout(String),
+    /// A change was proposed but its fate is unknown: it may still commit, so it must
+    /// not be decided and proposed again (the client's retry sees the outcome).
+    #[error("the metadata change was proposed but not committed in time: {0}")]
+    Unresolved(String),
+    /// A change larger than one metadata entry may be.
+    #[error("the metadata change is {bytes} bytes, more than the {max} bytes one change may have")]
+    TooLarge { bytes: usize, max: usize },
     #[error("the metadata quorum stopped: {0}")]
     Stopped(String),
     /// The proposal's decision failed (the controller refused the change).

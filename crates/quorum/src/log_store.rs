@@ -110,8 +110,11 @@ impl Inner {
     /// Entries with index in `[start, end)`, read from the segments.
     fn read_entries(&self, start: u64, end: u64) -> Result<Vec<Entry>, QuorumError> {
         let (log_start, log_end) = (self.log.log_start_offset(), self.log.log_end_offset());
-        let mut offset = log_start_i64(start).max(log_start);
         let end = log_start_i64(end).min(log_end);
+        // Entries before the log start are skipped: openraft's contract lets a read range
+        // begin before the first entry (the suite checks it), so gaps are not errors here;
+        // `purge` keeps quorum-state and segments consistent instead.
+        let mut offset = log_start_i64(start).max(log_start);
         let mut out = Vec::new();
         while offset < end {
             let bytes = self
@@ -175,6 +178,8 @@ impl Inner {
         Ok(())
     }
 
+    /// Durable on return (the log fsyncs a truncation): entries a node dropped as
+    /// conflicting must not come back after a crash, once it acted on their absence.
     fn truncate_after(&mut self, last: Option<LogId>) -> Result<(), QuorumError> {
         let keep_to = last.map_or(self.log.log_start_offset(), |l| log_start_i64(l.index + 1));
         self.log.truncate_to(keep_to.max(self.log.log_start_offset()))?;
@@ -182,8 +187,13 @@ impl Inner {
         Ok(())
     }
 
+    /// Records the purge in quorum-state first, then drops the segments: a crash between
+    /// the two leaves segments that the next open ignores (the log starts after the
+    /// purged id), never a quorum-state that claims entries the segments no longer hold.
     fn purge(&mut self, upto: LogId) -> Result<(), QuorumError> {
         let next = log_start_i64(upto.index + 1);
+        self.state.purged = Some(LogIdJson::of(&upto));
+        self.state.store(&self.dir)?;
         if next > self.log.log_end_offset() {
             // A snapshot newer than the whole log (installed from the leader).
             self.log.truncate_fully_and_start_at(next)?;
@@ -191,8 +201,7 @@ impl Inner {
             self.log.increment_log_start_offset(next)?;
             let _ = self.log.delete_retained_segments(now_ms())?;
         }
-        self.state.purged = Some(LogIdJson::of(&upto));
-        self.state.store(&self.dir)
+        Ok(())
     }
 }
 

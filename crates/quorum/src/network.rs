@@ -19,6 +19,8 @@ use crate::rpc::{read_frame, write_frame, Envelope, RaftRequest, RaftResponse};
 use crate::{ControllerNode, Snapshot, SnapshotData, TypeConfig, Vote};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+/// The least time an AppendEntries carrying entries gets.
+const APPEND_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Makes a [`TcpConnection`] per target for openraft.
 #[derive(Debug, Clone)]
@@ -98,11 +100,16 @@ impl TcpConnection {
         Self { from, target, address: node.address(), stream: None }
     }
 
-    /// Sends `body` as a forwarded request and returns the answer's bytes.
+    /// Sends `body` as a forwarded request and returns the answer's bytes. An error of
+    /// kind `NotConnected` means the request was not served (no connection, or the target
+    /// refused it); `TimedOut` means it was sent and not answered in `ttl`.
     pub(crate) async fn forward(&mut self, body: &[u8], ttl: Duration) -> std::io::Result<Vec<u8>> {
         match self.call_with_body(RaftRequest::Forward, body, ttl).await {
             Ok((RaftResponse::Forwarded, answer)) => Ok(answer),
             Ok((other, _)) => Err(unexpected(&other).error),
+            Err(failure) if failure.unreachable => {
+                Err(std::io::Error::new(std::io::ErrorKind::NotConnected, failure.error.to_string()))
+            }
             Err(failure) => Err(failure.error),
         }
     }
@@ -165,7 +172,11 @@ impl RaftNetworkV2<TypeConfig> for TcpConnection {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
-        match self.call(RaftRequest::AppendEntries(rpc), &[], option.soft_ttl()).await.map_err(Failure::rpc)? {
+        // openraft budgets one heartbeat interval; entries get at least APPEND_TIMEOUT,
+        // as the follower fsyncs them before answering and a slow disk must not turn
+        // every replication attempt into a timeout and a resend.
+        let ttl = if rpc.entries.is_empty() { option.soft_ttl() } else { option.soft_ttl().max(APPEND_TIMEOUT) };
+        match self.call(RaftRequest::AppendEntries(rpc), &[], ttl).await.map_err(Failure::rpc)? {
             RaftResponse::AppendEntries(r) => Ok(r),
             other => Err(unexpected(&other).rpc()),
         }

@@ -110,8 +110,8 @@ pub struct Quorum {
     server: std::sync::Mutex<Option<JoinHandle<()>>>,
     local_addr: Option<SocketAddr>,
     forward: crate::rpc::ForwardSlot,
-    /// Connections to the active controller for forwarded requests, by its id.
-    leader_connection: Mutex<Option<(u64, crate::network::TcpConnection)>>,
+    /// Idle connections to the active controller for forwarded requests, by its id.
+    leader_connections: std::sync::Mutex<Vec<(u64, crate::network::TcpConnection)>>,
 }
 
 impl Quorum {
@@ -169,7 +169,7 @@ impl Quorum {
             server: std::sync::Mutex::new(server),
             local_addr,
             forward,
-            leader_connection: Mutex::new(None),
+            leader_connections: std::sync::Mutex::new(Vec::new()),
         };
         if pristine && !config.join {
             quorum.bootstrap(voters).await?;
@@ -239,10 +239,13 @@ impl Quorum {
             }
             if self.is_leader() {
                 let record = MetadataRecord::ClusterId { cluster_id: candidate.to_owned() };
-                match self.write(|image| Ok((if image.cluster_id.is_none() { vec![record] } else { vec![] }, ()))).await
-                {
+                let decide =
+                    |image: &MetadataImage| Ok((if image.cluster_id.is_none() { vec![record] } else { vec![] }, ()));
+                match self.write(Duration::from_secs(5), decide).await {
                     Ok(()) => continue,
-                    Err(e) if e.is_retriable() => {}
+                    // The decision is idempotent (it reads the image), so even a change
+                    // whose fate is unknown may be decided again.
+                    Err(e) if e.is_retriable() || matches!(e, QuorumError::Unresolved(_)) => {}
                     Err(e) => return Err(e),
                 }
             }
@@ -279,43 +282,67 @@ impl Quorum {
         let _ = self.forward.set(handler);
     }
 
+    /// Whether `id` is a member (voter or learner) of the quorum's current membership.
+    pub fn is_member(&self, id: u64) -> bool {
+        self.raft.metrics().borrow_watched().membership_config.membership().get_node(&id).is_some()
+    }
+
     /// Whether other voters exist (so requests for the controller may need forwarding).
     pub fn has_peers(&self) -> bool {
         self.raft.metrics().borrow_watched().membership_config.membership().nodes().count() > 1
     }
 
-    /// Sends `request` to the active controller's forward handler and returns its answer,
-    /// waiting up to `timeout` for a leader to be known. Fails with `NotController` when
-    /// this node is the leader (the caller serves it locally) and `Timeout` otherwise.
-    pub async fn call_leader(&self, request: &[u8], timeout: Duration) -> Result<Vec<u8>, QuorumError> {
-        let deadline = tokio::time::Instant::now() + timeout;
+    /// Sends `request` to the active controller's forward handler and returns its answer.
+    /// Waits up to `leader_wait` for a leader to be known and reachable; a request that
+    /// never reached it is sent again, one that reached it but got no answer within
+    /// `answer_wait` fails with `Unresolved` (resending could apply it twice). Fails with
+    /// `NotController` naming this node when it is the leader (the caller serves it).
+    pub async fn call_leader(
+        &self,
+        request: &[u8],
+        leader_wait: Duration,
+        answer_wait: Duration,
+    ) -> Result<Vec<u8>, QuorumError> {
+        let deadline = tokio::time::Instant::now() + leader_wait;
         loop {
             let metrics = self.raft.metrics().borrow_watched().clone();
-            match metrics.current_leader {
-                Some(leader) if leader == self.node_id => {
-                    return Err(QuorumError::NotController { leader: Some(leader) })
-                }
-                Some(leader) => {
-                    let node = metrics.membership_config.membership().get_node(&leader).cloned();
-                    if let Some(node) = node {
-                        let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
-                        let mut slot = self.leader_connection.lock().await;
-                        if slot.as_ref().is_none_or(|(id, _)| *id != leader) {
-                            *slot = Some((leader, crate::network::TcpConnection::to(self.node_id, leader, &node)));
-                        }
-                        let connection = &mut slot.as_mut().expect("just set").1;
-                        match connection.forward(request, remaining.max(Duration::from_millis(100))).await {
-                            Ok(answer) => return Ok(answer),
-                            Err(e) => tracing::debug!(leader, error = %e, "forwarding to the controller failed"),
-                        }
+            let leader = metrics.current_leader;
+            if leader == Some(self.node_id) {
+                return Err(QuorumError::NotController { leader });
+            }
+            let node = leader.and_then(|l| metrics.membership_config.membership().get_node(&l).cloned());
+            if let (Some(leader), Some(node)) = (leader, node) {
+                let mut connection = self.take_connection(leader, &node);
+                match connection.forward(request, answer_wait).await {
+                    Ok(answer) => {
+                        self.return_connection(leader, connection);
+                        return Ok(answer);
                     }
+                    Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                        return Err(QuorumError::Unresolved(format!("the active controller {leader} did not answer")))
+                    }
+                    Err(e) => tracing::debug!(leader, error = %e, "forwarding to the controller failed"),
                 }
-                None => {}
             }
             if tokio::time::Instant::now() >= deadline {
                 return Err(QuorumError::Timeout("no active controller answered".into()));
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// An idle connection to `leader`, or a new one: concurrent forwarded requests (a
+    /// heartbeat beside a topic creation) each get their own, none waits for another.
+    fn take_connection(&self, leader: u64, node: &ControllerNode) -> crate::network::TcpConnection {
+        let mut pool = self.leader_connections.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        pool.retain(|(id, _)| *id == leader);
+        pool.pop().map_or_else(|| crate::network::TcpConnection::to(self.node_id, leader, node), |(_, c)| c)
+    }
+
+    fn return_connection(&self, leader: u64, connection: crate::network::TcpConnection) {
+        let mut pool = self.leader_connections.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if pool.len() < IDLE_FORWARD_CONNECTIONS {
+            pool.push((leader, connection));
         }
     }
 
@@ -356,15 +383,31 @@ impl Quorum {
     /// A controller decision: on the active controller only, with every earlier change
     /// applied, `decide` turns the current image into records, which are proposed and
     /// applied (on a quorum's disks) before this returns.
+    ///
+    /// Bounded by `timeout`: waiting for earlier decisions or for leadership to be
+    /// confirmed fails with the retriable `Timeout` (nothing was proposed); a proposal that
+    /// does not commit in time fails with `Unresolved` (it may still commit).
     pub async fn write<T>(
         &self,
+        timeout: Duration,
         decide: impl FnOnce(&MetadataImage) -> Result<(Vec<MetadataRecord>, T), MetadataError>,
     ) -> Result<T, QuorumError> {
-        let _guard = self.write_lock.lock().await;
-        self.caught_up().await?;
+        let deadline = tokio::time::Instant::now() + timeout;
+        let _guard = tokio::time::timeout_at(deadline, self.write_lock.lock())
+            .await
+            .map_err(|_| QuorumError::Timeout("earlier metadata changes are still being committed".into()))?;
+        tokio::time::timeout_at(deadline, self.caught_up())
+            .await
+            .map_err(|_| QuorumError::Timeout("the metadata quorum did not confirm this leader".into()))??;
         let (records, answer) = decide(&self.image())?;
         if !records.is_empty() {
-            let _ = self.propose(MetadataChange { records }).await?;
+            let change = MetadataChange { records };
+            check_size(&change)?;
+            let proposal = self.propose(change);
+            let remaining = deadline.saturating_duration_since(tokio::time::Instant::now()).max(MIN_COMMIT_WAIT);
+            let _ = tokio::time::timeout(remaining, proposal)
+                .await
+                .map_err(|_| QuorumError::Unresolved("no quorum acknowledged it".into()))??;
         }
         Ok(answer)
     }
@@ -390,6 +433,7 @@ impl Quorum {
 
     /// Proposes one change; returns its log id once it is committed and applied here.
     pub async fn propose(&self, change: MetadataChange) -> Result<LogId, QuorumError> {
+        check_size(&change)?;
         match self.raft.client_write(change).await {
             Ok(response) => Ok(response.log_id),
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
@@ -483,6 +527,27 @@ impl Quorum {
     }
 }
 
+/// The largest change one entry may carry (a topic with 10,000 partitions is ~1 MB).
+/// With `MAX_ENTRIES_PER_APPEND` it bounds an AppendEntries frame well below the RPC
+/// layer's frame limit, and it stays below the log's batch limit, whose breach would
+/// stop the quorum member rather than fail one request.
+pub(crate) const MAX_CHANGE_BYTES: usize = 4 << 20;
+/// Entries per AppendEntries request.
+const MAX_ENTRIES_PER_APPEND: u64 = 64;
+/// A proposal always gets at least this long to commit, however little of the caller's
+/// budget waiting for earlier ones left.
+const MIN_COMMIT_WAIT: Duration = Duration::from_secs(2);
+/// Idle forwarding connections kept open to the active controller.
+const IDLE_FORWARD_CONNECTIONS: usize = 4;
+
+fn check_size(change: &MetadataChange) -> Result<(), QuorumError> {
+    let bytes = serde_json::to_vec(change).map_or(usize::MAX, |b| b.len());
+    if bytes > MAX_CHANGE_BYTES {
+        return Err(QuorumError::TooLarge { bytes, max: MAX_CHANGE_BYTES });
+    }
+    Ok(())
+}
+
 fn membership_error(e: RaftError<crate::TypeConfig, ClientWriteError<crate::TypeConfig>>) -> QuorumError {
     match e {
         RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => QuorumError::NotController { leader: f.leader_id },
@@ -501,6 +566,7 @@ fn raft_config(config: &QuorumConfig) -> Result<Arc<openraft::Config>, QuorumErr
         enable_pre_vote: Some(true),
         snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_every_entries.max(1)),
         max_in_snapshot_log_to_keep: config.keep_after_snapshot,
+        max_payload_entries: MAX_ENTRIES_PER_APPEND,
         replication_lag_threshold: config.snapshot_every_entries.max(1) * 2,
         // A single voter resumes as leader at once after a restart (the start stays
         // instant); with peers a restarted node learns the current leader first instead

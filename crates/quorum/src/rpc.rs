@@ -109,8 +109,12 @@ pub(crate) async fn read_frame(stream: &mut TcpStream) -> std::io::Result<Option
     if !(4..=MAX_FRAME_BYTES).contains(&total) {
         return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("bad frame length {total}")));
     }
-    let mut frame = vec![0u8; total];
-    stream.read_exact(&mut frame).await?;
+    // Grown as bytes arrive, so a bogus length from a stray connection costs nothing.
+    let mut frame = Vec::with_capacity(total.min(1 << 20));
+    let read = (&mut *stream).take(total as u64).read_to_end(&mut frame).await?;
+    if read < total {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
     let header_len = u32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]]) as usize;
     if header_len > total - 4 {
         return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "bad header length"));

@@ -87,7 +87,7 @@ impl Cluster {
                 name: key.to_owned(),
                 value: Some("v".to_owned()),
             };
-            match self.nodes[&leader].write(|_| Ok((vec![record], ()))).await {
+            match self.nodes[&leader].write(Duration::from_secs(5), |_| Ok((vec![record], ()))).await {
                 Ok(()) => return,
                 Err(e) if e.is_retriable() && Instant::now() < deadline => {
                     tokio::time::sleep(Duration::from_millis(50)).await
@@ -147,7 +147,10 @@ async fn fresh_nodes_elect_one_leader_agree_on_a_cluster_id_and_replicate() {
 
     // A write on a follower is refused with the leader's id, as KRaft's NOT_CONTROLLER.
     let follower = cluster.nodes.keys().copied().find(|id| *id != leader).expect("a follower");
-    let err = cluster.nodes[&follower].write(|_| Ok((vec![], ()))).await.expect_err("not the controller");
+    let err = cluster.nodes[&follower]
+        .write(Duration::from_secs(5), |_| Ok((vec![], ())))
+        .await
+        .expect_err("not the controller");
     assert!(matches!(err, QuorumError::NotController { leader: Some(l) } if l == leader), "{err}");
 
     let status = cluster.nodes[&leader].status();
@@ -280,9 +283,9 @@ async fn a_follower_forwards_requests_to_the_active_controller() {
     }
     let leader = cluster.leader().await;
     let follower = cluster.nodes.keys().copied().find(|id| *id != leader).expect("a follower");
-    let answer = cluster.nodes[&follower].call_leader(b"ping", WAIT).await.expect("forwarded");
+    let answer = cluster.nodes[&follower].call_leader(b"ping", WAIT, WAIT).await.expect("forwarded");
     assert_eq!(String::from_utf8(answer).unwrap(), format!("{leader} served ping from {follower}"));
-    let err = cluster.nodes[&leader].call_leader(b"ping", WAIT).await.expect_err("the leader serves itself");
+    let err = cluster.nodes[&leader].call_leader(b"ping", WAIT, WAIT).await.expect_err("the leader serves itself");
     assert!(matches!(err, QuorumError::NotController { .. }));
     for id in [1, 2, 3] {
         cluster.stop(id).await;

@@ -166,22 +166,32 @@ pub(crate) fn check_listeners(settings: &ListenerSettings<'_>) -> Result<(), Bro
             )));
         }
     }
-    let inter_broker = match (settings.inter_broker_listener_name, settings.security_inter_broker_protocol) {
-        (Some(name), _) if !name.trim().is_empty() => {
-            map.get(&name.trim().to_ascii_uppercase()).map(|p| ("inter.broker.listener.name", p.clone()))
-        }
-        (_, Some(protocol)) if !protocol.trim().is_empty() => {
-            Some(("security.inter.broker.protocol", protocol.trim().to_ascii_uppercase()))
-        }
-        _ => None,
-    };
-    match inter_broker {
-        Some((key, protocol)) if !SUPPORTED_PROTOCOLS.contains(&protocol.as_str()) => Err(refused(format!(
-            "'{key}' asks for security protocol {protocol} between brokers, which Gregor does not support yet (only PLAINTEXT), and {}",
-            protocol_consequence(&protocol)
-        ))),
-        _ => Ok(()),
+    // Both keys are checked: a secured protocol named by either is refused, and a listener
+    // name with no known protocol cannot be vouched for.
+    let mut inter_broker = Vec::new();
+    if let Some(name) = settings.inter_broker_listener_name.map(str::trim).filter(|n| !n.is_empty()) {
+        let name = name.to_ascii_uppercase();
+        let protocol =
+            map.get(&name).cloned().or_else(|| KAFKA_PROTOCOLS.contains(&name.as_str()).then(|| name.clone()));
+        let Some(protocol) = protocol else {
+            return Err(refused(format!(
+                "'inter.broker.listener.name={name}' names no listener of 'listener.security.protocol.map', so its security protocol is unknown"
+            )));
+        };
+        inter_broker.push(("inter.broker.listener.name", protocol));
     }
+    if let Some(protocol) = settings.security_inter_broker_protocol.map(str::trim).filter(|p| !p.is_empty()) {
+        inter_broker.push(("security.inter.broker.protocol", protocol.to_ascii_uppercase()));
+    }
+    for (key, protocol) in inter_broker {
+        if !SUPPORTED_PROTOCOLS.contains(&protocol.as_str()) {
+            return Err(refused(format!(
+                "'{key}' asks for security protocol {protocol} between brokers, which Gregor does not support yet (only PLAINTEXT), and {}",
+                protocol_consequence(&protocol)
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn protocol_consequence(protocol: &str) -> &'static str {
@@ -318,6 +328,11 @@ mod tests {
         settings.inter_broker_listener_name = Some("REPLICATION");
         assert!(check_listeners(&settings).unwrap_err().to_string().contains("'inter.broker.listener.name'"));
         settings.inter_broker_listener_name = Some("PLAINTEXT");
+        assert!(check_listeners(&settings).is_err(), "a secured security.inter.broker.protocol beside it");
+        settings.security_inter_broker_protocol = None;
         assert!(check_listeners(&settings).is_ok());
+        settings.inter_broker_listener_name = Some("UNMAPPED");
+        settings.security_inter_broker_protocol = Some("SSL");
+        assert!(check_listeners(&settings).unwrap_err().to_string().contains("names no listener"));
     }
 }

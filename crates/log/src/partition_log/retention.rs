@@ -158,10 +158,14 @@ impl PartitionLog {
             return self.truncate_fully_and_start_at(offset);
         }
         let doomed: Vec<i64> = self.segments.range(offset + 1..).map(|(base, _)| *base).collect();
+        self.dir_dirty |= !doomed.is_empty();
         for base in doomed {
             self.retire_segment(base, i64::MIN)?;
         }
         self.active_mut().truncate_to(offset)?;
+        // The cut is fsynced (the renames by the next flush's directory sync): a replica
+        // that dropped diverging batches must not find them again after a crash.
+        self.active_mut().flush()?;
         self.log_end_offset = self.active().next_offset();
         self.after_truncation()
     }
