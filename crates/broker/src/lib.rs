@@ -37,6 +37,7 @@ mod meta_properties;
 mod metadata_quorum;
 mod replica_manager;
 mod server;
+pub mod storage;
 mod txn_coordinator;
 
 use std::net::SocketAddr;

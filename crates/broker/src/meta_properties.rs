@@ -69,16 +69,7 @@ pub(crate) fn load_or_create(
         write(&path, &meta)?;
         return Ok(meta);
     }
-    let text = std::fs::read_to_string(&path).map_err(|e| refuse(format!("cannot read {FILE_NAME}: {e}")))?;
-    let pairs = parse_properties(&text);
-    let get = |k: &str| pairs.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
-    let meta = MetaProperties {
-        cluster_id: get("cluster.id").ok_or_else(|| refuse(format!("{FILE_NAME} has no cluster.id")))?,
-        node_id: get("node.id")
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| refuse(format!("{FILE_NAME} has no valid node.id")))?,
-        directory_id: get("directory.id").unwrap_or_default(),
-    };
+    let meta = read(dir)?.ok_or_else(|| refuse(format!("{FILE_NAME} disappeared")))?;
     if meta.node_id != node_id {
         return Err(refuse(format!("it belongs to node {}, not node {node_id}", meta.node_id)));
     }
@@ -88,6 +79,26 @@ pub(crate) fn load_or_create(
         }
     }
     Ok(meta)
+}
+
+/// The data dir's `meta.properties`, unchecked; `None` when it has none.
+pub(crate) fn read(dir: &Path) -> Result<Option<MetaProperties>, BrokerError> {
+    let path = dir.join(FILE_NAME);
+    let refuse = |reason: String| BrokerError::DataDir { path: dir.to_owned(), reason };
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(refuse(format!("cannot read {FILE_NAME}: {e}"))),
+    };
+    let pairs = parse_properties(&text);
+    let get = |k: &str| pairs.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
+    Ok(Some(MetaProperties {
+        cluster_id: get("cluster.id").ok_or_else(|| refuse(format!("{FILE_NAME} has no cluster.id")))?,
+        node_id: get("node.id")
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| refuse(format!("{FILE_NAME} has no valid node.id")))?,
+        directory_id: get("directory.id").unwrap_or_default(),
+    }))
 }
 
 fn write(path: &Path, meta: &MetaProperties) -> Result<(), BrokerError> {

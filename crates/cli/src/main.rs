@@ -12,6 +12,7 @@ mod groups_reset;
 mod local_cluster;
 mod produce;
 mod serve;
+mod storage;
 mod topics;
 
 use clap::{CommandFactory, Parser, Subcommand};
@@ -45,6 +46,8 @@ enum Command {
     LocalCluster(local_cluster::LocalClusterArgs),
     /// Print and verify segment and index files offline (no broker needed).
     DumpLog(dump_log::DumpLogArgs),
+    /// Format a data dir with a cluster id, or print its identity (kafka-storage.sh).
+    Storage(storage::StorageArgs),
     /// Print a shell completion script for bash, zsh or fish.
     #[command(after_help = "Examples:
   gregor completion bash > ~/.local/share/bash-completion/completions/gregor
@@ -69,6 +72,7 @@ fn main() {
         Command::Configs(args) => configs::run(args, &cli.global),
         Command::LocalCluster(args) => local_cluster::run(args),
         Command::DumpLog(args) => dump_log::run(args),
+        Command::Storage(args) => storage::run(args),
         Command::Completion { shell } => completion(shell),
     };
     if let Err(message) = result {
