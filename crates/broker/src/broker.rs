@@ -44,6 +44,8 @@ pub(crate) struct Broker {
     /// This process's registration (KIP-631): a new incarnation id per start.
     incarnation_id: uuid::Uuid,
     broker_epoch: std::sync::atomic::AtomicI64,
+    /// Set by a controlled shutdown: no more heartbeats (they would unfence it again).
+    stopping: std::sync::atomic::AtomicBool,
 }
 
 impl Broker {
@@ -75,6 +77,7 @@ impl Broker {
             reconcile_lock: Mutex::new(()),
             incarnation_id: uuid::Uuid::new_v4(),
             broker_epoch: std::sync::atomic::AtomicI64::new(-1),
+            stopping: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -110,6 +113,9 @@ impl Broker {
     /// One KIP-631 heartbeat: re-registers when the controller no longer knows this
     /// broker's epoch (STALE_BROKER_EPOCH).
     pub(crate) fn heartbeat(&self) -> Result<(), BrokerError> {
+        if self.stopping.load(std::sync::atomic::Ordering::Relaxed) {
+            return Ok(());
+        }
         let command = ControllerCommand::BrokerHeartbeat {
             node_id: self.node_id,
             epoch: self.broker_epoch.load(std::sync::atomic::Ordering::Relaxed),
@@ -122,6 +128,23 @@ impl Broker {
             }
             other => other.map(drop),
         }
+    }
+
+    /// Kafka's controlled shutdown, in a cluster with `controlled.shutdown.enable`: the
+    /// controller fences this broker (clients stop being sent here while it still serves
+    /// them), and the quorum's leadership moves off this node if it holds it. Failures are
+    /// logged, not fatal: the session timeout fences a broker that just stops.
+    pub(crate) fn controlled_shutdown(&self) {
+        if !self.metadata.has_peers() || !self.config.broker_bool("controlled.shutdown.enable") {
+            return;
+        }
+        self.stopping.store(true, std::sync::atomic::Ordering::Relaxed);
+        let epoch = self.broker_epoch.load(std::sync::atomic::Ordering::Relaxed);
+        match self.metadata.execute(ControllerCommand::ControlledShutdown { node_id: self.node_id, epoch }) {
+            Ok(_) => tracing::info!(epoch, "controlled shutdown: fenced by the controller"),
+            Err(e) => tracing::warn!(error = %e, "controlled shutdown: the controller did not fence this broker"),
+        }
+        self.metadata.resign();
     }
 
     /// The static config overlaid with the dynamic broker configs of the current image.

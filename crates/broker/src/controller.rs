@@ -80,6 +80,13 @@ pub(crate) enum ControllerCommand {
         node_id: i32,
         epoch: i64,
     },
+    /// A broker stopping on purpose (SIGTERM) asks to be fenced first, so clients move
+    /// away before it goes (Kafka's controlled shutdown; moving partition leaders to
+    /// other in-sync replicas joins it with replication).
+    ControlledShutdown {
+        node_id: i32,
+        epoch: i64,
+    },
 }
 
 /// What a command returns besides its records.
@@ -152,6 +159,12 @@ impl ControllerCommand {
                 }]),
                 _ => done(vec![]),
             },
+            Self::ControlledShutdown { node_id, epoch } => {
+                let current =
+                    image.brokers.get(node_id).filter(|b| b.epoch == *epoch).ok_or_else(|| stale(*node_id, *epoch))?;
+                let fence = MetadataRecord::BrokerRegistrationChange { node_id: *node_id, epoch: *epoch, fenced: true };
+                done(if current.fenced { vec![] } else { vec![fence] })
+            }
             Self::CreateTopic(spec) => done(control::create_topic(image, &spec.to_new_topic())?),
             Self::DeleteTopic { name } => done(control::delete_topic(image, name)?),
             Self::CreatePartitions { name, total, assignments } => {

@@ -83,8 +83,12 @@ impl RunningBroker {
         self.broker.node_id
     }
 
-    /// Stops accepting, lets connections finish, flushes every log and writes checkpoints.
+    /// In a cluster, first a controlled shutdown (this broker is fenced and the quorum's
+    /// leadership moves away); then stops accepting, lets connections finish, flushes
+    /// every log and writes checkpoints.
     pub async fn shutdown(self) -> Result<(), BrokerError> {
+        let broker = self.broker.clone();
+        let _ = tokio::task::spawn_blocking(move || broker.controlled_shutdown()).await;
         let _ = self.shutdown.send(true);
         for task in self.tasks {
             let _ = task.await;

@@ -28,6 +28,8 @@ const CLUSTER_ID_WAIT: Duration = Duration::from_secs(120);
 /// spends on it (`ELECTION_WAIT` plus the commit), so an answer is not given up on while
 /// it is still coming.
 const FORWARD_ANSWER_WAIT: Duration = Duration::from_secs(10);
+/// How long a stopping active controller waits for its successor to take over.
+const RESIGN_WAIT: Duration = Duration::from_secs(3);
 
 /// Clones share one quorum member.
 #[derive(Debug, Clone)]
@@ -171,6 +173,13 @@ impl MetadataQuorum {
             if let Err(e) = inner.execute_locally(&ControllerCommand::FenceBroker { node_id, epoch }, deadline) {
                 tracing::warn!(broker = node_id, error = %e, "fencing failed");
             }
+        }
+    }
+
+    /// Moves the active controller to another voter if this node is it (a planned stop).
+    pub(crate) fn resign(&self) {
+        if let Some(to) = block_on(self.inner.quorum.resign(RESIGN_WAIT)) {
+            tracing::info!(controller = to, "handed the metadata quorum's leadership over");
         }
     }
 

@@ -5,6 +5,7 @@
 use uuid::Uuid;
 
 use crate::image::MetadataImage;
+use crate::placement::{self, Candidate, Seed};
 use crate::record::{ConfigResource, MetadataRecord, PartitionRegistration};
 use crate::MetadataError;
 
@@ -55,12 +56,19 @@ pub fn create_topic(image: &MetadataImage, topic: &NewTopic) -> Result<Vec<Metad
             reason: "it collides with an existing topic that differs only by '.' and '_'",
         });
     }
+    let topic_id = Uuid::new_v4();
     let placements = if topic.assignments.is_empty() {
-        place_replicas(image, 0, topic.num_partitions, topic.replication_factor)?
+        place_replicas(image, 0, topic.num_partitions, topic.replication_factor, seed_of(topic_id, 0))?
     } else {
+        let mut numbers: Vec<i32> = topic.assignments.iter().map(|(p, _)| *p).collect();
+        numbers.sort_unstable();
+        if numbers.iter().zip(0..).any(|(p, expected)| *p != expected) {
+            return Err(MetadataError::InvalidReplicaAssignment(
+                "partitions of a manual assignment must be numbered 0, 1, 2, ... without gaps".into(),
+            ));
+        }
         validate_assignments(image, &topic.assignments)?
     };
-    let topic_id = Uuid::new_v4();
     let mut records = vec![MetadataRecord::Topic { name: topic.name.clone(), topic_id }];
     records.extend(topic.configs.iter().map(|(name, value)| MetadataRecord::Config {
         resource: ConfigResource::Topic(topic.name.clone()),
@@ -85,7 +93,7 @@ pub fn create_partitions(
     }
     let replication_factor = topic.partitions.values().next().map_or(1, |p| p.replicas.len() as i32);
     let placements = if assignments.is_empty() {
-        place_replicas(image, current, total - current, replication_factor)?
+        place_replicas(image, current, total - current, replication_factor, seed_of(topic.topic_id, current))?
     } else {
         let numbered: Vec<_> = (current..).zip(assignments.iter().cloned()).collect();
         if numbered.len() != (total - current) as usize {
@@ -125,31 +133,35 @@ fn new_partition(topic_id: Uuid, partition: i32, replicas: Vec<i32>) -> Metadata
     })
 }
 
-/// Round-robin placement over the registered brokers, each partition's leader on the
-/// next broker, as Kafka's rack-unaware assignment does.
+/// Placement over the live (registered, unfenced) brokers, as Kafka's
+/// `assignReplicasToBrokers` (see `placement`), starting where `seed` says.
 fn place_replicas(
     image: &MetadataImage,
     first_partition: i32,
     count: i32,
     replication_factor: i32,
+    seed: Seed,
 ) -> Result<Vec<(i32, Vec<i32>)>, MetadataError> {
     if count < 1 {
         return Err(MetadataError::InvalidPartitions(count));
     }
-    let brokers: Vec<i32> = image.live_brokers().map(|b| b.node_id).collect();
+    let brokers: Vec<Candidate> =
+        image.live_brokers().map(|b| Candidate { node_id: b.node_id, rack: b.rack.clone() }).collect();
     if replication_factor < 1 || replication_factor as usize > brokers.len() {
         return Err(MetadataError::InvalidReplicationFactor {
             requested: replication_factor,
             available: brokers.len(),
         });
     }
-    let n = brokers.len();
-    Ok((first_partition..first_partition + count)
-        .map(|p| {
-            let replicas = (0..replication_factor as usize).map(|r| brokers[(p as usize + r) % n]).collect();
-            (p, replicas)
-        })
-        .collect())
+    Ok(placement::assign(&brokers, first_partition, count, replication_factor as usize, seed))
+}
+
+/// The random start of a topic's placement, from its random id: drawn once, on the
+/// controller, and carried by the records like every other decision.
+fn seed_of(topic_id: Uuid, salt: i32) -> Seed {
+    let (high, low) = topic_id.as_u64_pair();
+    let salt = u64::from(salt.unsigned_abs());
+    Seed { start: ((high ^ salt) % 1_000_003) as usize, shift: ((low ^ salt) % 1_000_003) as usize }
 }
 
 fn validate_assignments(
@@ -218,7 +230,8 @@ mod tests {
         let mut image = image_with_brokers(3);
         let records = create_topic(&image, &new_topic("t", 3, 2)).unwrap();
         apply(&mut image, &records);
-        let leaders: Vec<i32> = image.topic("t").unwrap().partitions.values().map(|p| p.leader).collect();
+        let mut leaders: Vec<i32> = image.topic("t").unwrap().partitions.values().map(|p| p.leader).collect();
+        leaders.sort_unstable();
         assert_eq!(leaders, vec![0, 1, 2]);
         assert!(matches!(create_topic(&image, &new_topic("t", 1, 1)), Err(MetadataError::TopicExists(_))));
     }

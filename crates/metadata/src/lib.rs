@@ -12,6 +12,7 @@
 pub mod control;
 mod error;
 mod image;
+pub mod placement;
 mod record;
 
 pub use error::MetadataError;

@@ -509,6 +509,30 @@ impl Quorum {
         Ok(())
     }
 
+    /// Hands the leadership to a voter that holds the whole log, if this node leads and
+    /// one exists, and waits up to `timeout` for it to take over: a controller that stops
+    /// on purpose spares the others an election timeout (KRaft's resignation).
+    pub async fn resign(&self, timeout: Duration) -> Option<u64> {
+        let metrics = self.raft.metrics().borrow_watched().clone();
+        if !self.is_leader() {
+            return None;
+        }
+        let last = metrics.last_log_index;
+        let voters = voter_ids(metrics.membership_config.membership());
+        let caught_up = |id: &u64| {
+            let matched = metrics.replication.as_ref().and_then(|r| r.get(id).cloned().flatten());
+            matched.map(|l| l.index) >= last
+        };
+        let target = voters.into_iter().filter(|id| *id != self.node_id).find(caught_up)?;
+        self.raft.trigger().transfer_leader(target).await.ok()?;
+        let moved = self
+            .raft
+            .wait(Some(timeout))
+            .metrics(|m| m.current_leader.is_some_and(|l| l != self.node_id), "leadership moved")
+            .await;
+        moved.ok().and_then(|m| m.current_leader)
+    }
+
     /// Builds a snapshot now (and lets openraft purge the log before it).
     pub async fn snapshot(&self) -> Result<(), QuorumError> {
         self.raft.trigger().snapshot().await.map_err(|e| QuorumError::Stopped(e.to_string()))

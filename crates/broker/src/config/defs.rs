@@ -165,6 +165,7 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
     broker!("broker.session.timeout.ms", Int, Some("9000"), min 1),
     broker!("broker.rack", String, None),
     broker!("controller.quorum.election.timeout.ms", Int, Some("1000"), min 10),
+    broker!("controlled.shutdown.enable", Boolean, Some("true")),
 ];
 
 /// Topic keys, as in Kafka's `TopicConfig`, each defaulting to its broker synonym.
