@@ -69,6 +69,25 @@ pub(crate) async fn follow_metadata(broker: Arc<Broker>, mut shutdown: watch::Re
     }
 }
 
+/// A controller-only node's periodic work: fencing brokers whose heartbeats stopped,
+/// while it is the active controller.
+pub(crate) async fn controller_duties(
+    metadata: crate::metadata_quorum::MetadataQuorum,
+    interval_ms: i64,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut tick = every(interval_ms);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                let m = metadata.clone();
+                let _ = tokio::task::spawn_blocking(move || m.fence_expired()).await;
+            }
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
 /// KIP-631 on both sides: this broker heartbeats to the active controller every
 /// `broker.heartbeat.interval.ms`; while this node is the active controller it fences the
 /// brokers whose heartbeats stopped for `broker.session.timeout.ms`.

@@ -68,6 +68,17 @@ pub(crate) enum ControllerCommand {
     },
     /// Not a change: the active controller's view of the quorum (DescribeQuorum).
     DescribeQuorum,
+    /// KIP-853: makes `node_id`, reachable at its controller listener `host:port`, a voter
+    /// (a membership change of the quorum, not a metadata record).
+    AddVoter {
+        node_id: i32,
+        host: String,
+        port: u16,
+    },
+    /// KIP-853: removes voter `node_id` from the quorum.
+    RemoveVoter {
+        node_id: i32,
+    },
     /// KIP-631: the broker is alive and has applied the metadata log up to
     /// `metadata_offset`; a fenced broker that caught up with its registration is unfenced.
     BrokerHeartbeat {
@@ -179,7 +190,9 @@ impl ControllerCommand {
                 let (start, record) = control::allocate_producer_ids(image, *broker_id);
                 Ok((vec![record], ControllerAnswer::ProducerIds { start }))
             }
-            Self::DescribeQuorum => Err(BrokerError::InvalidRequest("DescribeQuorum changes nothing".into())),
+            Self::DescribeQuorum | Self::AddVoter { .. } | Self::RemoveVoter { .. } => {
+                Err(BrokerError::InvalidRequest("not a metadata change: served by the quorum itself".into()))
+            }
         }
     }
 }

@@ -116,6 +116,8 @@ api_table! {
     ConsumerGroupHeartbeat => m::ConsumerGroupHeartbeatRequest, handlers::consumer_group_heartbeat::handle, min 0;
     ConsumerGroupDescribe => m::ConsumerGroupDescribeRequest, handlers::consumer_group_describe::handle, min 0;
     DescribeTopicPartitions => m::DescribeTopicPartitionsRequest, handlers::describe_topic_partitions::handle, min 0;
+    AddRaftVoter => m::AddRaftVoterRequest, handlers::raft_voters::add, min 0;
+    RemoveRaftVoter => m::RemoveRaftVoterRequest, handlers::raft_voters::remove, min 0;
 }
 
 pub(crate) fn version_range(api_key: ApiKey) -> Option<ApiRange> {

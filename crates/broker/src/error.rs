@@ -110,6 +110,8 @@ fn quorum_error(e: &gregor_quorum::QuorumError) -> ResponseError {
         QuorumError::NotController { .. } => ResponseError::NotController,
         QuorumError::Timeout(_) | QuorumError::Unresolved(_) => ResponseError::RequestTimedOut,
         QuorumError::TooLarge { .. } => ResponseError::PolicyViolation,
+        QuorumError::DuplicateVoter(_) => ResponseError::DuplicateVoter,
+        QuorumError::VoterNotFound(_) => ResponseError::VoterNotFound,
         QuorumError::Metadata(e) => metadata_error(e),
         QuorumError::Log(e) => log_error(e),
         QuorumError::Io { .. } | QuorumError::BadEntry { .. } | QuorumError::Config(_) | QuorumError::Stopped(_) => {

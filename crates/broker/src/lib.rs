@@ -54,47 +54,86 @@ pub use error::BrokerError;
 use crate::broker::{now_ms, Broker};
 use crate::replica_manager::ReplicaManager;
 
-/// A running broker. Dropping it without [`RunningBroker::shutdown`] leaves the data as a
-/// crash would (recoverable, but without the clean-shutdown checkpoint).
+/// A running node: a broker (combined with a controller, by default), or a controller
+/// that serves no clients (`process.roles=controller`). Dropping it without
+/// [`RunningBroker::shutdown`] leaves the data as a crash would (recoverable, but without
+/// the clean-shutdown checkpoint).
 #[derive(Debug)]
 pub struct RunningBroker {
-    broker: Arc<Broker>,
+    node: Node,
     local_addrs: Vec<SocketAddr>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
 
+#[derive(Debug)]
+enum Node {
+    Broker(Arc<Broker>),
+    Controller { metadata: metadata_quorum::MetadataQuorum, cluster_id: String, node_id: i32 },
+}
+
 impl RunningBroker {
-    /// The addresses the listener is bound to (one per address family of the host).
+    /// The addresses the client listener is bound to (one per address family of the
+    /// host); a controller-only node's controller listener.
     pub fn local_addrs(&self) -> &[SocketAddr] {
         &self.local_addrs
     }
 
-    /// `host:port` as advertised to clients, for `bootstrap.servers`.
+    /// `host:port` as advertised to clients, for `bootstrap.servers`; a controller-only
+    /// node's controller listener.
     pub fn bootstrap_servers(&self) -> String {
-        format!("{}:{}", self.broker.advertised_host, self.broker.advertised_port)
+        match &self.node {
+            Node::Broker(broker) => format!("{}:{}", broker.advertised_host, broker.advertised_port),
+            Node::Controller { .. } => self.local_addrs.first().map(ToString::to_string).unwrap_or_default(),
+        }
     }
 
     pub fn cluster_id(&self) -> &str {
-        &self.broker.cluster_id
+        match &self.node {
+            Node::Broker(broker) => &broker.cluster_id,
+            Node::Controller { cluster_id, .. } => cluster_id,
+        }
     }
 
     pub fn node_id(&self) -> i32 {
-        self.broker.node_id
+        match &self.node {
+            Node::Broker(broker) => broker.node_id,
+            Node::Controller { node_id, .. } => *node_id,
+        }
+    }
+
+    /// Whether this node serves clients (`process.roles` includes `broker`).
+    pub fn is_broker(&self) -> bool {
+        matches!(self.node, Node::Broker(_))
     }
 
     /// In a cluster, first a controlled shutdown (this broker is fenced and the quorum's
     /// leadership moves away); then stops accepting, lets connections finish, flushes
     /// every log and writes checkpoints.
     pub async fn shutdown(self) -> Result<(), BrokerError> {
-        let broker = self.broker.clone();
-        let _ = tokio::task::spawn_blocking(move || broker.controlled_shutdown()).await;
-        let _ = self.shutdown.send(true);
-        for task in self.tasks {
-            let _ = task.await;
-        }
-        let broker = self.broker;
-        tokio::task::spawn_blocking(move || broker.close()).await.map_err(|e| std::io::Error::other(e.to_string()))?
+        let stop_tasks = |tasks: Vec<JoinHandle<()>>, shutdown: watch::Sender<bool>| async move {
+            let _ = shutdown.send(true);
+            for task in tasks {
+                let _ = task.await;
+            }
+        };
+        let closed = match self.node {
+            Node::Broker(broker) => {
+                let stopping = broker.clone();
+                let _ = tokio::task::spawn_blocking(move || stopping.controlled_shutdown()).await;
+                stop_tasks(self.tasks, self.shutdown).await;
+                tokio::task::spawn_blocking(move || broker.close()).await
+            }
+            Node::Controller { metadata, .. } => {
+                stop_tasks(self.tasks, self.shutdown).await;
+                tokio::task::spawn_blocking(move || {
+                    metadata.resign();
+                    metadata.close()
+                })
+                .await
+            }
+        };
+        closed.map_err(|e| std::io::Error::other(e.to_string()))?
     }
 }
 
@@ -131,7 +170,7 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, BrokerError> {
                 .into(),
         ));
     }
-    metadata_quorum::check_roles(&config)?;
+    let roles = metadata_quorum::roles(&config)?;
     let data_dir = config.data_dir();
     std::fs::create_dir_all(&data_dir)
         .map_err(|e| BrokerError::DataDir { path: data_dir.clone(), reason: e.to_string() })?;
@@ -139,6 +178,9 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, BrokerError> {
     let existing = meta_properties::load_existing(&data_dir, config.node_id(), configured_cluster.as_deref())?;
     let known_cluster = existing.as_ref().map(|m| m.cluster_id.clone()).or(configured_cluster);
     let metadata = metadata_quorum::MetadataQuorum::start(&config, &data_dir, known_cluster.as_deref()).await?;
+    if !roles.broker {
+        return start_controller(&config, &data_dir, known_cluster, metadata).await;
+    }
     let opened = open_broker(&config, &data_dir, known_cluster, metadata.clone()).await;
     let (broker, listeners, local_addrs) = match opened {
         Ok(opened) => opened,
@@ -161,7 +203,35 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, BrokerError> {
     tasks.push(tokio::spawn(background::follow_metadata(broker.clone(), shutdown_rx.clone())));
     tasks.push(tokio::spawn(background::heartbeats(broker.clone(), shutdown_rx.clone())));
     tasks.push(tokio::spawn(background::run(broker.clone(), shutdown_rx)));
-    Ok(RunningBroker { broker, local_addrs, shutdown, tasks })
+    Ok(RunningBroker { node: Node::Broker(broker), local_addrs, shutdown, tasks })
+}
+
+/// `process.roles=controller`: a quorum voter that serves controller requests and fences
+/// brokers, with no client listener, no logs and no broker registration.
+async fn start_controller(
+    config: &BrokerConfig,
+    data_dir: &std::path::Path,
+    known_cluster: Option<String>,
+    metadata: metadata_quorum::MetadataQuorum,
+) -> Result<RunningBroker, BrokerError> {
+    let candidate = known_cluster.unwrap_or_else(meta_properties::random_id);
+    let agreed = match metadata.agree_cluster_id(&candidate).await {
+        Ok(id) => meta_properties::load_or_create(data_dir, config.node_id(), Some(&id)).map(|m| m.cluster_id),
+        Err(e) => Err(e),
+    };
+    let cluster_id = match agreed {
+        Ok(id) => id,
+        Err(e) => {
+            let _ = tokio::task::spawn_blocking(move || metadata.close()).await;
+            return Err(e);
+        }
+    };
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let interval = config.broker_i64("broker.heartbeat.interval.ms");
+    let tasks = vec![tokio::spawn(background::controller_duties(metadata.clone(), interval, shutdown_rx))];
+    let local_addrs = metadata.controller_addr().into_iter().collect();
+    let node = Node::Controller { metadata, cluster_id, node_id: config.node_id() };
+    Ok(RunningBroker { node, local_addrs, shutdown, tasks })
 }
 
 /// Everything after the quorum started: the cluster id, `meta.properties`, the client

@@ -27,7 +27,10 @@ const CLUSTER_ID_WAIT: Duration = Duration::from_secs(120);
 /// How long a forwarded command's answer is awaited: longer than the active controller
 /// spends on it (`ELECTION_WAIT` plus the commit), so an answer is not given up on while
 /// it is still coming.
-const FORWARD_ANSWER_WAIT: Duration = Duration::from_secs(10);
+const FORWARD_ANSWER_WAIT: Duration = Duration::from_secs(30);
+/// How long adding a voter may take beyond the election wait (it replicates the log
+/// first).
+const VOTER_CATCH_UP_WAIT: Duration = Duration::from_secs(20);
 /// How long a stopping active controller waits for its successor to take over.
 const RESIGN_WAIT: Duration = Duration::from_secs(3);
 
@@ -40,6 +43,9 @@ pub(crate) struct MetadataQuorum {
 #[derive(Debug)]
 struct Inner {
     quorum: Quorum,
+    /// Not a voter (a broker-only node, or a controller not added yet): its controller
+    /// requests always go to the active controller, even before it knows the others.
+    observer: bool,
     /// The static config, for the controller's decisions (validation of AlterConfigs).
     config: BrokerConfig,
     /// While this node is the active controller: each broker's last heartbeat, for the
@@ -59,8 +65,24 @@ impl MetadataQuorum {
         let node_id = u64::try_from(config.node_id())
             .map_err(|_| BrokerError::InvalidConfig(format!("'node.id' must not be negative: {}", config.node_id())))?;
         let mut quorum_config = QuorumConfig::new(node_id, data_dir.join(format!("{METADATA_TOPIC}-0")));
+        let roles = roles(config)?;
         quorum_config.voters = voters(config)?;
+        quorum_config.controllers = quorum_config.voters.values().cloned().collect();
+        quorum_config.controllers.extend(bootstrap_servers(config)?);
+        // Not a voter: an observer (KIP-853) that asks the controllers to admit it, a
+        // broker-only node for good, a controller until `gregor cluster add-controller`.
+        let voter = roles.controller
+            && (quorum_config.voters.contains_key(&node_id)
+                || (quorum_config.voters.is_empty() && quorum_config.controllers.is_empty()));
+        quorum_config.join = !voter;
         quorum_config.listen = controller_listener(config)?;
+        if quorum_config.join && quorum_config.listen.is_none() {
+            // A broker-only node has no CONTROLLER listener in Kafka's configs: the
+            // metadata log reaches it on a port chosen now, on the client listener's host.
+            let (listen, advertised) = observer_listener(config)?;
+            quorum_config.listen = Some(listen);
+            quorum_config.advertised = advertised;
+        }
         quorum_config.cluster_id = cluster_id.map(str::to_owned);
         quorum_config.election_timeout_ms =
             u64::try_from(config.broker_i64("controller.quorum.election.timeout.ms")).unwrap_or(1000);
@@ -68,6 +90,7 @@ impl MetadataQuorum {
         let session_timeout =
             Duration::from_millis(u64::try_from(config.broker_i64("broker.session.timeout.ms")).unwrap_or(9000));
         let inner = Arc::new(Inner {
+            observer: !voter,
             quorum,
             config: config.clone(),
             heartbeats: std::sync::Mutex::new((0, std::collections::HashMap::new())),
@@ -96,9 +119,9 @@ impl MetadataQuorum {
         self.inner.quorum.image()
     }
 
-    /// Whether the quorum has other voters than this node (a cluster, not the single node).
+    /// Whether the quorum has other members than this node (a cluster, not the single node).
     pub(crate) fn has_peers(&self) -> bool {
-        self.inner.quorum.has_peers()
+        self.inner.observer || self.inner.quorum.has_peers()
     }
 
     /// Every new image, as this node applies it.
@@ -111,12 +134,12 @@ impl MetadataQuorum {
     /// out for up to `ELECTION_WAIT`, then the client gets the retriable error.
     pub(crate) fn execute(&self, command: ControllerCommand) -> Result<ControllerAnswer, BrokerError> {
         let quorum = &self.inner.quorum;
-        if matches!(command, ControllerCommand::DescribeQuorum) && !quorum.has_peers() {
+        if matches!(command, ControllerCommand::DescribeQuorum) && !self.has_peers() {
             return Ok(ControllerAnswer::Quorum(quorum.status()));
         }
         let deadline = Instant::now() + ELECTION_WAIT;
         loop {
-            let outcome = if !quorum.has_peers() || quorum.is_leader() {
+            let outcome = if !self.has_peers() || quorum.is_leader() {
                 self.inner.execute_locally(&command, deadline).map(|(answer, _)| answer)
             } else {
                 self.forward(&command, deadline)
@@ -176,6 +199,11 @@ impl MetadataQuorum {
         }
     }
 
+    /// The controller listener's bound address, if this node has one.
+    pub(crate) fn controller_addr(&self) -> Option<SocketAddr> {
+        self.inner.quorum.local_addr()
+    }
+
     /// Moves the active controller to another voter if this node is it (a planned stop).
     pub(crate) fn resign(&self) {
         if let Some(to) = block_on(self.inner.quorum.resign(RESIGN_WAIT)) {
@@ -200,6 +228,9 @@ impl Inner {
     ) -> Result<(ControllerAnswer, u64), BrokerError> {
         if matches!(command, ControllerCommand::DescribeQuorum) {
             return Ok((ControllerAnswer::Quorum(self.quorum.status()), self.quorum.applied_index()));
+        }
+        if let Some(change) = self.change_voters(command, deadline) {
+            return change.map(|()| (ControllerAnswer::Done, self.quorum.applied_index()));
         }
         if let ControllerCommand::BrokerHeartbeat { node_id, .. } = command {
             let now = Instant::now();
@@ -226,6 +257,31 @@ impl Inner {
 }
 
 impl Inner {
+    /// AddVoter / RemoveVoter, by `deadline` (plus the time a new voter needs to catch up
+    /// is not bounded by it: adding waits for the node to replicate the log first).
+    fn change_voters(&self, command: &ControllerCommand, deadline: Instant) -> Option<Result<(), BrokerError>> {
+        let id = |node_id: i32| {
+            u64::try_from(node_id).map_err(|_| BrokerError::InvalidRequest(format!("bad voter id {node_id}")))
+        };
+        let budget = deadline.saturating_duration_since(Instant::now()) + VOTER_CATCH_UP_WAIT;
+        let change = match command {
+            ControllerCommand::AddVoter { node_id, host, port } => id(*node_id).map(|id| {
+                let node = ControllerNode::new(host.clone(), *port);
+                block_on(tokio::time::timeout(budget, self.quorum.add_voter(id, node)))
+            }),
+            ControllerCommand::RemoveVoter { node_id } => {
+                id(*node_id).map(|id| block_on(tokio::time::timeout(budget, self.quorum.remove_voter(id))))
+            }
+            _ => return None,
+        };
+        Some(match change {
+            Ok(Ok(Ok(()))) => Ok(()),
+            Ok(Ok(Err(e))) => Err(BrokerError::Quorum(e)),
+            Ok(Err(_)) => Err(BrokerError::Quorum(QuorumError::Unresolved("the voter change did not complete".into()))),
+            Err(e) => Err(e),
+        })
+    }
+
     /// A controller that just took over (a new term) has no heartbeat history: every
     /// broker starts a full session now.
     fn reset_if_new_term(&self, table: &mut (u64, std::collections::HashMap<i32, Instant>), now: Instant) {
@@ -259,19 +315,44 @@ fn serve_forwarded(inner: &Inner, from: u64, request: &[u8]) -> Result<(Controll
     inner.execute_locally(&command, deadline).map_err(|e| CommandFailure { code: e.code(), message: e.to_string() })
 }
 
-/// Only combined nodes exist yet; a broker-only or controller-only node is refused
-/// rather than started as both.
-pub(crate) fn check_roles(config: &BrokerConfig) -> Result<(), BrokerError> {
-    let roles = config.broker_str("process.roles").to_ascii_lowercase();
-    let mut roles: Vec<&str> = roles.split(',').map(str::trim).filter(|r| !r.is_empty()).collect();
-    roles.sort_unstable();
-    if roles == ["broker", "controller"] {
-        return Ok(());
+/// Kafka's `process.roles`: which of broker and controller this node is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Roles {
+    pub(crate) broker: bool,
+    pub(crate) controller: bool,
+}
+
+pub(crate) fn roles(config: &BrokerConfig) -> Result<Roles, BrokerError> {
+    let text = config.broker_str("process.roles").to_ascii_lowercase();
+    let mut roles = Roles { broker: false, controller: false };
+    for role in text.split(',').map(str::trim).filter(|r| !r.is_empty()) {
+        match role {
+            "broker" => roles.broker = true,
+            "controller" => roles.controller = true,
+            other => {
+                return Err(BrokerError::InvalidConfig(format!(
+                    "invalid role '{other}' in 'process.roles': expected broker, controller or both"
+                )))
+            }
+        }
     }
-    Err(BrokerError::InvalidConfig(format!(
-        "'process.roles={}' is not supported yet: every Gregor node is a broker and a controller (process.roles=broker,controller)",
-        config.broker_str("process.roles")
-    )))
+    if !roles.broker && !roles.controller {
+        return Err(BrokerError::InvalidConfig("'process.roles' must name broker, controller or both".into()));
+    }
+    let dynamic = !config.broker_str("controller.quorum.bootstrap.servers").trim().is_empty();
+    let voters = voters(config)?;
+    if roles != (Roles { broker: true, controller: true }) && voters.is_empty() && !dynamic {
+        return Err(BrokerError::InvalidConfig(format!(
+            "'process.roles={}' needs the quorum's controllers in 'controller.quorum.voters' or 'controller.quorum.bootstrap.servers'",
+            config.broker_str("process.roles")
+        )));
+    }
+    if roles.controller && !roles.broker && controller_listener(config)?.is_none() {
+        return Err(BrokerError::InvalidConfig(
+            "'process.roles=controller' needs a controller listener ('listeners' with a name of 'controller.listener.names')".into(),
+        ));
+    }
+    Ok(roles)
 }
 
 /// Awaits `future` from synchronous code on a runtime worker (moving the worker's other
@@ -301,6 +382,45 @@ fn voters(config: &BrokerConfig) -> Result<BTreeMap<u64, ControllerNode>, Broker
         }
     }
     Ok(out)
+}
+
+/// `controller.quorum.bootstrap.servers` (KIP-853): `host:port,...` of controllers.
+fn bootstrap_servers(config: &BrokerConfig) -> Result<Vec<ControllerNode>, BrokerError> {
+    let text = config.broker_str("controller.quorum.bootstrap.servers");
+    text.split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .map(|entry| {
+            let (host, port) =
+                entry.rsplit_once(':').and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?))).ok_or_else(|| {
+                    BrokerError::InvalidConfig(format!(
+                        "invalid entry '{entry}' in 'controller.quorum.bootstrap.servers': expected HOST:PORT"
+                    ))
+                })?;
+            Ok(ControllerNode::new(host.trim_start_matches('[').trim_end_matches(']'), port))
+        })
+        .collect()
+}
+
+/// Where a broker-only node receives the metadata log: the client listener's host (or
+/// the advertised one, as others reach it there) on a port the OS picks.
+fn observer_listener(config: &BrokerConfig) -> Result<(SocketAddr, Option<ControllerNode>), BrokerError> {
+    let client = crate::client_listener(config)?;
+    let (host, _) = client.rsplit_once(':').unwrap_or((client.as_str(), ""));
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let host = if host.is_empty() { "0.0.0.0" } else { host };
+    let addr = std::net::ToSocketAddrs::to_socket_addrs(&(host, 0))
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| BrokerError::InvalidConfig(format!("cannot resolve the listener host '{host}'")))?;
+    let advertised = config.broker_value("advertised.listeners").value.map(|a| {
+        let address = crate::listener_address(&a).to_owned();
+        let host = address.rsplit_once(':').map_or(address.as_str(), |(h, _)| h);
+        host.trim_start_matches('[').trim_end_matches(']').to_owned()
+    });
+    // The port is known once bound: the quorum fills it in from the listener.
+    let advertised = advertised.or_else(|| addr.ip().is_unspecified().then(|| "localhost".to_owned()));
+    Ok((addr, advertised.map(|host| ControllerNode::new(host, 0))))
 }
 
 /// The address of the listener named in `controller.listener.names`, if any.

@@ -7,13 +7,15 @@ use clap::{Args, Subcommand};
 use gregor_client::{api_name, ApiRange, ClusterDescription, QuorumDescription};
 use serde_json::{json, Value};
 
-use crate::common::{connect, emit, emit_json, run_async, table, Global, Output};
+use crate::common::{connect, emit, emit_json, run_async, table, CliError, Global, Output};
 
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
   gregor cluster describe --bootstrap-server localhost:9092
   gregor cluster quorum                  # leader, epoch, high watermark, each voter's lag
-  gregor cluster quorum -o json | jq .leader_id")]
+  gregor cluster quorum -o json | jq .leader_id
+  gregor cluster add-controller --controller-id 4 --controller-address 10.0.0.4:9093
+  gregor cluster remove-controller --controller-id 3")]
 pub(crate) struct ClusterArgs {
     #[command(subcommand)]
     command: ClusterCommand,
@@ -25,12 +27,45 @@ enum ClusterCommand {
     Describe,
     /// The metadata quorum: active controller, epoch, high watermark, voters and lag.
     Quorum,
+    /// Make a running controller a voter of the quorum (KIP-853). Start it first (it
+    /// joins as an observer and catches up); this returns once it votes.
+    AddController {
+        /// Its `node.id`.
+        #[arg(long)]
+        controller_id: i32,
+        /// Its controller listener, HOST:PORT.
+        #[arg(long, value_name = "HOST:PORT")]
+        controller_address: String,
+    },
+    /// Remove a voter from the quorum (KIP-853), e.g. a failed machine's.
+    RemoveController {
+        /// Its `node.id`.
+        #[arg(long)]
+        controller_id: i32,
+    },
 }
 
 pub(crate) fn run(args: ClusterArgs, global: &Global) -> Result<(), String> {
     let global = global.clone();
     run_async(async move {
         let mut client = connect(&global.conn).await?;
+        match &args.command {
+            ClusterCommand::AddController { controller_id, controller_address } => {
+                let (host, port) = controller_address
+                    .rsplit_once(':')
+                    .and_then(|(h, p)| Some((h.trim_start_matches('[').trim_end_matches(']'), p.parse::<u16>().ok()?)))
+                    .ok_or_else(|| {
+                        CliError::Usage(format!("--controller-address expects HOST:PORT, got '{controller_address}'"))
+                    })?;
+                client.add_raft_voter(*controller_id, host, port).await?;
+                return emit(&format!("Controller {controller_id} is a voter of the metadata quorum"));
+            }
+            ClusterCommand::RemoveController { controller_id } => {
+                client.remove_raft_voter(*controller_id).await?;
+                return emit(&format!("Controller {controller_id} is no longer a voter of the metadata quorum"));
+            }
+            _ => {}
+        }
         if let ClusterCommand::Quorum = args.command {
             let quorum = client.describe_quorum().await?;
             return match global.output {

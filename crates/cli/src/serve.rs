@@ -98,8 +98,10 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), String> {
         let data_dir = config.data_dir();
         let broker = gregor_broker::start(config).await.map_err(|e| e.to_string())?;
         let addrs: Vec<String> = broker.local_addrs().iter().map(ToString::to_string).collect();
+        // A controller-only node (process.roles=controller) serves no clients.
+        let role = if broker.is_broker() { "" } else { "controller " };
         println!(
-            "Gregor {} listening on {} (advertised {}), node {}, cluster {}, data in {}",
+            "Gregor {} {role}listening on {} (advertised {}), node {}, cluster {}, data in {}",
             env!("CARGO_PKG_VERSION"),
             addrs.join(", "),
             broker.bootstrap_servers(),

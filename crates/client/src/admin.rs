@@ -325,6 +325,30 @@ impl Client {
         })
     }
 
+    /// KIP-853: makes controller `voter_id`, listening at `host:port`, a voter of the
+    /// metadata quorum (AddRaftVoter). It must be running and replicating already.
+    pub async fn add_raft_voter(&mut self, voter_id: i32, host: &str, port: u16) -> Result<()> {
+        use gregor_protocol::kafka_protocol::messages::add_raft_voter_request::Listener;
+        use gregor_protocol::kafka_protocol::messages::AddRaftVoterRequest;
+        let listener = Listener::default().with_name(s("CONTROLLER")).with_host(s(host)).with_port(port);
+        let request = AddRaftVoterRequest::default()
+            .with_timeout_ms(30_000)
+            .with_voter_id(voter_id)
+            .with_listeners(vec![listener]);
+        let response = self.any().send(&request, None).await?;
+        let message = response.error_message.as_ref().map(ToString::to_string);
+        check(response.error_code, message.as_deref(), || format!("cannot add voter {voter_id}"))
+    }
+
+    /// KIP-853: removes `voter_id` from the metadata quorum's voters (RemoveRaftVoter).
+    pub async fn remove_raft_voter(&mut self, voter_id: i32) -> Result<()> {
+        use gregor_protocol::kafka_protocol::messages::RemoveRaftVoterRequest;
+        let request = RemoveRaftVoterRequest::default().with_voter_id(voter_id);
+        let response = self.any().send(&request, None).await?;
+        let message = response.error_message.as_ref().map(ToString::to_string);
+        check(response.error_code, message.as_deref(), || format!("cannot remove voter {voter_id}"))
+    }
+
     /// Bytes on disk of `topic`'s `partitions` hosted by broker `node_id`
     /// (DescribeLogDirs, summed over its log dirs; future replicas left out).
     pub async fn partition_sizes(

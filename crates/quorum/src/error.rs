@@ -28,6 +28,12 @@ pub enum QuorumError {
     /// not be decided and proposed again (the client's retry sees the outcome).
     #[error("the metadata change was proposed but not committed in time: {0}")]
     Unresolved(String),
+    /// Adding a node that is a voter already.
+    #[error("node {0} is a voter already")]
+    DuplicateVoter(u64),
+    /// Removing a node that is no voter, or the last voter.
+    #[error("{0}")]
+    VoterNotFound(String),
     /// A change larger than one metadata entry may be.
     #[error("the metadata change is {bytes} bytes, more than the {max} bytes one change may have")]
     TooLarge { bytes: usize, max: usize },

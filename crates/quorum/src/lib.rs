@@ -20,6 +20,7 @@
 mod checkpoint;
 mod entry;
 mod error;
+mod join;
 mod legacy;
 mod log_store;
 pub mod network;

@@ -114,6 +114,12 @@ impl TcpConnection {
         }
     }
 
+    /// Asks the target to admit this node as a learner at `me`; `None` when it does not
+    /// answer.
+    pub(crate) async fn join(&mut self, me: &ControllerNode, ttl: Duration) -> Option<RaftResponse> {
+        self.call(RaftRequest::Join { node: me.clone() }, &[], ttl).await.ok()
+    }
+
     /// Whether the target has Raft state; `None` when it does not answer.
     pub(crate) async fn probe(&mut self, ttl: Duration) -> Option<bool> {
         match self.call(RaftRequest::Probe, &[], ttl).await {

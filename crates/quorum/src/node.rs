@@ -50,9 +50,15 @@ pub struct QuorumConfig {
     /// The cluster id of `meta.properties`, recorded in the image when a pre-quorum
     /// single-node log is converted.
     pub cluster_id: Option<String>,
-    /// A node added to a running quorum (KIP-853): it never bootstraps, it waits for the
-    /// active controller to add it.
+    /// A node that is not a voter (KIP-853's observer: a broker-only node, or a controller
+    /// to be added later): it never bootstraps; it asks `controllers` to admit it as a
+    /// learner and replicates the log from then on.
     pub join: bool,
+    /// Controllers an observer asks to admit it (any of them; they redirect to the leader).
+    pub controllers: Vec<ControllerNode>,
+    /// The address other controllers reach this node's listener at, when it differs from
+    /// the bound one (a wildcard bind); port 0 means the bound port.
+    pub advertised: Option<ControllerNode>,
 }
 
 impl QuorumConfig {
@@ -67,6 +73,8 @@ impl QuorumConfig {
             keep_after_snapshot: 1000,
             cluster_id: None,
             join: false,
+            controllers: Vec::new(),
+            advertised: None,
         }
     }
 }
@@ -106,6 +114,8 @@ pub struct Quorum {
     machine: MetadataStateMachine,
     /// Serialises controller decisions: each one sees every earlier one applied.
     write_lock: Mutex<()>,
+    /// Serialises voter changes (openraft refuses a second one while one is in progress).
+    membership_lock: Mutex<()>,
     shutdown: watch::Sender<bool>,
     server: std::sync::Mutex<Option<JoinHandle<()>>>,
     local_addr: Option<SocketAddr>,
@@ -139,7 +149,7 @@ impl Quorum {
             Some(addr) => Some(
                 TcpListener::bind(addr).await.map_err(|e| QuorumError::io(format!("controller listener {addr}"), e))?,
             ),
-            None if voters.len() > 1 => {
+            None if voters.len() > 1 || config.join => {
                 return Err(QuorumError::Config("a quorum of several voters needs a controller listener".into()))
             }
             None => None,
@@ -165,21 +175,39 @@ impl Quorum {
             log,
             machine,
             write_lock: Mutex::new(()),
+            membership_lock: Mutex::new(()),
             shutdown,
             server: std::sync::Mutex::new(server),
             local_addr,
             forward,
             leader_connections: std::sync::Mutex::new(Vec::new()),
         };
-        if pristine && !config.join {
+        if config.join {
+            quorum.observe(&config);
+        } else if pristine {
             quorum.bootstrap(voters).await?;
-        } else if !config.join {
+        } else {
             if let Err(e) = quorum.check_voters(&config) {
                 let _ = quorum.shutdown().await;
                 return Err(e);
             }
         }
         Ok(quorum)
+    }
+
+    /// An observer asks the controllers to admit it, in the background, at the address
+    /// its listener is reached at (an advertised port of 0 is the bound one).
+    fn observe(&self, config: &QuorumConfig) {
+        let me = match (config.advertised.clone(), self.local_addr) {
+            (Some(a), Some(bound)) if a.port == 0 => Some(ControllerNode::new(a.host, bound.port())),
+            (Some(a), _) => Some(a),
+            (None, bound) => bound.map(|a| ControllerNode::new(a.ip().to_string(), a.port())),
+        };
+        if let Some(me) = me {
+            let shutdown = self.shutdown.subscribe();
+            let join = crate::join::run(self.raft.clone(), config.node_id, me, config.controllers.clone(), shutdown);
+            drop(tokio::spawn(join));
+        }
     }
 
     async fn bootstrap(&self, voters: BTreeMap<u64, ControllerNode>) -> Result<(), QuorumError> {
@@ -212,6 +240,11 @@ impl Quorum {
         }
         let (_, membership) = self.machine.applied();
         let stored = self.raft.metrics().borrow_watched().membership_config.clone();
+        if stored.log_id().is_some_and(|l| l.index > 0) {
+            // Changed at run time (KIP-853: observers admitted, voters added or removed):
+            // the log is the authority now, the configured voters only bootstrapped it.
+            return Ok(());
+        }
         let known = if stored.membership().voter_ids().next().is_some() {
             stored.membership().clone()
         } else {
@@ -490,22 +523,31 @@ impl Quorum {
     /// KIP-853: adds `id` as a voter (first as a learner that catches up, then through a
     /// joint configuration). Only on the active controller.
     pub async fn add_voter(&self, id: u64, node: ControllerNode) -> Result<(), QuorumError> {
-        let _guard = self.write_lock.lock().await;
-        self.raft.add_learner(id, node, true).await.map_err(membership_error)?;
+        // Not the write lock: controller decisions go on while the new voter catches up.
+        let _guard = self.membership_lock.lock().await;
         let mut voters = voter_ids(self.raft.metrics().borrow_watched().membership_config.membership());
+        if voters.contains(&id) {
+            return Err(QuorumError::DuplicateVoter(id));
+        }
+        self.raft.add_learner(id, node, true).await.map_err(membership_error)?;
         let _ = voters.insert(id);
         let _ = self.raft.change_membership(voters, false).await.map_err(membership_error)?;
         Ok(())
     }
 
-    /// KIP-853: removes voter `id` (it stops being a member of the quorum).
+    /// KIP-853: removes voter `id` from the voters (it stays an observer).
     pub async fn remove_voter(&self, id: u64) -> Result<(), QuorumError> {
-        let _guard = self.write_lock.lock().await;
+        let _guard = self.membership_lock.lock().await;
         let mut voters = voter_ids(self.raft.metrics().borrow_watched().membership_config.membership());
         if !voters.remove(&id) {
-            return Err(QuorumError::Config(format!("node {id} is not a voter")));
+            return Err(QuorumError::VoterNotFound(format!("node {id} is not a voter")));
         }
-        let _ = self.raft.change_membership(voters, false).await.map_err(membership_error)?;
+        if voters.is_empty() {
+            return Err(QuorumError::VoterNotFound(format!("node {id} is the last voter: a quorum needs one")));
+        }
+        // Retained as a learner, as KRaft keeps a removed voter as an observer: a combined
+        // node goes on as a broker, following the log without voting.
+        let _ = self.raft.change_membership(voters, true).await.map_err(membership_error)?;
         Ok(())
     }
 

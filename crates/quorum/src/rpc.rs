@@ -15,7 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-use crate::{Raft, SnapshotMeta, TypeConfig, Vote};
+use crate::{ControllerNode, Raft, SnapshotMeta, TypeConfig, Vote};
 
 type ForwardFn = dyn Fn(u64, Vec<u8>) -> futures_util::future::BoxFuture<'static, Vec<u8>> + Send + Sync;
 
@@ -67,7 +67,17 @@ pub(crate) enum RaftRequest {
     /// Whether the target holds any Raft state (a log entry or a vote), asked by a
     /// pristine node before it bootstraps the quorum.
     Probe,
+    /// KIP-853's observer: the sender asks to replicate the metadata log as a learner at
+    /// `node` (a broker-only node, or a controller not yet added as a voter). Sent to any
+    /// controller (`to` may be [`ANY_NODE`]); one that does not lead redirects.
+    Join {
+        node: ControllerNode,
+    },
 }
+
+/// The `to` of a request for whichever node answers (only `Join`: the joiner knows
+/// controller addresses, not their ids).
+pub(crate) const ANY_NODE: u64 = u64::MAX;
 
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum RaftResponse {
@@ -79,6 +89,12 @@ pub(crate) enum RaftResponse {
     Forwarded,
     Probe {
         initialized: bool,
+    },
+    /// The sender is a learner at the address it gave.
+    Joined,
+    /// Ask the leader instead (`None`: no leader is known now).
+    Redirect {
+        leader: Option<(u64, ControllerNode)>,
     },
     /// The request could not be served (wrong target, stopped node, bad frame).
     Error(String),
@@ -163,6 +179,9 @@ async fn serve_connection(
         };
         let Ok(Some((header, body))) = frame else { return };
         let (response, answer) = match serde_json::from_slice::<Envelope>(&header) {
+            Ok(Envelope { request: RaftRequest::Join { node }, from, .. }) => {
+                (crate::join::admit(&raft, from, node).await, Vec::new())
+            }
             Ok(envelope) if envelope.to != node_id => {
                 (RaftResponse::Error(format!("this is node {node_id}, not node {}", envelope.to)), Vec::new())
             }
@@ -198,7 +217,9 @@ async fn handle(raft: &Raft, request: RaftRequest, body: Vec<u8>) -> RaftRespons
         RaftRequest::TransferLeader(rpc) => {
             raft.handle_transfer_leader(rpc).await.map_or_else(|e| error(&e), RaftResponse::TransferLeader)
         }
-        RaftRequest::Forward => RaftResponse::Error("forwarded requests are handled by the application".into()),
+        RaftRequest::Forward | RaftRequest::Join { .. } => {
+            RaftResponse::Error("handled before the request reaches openraft".into())
+        }
         RaftRequest::Probe => {
             let metrics = openraft::async_runtime::watch::WatchReceiver::borrow_watched(&raft.metrics()).clone();
             let initialized = metrics.last_log_index.is_some() || metrics.vote.leader_id.term > 0;

@@ -161,6 +161,7 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
     broker!("num.io.threads", Int, Some("8"), min 1),
     broker!("process.roles", List, Some("broker,controller")),
     broker!("controller.quorum.voters", List, None),
+    broker!("controller.quorum.bootstrap.servers", List, None),
     broker!("broker.heartbeat.interval.ms", Int, Some("2000"), min 1),
     broker!("broker.session.timeout.ms", Int, Some("9000"), min 1),
     broker!("broker.rack", String, None),
