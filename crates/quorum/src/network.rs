@@ -120,10 +120,11 @@ impl TcpConnection {
         self.call(RaftRequest::Join { node: me.clone() }, &[], ttl).await.ok()
     }
 
-    /// Whether the target has Raft state; `None` when it does not answer.
-    pub(crate) async fn probe(&mut self, ttl: Duration) -> Option<bool> {
+    /// Whether the target has Raft state, and its last entry's index; `None` when it
+    /// does not answer.
+    pub(crate) async fn probe(&mut self, ttl: Duration) -> Option<(bool, Option<u64>)> {
         match self.call(RaftRequest::Probe, &[], ttl).await {
-            Ok(RaftResponse::Probe { initialized }) => Some(initialized),
+            Ok(RaftResponse::Probe { initialized, last_log_index }) => Some((initialized, last_log_index)),
             _ => None,
         }
     }

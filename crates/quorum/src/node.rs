@@ -122,6 +122,7 @@ pub struct Quorum {
     forward: crate::rpc::ForwardSlot,
     /// Idle connections to the active controller for forwarded requests, by its id.
     leader_connections: std::sync::Mutex<Vec<(u64, crate::network::TcpConnection)>>,
+    amnesia: crate::rpc::Amnesia,
 }
 
 impl Quorum {
@@ -167,8 +168,12 @@ impl Quorum {
         .map_err(|e| QuorumError::Stopped(e.to_string()))?;
         let (shutdown, shutdown_rx) = watch::channel(false);
         let forward = crate::rpc::ForwardSlot::default();
-        let server = listener
-            .map(|l| tokio::spawn(crate::rpc::serve(l, raft.clone(), config.node_id, forward.clone(), shutdown_rx)));
+        let amnesia = crate::rpc::Amnesia::default();
+        let server = listener.map(|l| {
+            let serve =
+                crate::rpc::serve(l, raft.clone(), config.node_id, forward.clone(), amnesia.clone(), shutdown_rx);
+            tokio::spawn(serve)
+        });
         let quorum = Self {
             node_id: config.node_id,
             raft,
@@ -181,6 +186,7 @@ impl Quorum {
             local_addr,
             forward,
             leader_connections: std::sync::Mutex::new(Vec::new()),
+            amnesia,
         };
         if config.join {
             quorum.observe(&config);
@@ -216,7 +222,12 @@ impl Quorum {
         // brought up to date by the leader instead.
         for (id, node) in voters.iter().filter(|(id, _)| **id != self.node_id) {
             let mut connection = crate::network::TcpConnection::to(self.node_id, *id, node);
-            if connection.probe(Duration::from_millis(500)).await == Some(true) {
+            if let Some((true, last)) = connection.probe(Duration::from_millis(500)).await {
+                // Past its first entries, the quorum has had a leader: this node may be a
+                // voter whose data was lost, with votes it no longer remembers.
+                if last.is_some_and(|l| l >= AMNESIA_INDEX) {
+                    self.amnesia.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
                 tracing::warn!(
                     node = self.node_id,
                     peer = id,
@@ -603,6 +614,9 @@ const MAX_ENTRIES_PER_APPEND: u64 = 64;
 /// A proposal always gets at least this long to commit, however little of the caller's
 /// budget waiting for earlier ones left.
 const MIN_COMMIT_WAIT: Duration = Duration::from_secs(2);
+/// A peer log this long means a leader committed entries after the bootstrap membership
+/// (0) and its first blank entry (1): the quorum ran before this node's log was empty.
+const AMNESIA_INDEX: u64 = 2;
 /// Idle forwarding connections kept open to the active controller.
 const IDLE_FORWARD_CONNECTIONS: usize = 4;
 

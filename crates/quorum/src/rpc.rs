@@ -89,6 +89,9 @@ pub(crate) enum RaftResponse {
     Forwarded,
     Probe {
         initialized: bool,
+        /// The index of its last entry (absent from nodes before it was added).
+        #[serde(default)]
+        last_log_index: Option<u64>,
     },
     /// The sender is a learner at the address it gave.
     Joined,
@@ -140,12 +143,35 @@ pub(crate) async fn read_frame(stream: &mut TcpStream) -> std::io::Result<Option
     Ok(Some((header, body)))
 }
 
+/// Set while this voter may have forgotten votes it gave (it restarted with an empty
+/// log in a quorum that already had a leader: its data dir was lost). It refuses vote
+/// requests until a leader reached it: granting a second vote in a term it forgot could
+/// elect two leaders in one term. Cleared once it follows a leader, whose term is then
+/// its vote. (KIP-853's directory ids solve this for Kafka's dynamic quorums.)
+pub(crate) type Amnesia = std::sync::Arc<std::sync::atomic::AtomicBool>;
+
+/// Whether a vote request must be refused now (see [`Amnesia`]).
+fn forgot_votes(raft: &Raft, node_id: u64, amnesia: &Amnesia) -> bool {
+    use std::sync::atomic::Ordering;
+    if !amnesia.load(Ordering::Relaxed) {
+        return false;
+    }
+    let metrics = openraft::async_runtime::watch::WatchReceiver::borrow_watched(&raft.metrics()).clone();
+    let follows = metrics.current_leader.is_some_and(|l| l != node_id) && metrics.vote.is_committed();
+    if follows {
+        amnesia.store(false, Ordering::Relaxed);
+        tracing::info!(node = node_id, "a leader reached this voter after its data loss: it votes again");
+    }
+    !follows
+}
+
 /// Accepts controller connections until `shutdown` turns true.
 pub(crate) async fn serve(
     listener: TcpListener,
     raft: Raft,
     node_id: u64,
     forward: ForwardSlot,
+    amnesia: Amnesia,
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
@@ -153,7 +179,8 @@ pub(crate) async fn serve(
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
                     let _ = stream.set_nodelay(true);
-                    tokio::spawn(serve_connection(stream, raft.clone(), node_id, forward.clone(), shutdown.clone()));
+                    let connection = serve_connection(stream, raft.clone(), node_id, forward.clone(), amnesia.clone(), shutdown.clone());
+                    tokio::spawn(connection);
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "controller listener accept failed");
@@ -170,6 +197,7 @@ async fn serve_connection(
     raft: Raft,
     node_id: u64,
     forward: ForwardSlot,
+    amnesia: Amnesia,
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
@@ -181,6 +209,14 @@ async fn serve_connection(
         let (response, answer) = match serde_json::from_slice::<Envelope>(&header) {
             Ok(Envelope { request: RaftRequest::Join { node }, from, .. }) => {
                 (crate::join::admit(&raft, from, node).await, Vec::new())
+            }
+            Ok(Envelope { request: RaftRequest::Vote(_) | RaftRequest::PreVote(_), .. })
+                if forgot_votes(&raft, node_id, &amnesia) =>
+            {
+                (
+                    RaftResponse::Error("this voter lost its data: it does not vote until a leader reaches it".into()),
+                    Vec::new(),
+                )
             }
             Ok(envelope) if envelope.to != node_id => {
                 (RaftResponse::Error(format!("this is node {node_id}, not node {}", envelope.to)), Vec::new())
@@ -223,7 +259,7 @@ async fn handle(raft: &Raft, request: RaftRequest, body: Vec<u8>) -> RaftRespons
         RaftRequest::Probe => {
             let metrics = openraft::async_runtime::watch::WatchReceiver::borrow_watched(&raft.metrics()).clone();
             let initialized = metrics.last_log_index.is_some() || metrics.vote.leader_id.term > 0;
-            RaftResponse::Probe { initialized }
+            RaftResponse::Probe { initialized, last_log_index: metrics.last_log_index }
         }
     }
 }

@@ -311,3 +311,32 @@ async fn a_voter_restarted_with_an_empty_dir_joins_without_bootstrapping() {
         cluster.stop(id).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_wiped_voter_does_not_vote_until_a_leader_reaches_it() {
+    let mut cluster = Cluster::new(&[1, 2, 3], 1000);
+    cluster.start_all().await;
+    let leader = cluster.leader().await;
+    cluster.write("k").await;
+    cluster.replicated("k").await;
+    let wiped = cluster.nodes.keys().copied().find(|id| *id != leader).expect("a follower");
+    let other = [1, 2, 3].into_iter().find(|id| *id != leader && *id != wiped).expect("the third node");
+    // The wiped node comes back while the leader is down: the only other voter must not
+    // win an election with the vote of a node that forgot which votes it gave.
+    cluster.stop(wiped).await;
+    cluster.stop(leader).await;
+    std::fs::remove_dir_all(cluster.dir(wiped)).expect("wipe");
+    cluster.start(wiped).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(!cluster.nodes[&other].is_leader(), "elected with a forgetful voter");
+    assert!(!cluster.nodes[&wiped].is_leader());
+    // With the old leader back, a leader is elected, reaches the wiped node, and it votes again.
+    cluster.start(leader).await;
+    let new_leader = cluster.leader().await;
+    cluster.write("after").await;
+    cluster.replicated("after").await;
+    assert_ne!(new_leader, wiped, "the wiped node had the shortest log");
+    for id in [1, 2, 3] {
+        cluster.stop(id).await;
+    }
+}
