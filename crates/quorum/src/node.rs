@@ -139,22 +139,7 @@ impl Quorum {
         } else {
             config.voters.clone()
         };
-        if !voters.contains_key(&config.node_id) && !config.join {
-            return Err(QuorumError::Config(format!(
-                "node {} is not one of the voters {:?} of 'controller.quorum.voters' (observers are not supported yet)",
-                config.node_id,
-                voters.keys().collect::<Vec<_>>()
-            )));
-        }
-        let listener = match config.listen {
-            Some(addr) => Some(
-                TcpListener::bind(addr).await.map_err(|e| QuorumError::io(format!("controller listener {addr}"), e))?,
-            ),
-            None if voters.len() > 1 || config.join => {
-                return Err(QuorumError::Config("a quorum of several voters needs a controller listener".into()))
-            }
-            None => None,
-        };
+        let listener = bind_listener(&config, &voters).await?;
         let local_addr = listener.as_ref().and_then(|l| l.local_addr().ok());
         let raft_config = raft_config(&config)?;
         let raft = Raft::new(
@@ -601,6 +586,30 @@ impl Quorum {
         }
         self.raft.shutdown().await.map_err(|e| QuorumError::Stopped(e.to_string()))?;
         self.log.close()
+    }
+}
+
+/// Checks this node's place among `voters` and binds its controller listener.
+async fn bind_listener(
+    config: &QuorumConfig,
+    voters: &BTreeMap<u64, ControllerNode>,
+) -> Result<Option<TcpListener>, QuorumError> {
+    if !voters.contains_key(&config.node_id) && !config.join {
+        return Err(QuorumError::Config(format!(
+            "node {} is not one of the voters {:?} of 'controller.quorum.voters'",
+            config.node_id,
+            voters.keys().collect::<Vec<_>>()
+        )));
+    }
+    match config.listen {
+        Some(addr) => {
+            let bound = TcpListener::bind(addr).await;
+            bound.map(Some).map_err(|e| QuorumError::io(format!("controller listener {addr}"), e))
+        }
+        None if voters.len() > 1 || config.join => {
+            Err(QuorumError::Config("a quorum of several voters needs a controller listener".into()))
+        }
+        None => Ok(None),
     }
 }
 
