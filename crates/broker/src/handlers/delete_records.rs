@@ -5,7 +5,6 @@ use gregor_protocol::kafka_protocol::messages::delete_records_response::{
     DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
 };
 use gregor_protocol::kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
-use gregor_protocol::kafka_protocol::ResponseError;
 use gregor_protocol::TopicPartition;
 
 use super::{blocking, RequestContext};
@@ -27,9 +26,10 @@ pub(crate) async fn handle(
                     .map(|p| {
                         let result = DeleteRecordsPartitionResult::default().with_partition_index(p.partition_index);
                         let tp = TopicPartition::new(t.name.as_str(), p.partition_index);
-                        let outcome = match broker.replicas.get(&tp) {
-                            None => Err(ResponseError::UnknownTopicOrPartition.code()),
-                            Some(partition) => {
+                        // Only the leader moves the log start (NOT_LEADER_OR_FOLLOWER elsewhere).
+                        let outcome = match broker.leader_partition(&broker.image(), &tp) {
+                            Err(e) => Err(e.code()),
+                            Ok(partition) => {
                                 broker.replicas.delete_records_before(&partition, p.offset).map_err(|e| e.code())
                             }
                         };

@@ -6,7 +6,6 @@ use gregor_protocol::kafka_protocol::messages::describe_producers_response::{
     PartitionResponse, ProducerState, TopicResponse,
 };
 use gregor_protocol::kafka_protocol::messages::{DescribeProducersRequest, DescribeProducersResponse, ProducerId};
-use gregor_protocol::kafka_protocol::ResponseError;
 use gregor_protocol::TopicPartition;
 
 use super::{blocking, RequestContext};
@@ -27,8 +26,10 @@ pub(crate) async fn handle(
                     .iter()
                     .map(|p| {
                         let base = PartitionResponse::default().with_partition_index(*p);
-                        let Some(partition) = broker.replicas.get(&TopicPartition::new(t.name.as_str(), *p)) else {
-                            return base.with_error_code(ResponseError::UnknownTopicOrPartition.code());
+                        let tp = TopicPartition::new(t.name.as_str(), *p);
+                        let partition = match broker.leader_partition(&broker.image(), &tp) {
+                            Ok(partition) => partition,
+                            Err(e) => return base.with_error_code(e.code()),
                         };
                         let producers = broker
                             .replicas

@@ -25,9 +25,10 @@ pub(crate) async fn handle(
                 .map(|p| {
                     let result =
                         EpochEndOffset::default().with_partition(p.partition).with_leader_epoch(-1).with_end_offset(-1);
-                    let Some(partition) = ctx.broker.replicas.get(&TopicPartition::new(t.topic.as_str(), p.partition))
-                    else {
-                        return result.with_error_code(ResponseError::UnknownTopicOrPartition.code());
+                    let tp = TopicPartition::new(t.topic.as_str(), p.partition);
+                    let partition = match ctx.broker.leader_partition(&ctx.broker.image(), &tp) {
+                        Ok(partition) => partition,
+                        Err(e) => return result.with_error_code(e.code()),
                     };
                     if p.current_leader_epoch >= 0 && p.current_leader_epoch != partition.leader_epoch {
                         let e = if p.current_leader_epoch > partition.leader_epoch {
