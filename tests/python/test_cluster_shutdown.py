@@ -28,12 +28,22 @@ def brokers_seen(servers: str) -> tuple[set, set]:
     return {b["id"] for b in brokers if not b["fenced"]}, {b["id"] for b in brokers if b["fenced"]}
 
 
+def epochs(servers: str) -> dict:
+    """Each broker's epoch (KIP-631) as `gregor cluster describe` shows it."""
+    out = subprocess.run([str(broker_binary()), "--bootstrap-server", servers, "cluster", "describe", "-o", "json"],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    return {b["id"]: b["epoch"] for b in json.loads(out.stdout)["brokers"]}
+
+
 def test_sigterm_fences_the_node_and_hands_the_controller_over(broker_factory):
     # A session timeout far longer than the test: only the controlled shutdown can fence.
     nodes = start_cluster(broker_factory, "cs", {"broker.session.timeout.ms": "600000"})
     leader = active_controller(bootstrap(nodes))
     survivors = [i for i in nodes if i != leader]
     servers = bootstrap(nodes, survivors)
+    before = epochs(servers)
+    assert all(isinstance(e, int) and e > 0 for e in before.values()), before
 
     started = time.monotonic()
     assert nodes[leader].stop() == 0
@@ -52,6 +62,9 @@ def test_sigterm_fences_the_node_and_hands_the_controller_over(broker_factory):
     while brokers_seen(servers) != ({1, 2, 3}, set()):
         assert time.monotonic() < deadline, f"node {leader} was not unfenced: {brokers_seen(servers)}"
         time.sleep(0.2)
+    # A restarted broker registers anew and gets a higher epoch (KIP-903's basis).
+    after = epochs(servers)
+    assert after[leader] > before[leader], (before, after)
 
 
 def test_without_controlled_shutdown_the_node_stays_registered_until_its_session_ends(broker_factory):

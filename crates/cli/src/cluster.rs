@@ -74,12 +74,25 @@ pub(crate) fn run(args: ClusterArgs, global: &Global) -> Result<(), String> {
             };
         }
         let cluster = client.describe_cluster().await?;
+        // The quorum in brief, where the broker answers DescribeQuorum.
+        let quorum = client.describe_quorum().await.ok();
         let conn = client.any();
         let apis: Vec<ApiRange> = conn.api_versions().copied().collect();
         let addr = conn.addr().to_owned();
         match global.output {
-            Output::Json => emit_json(&json(&cluster, &addr, &apis)),
-            output => emit(&render(&cluster, &addr, &apis, output == Output::Wide)),
+            Output::Json => {
+                let mut value = json(&cluster, &addr, &apis);
+                value["quorum"] = quorum.as_ref().map_or(Value::Null, quorum_json);
+                emit_json(&value)
+            }
+            output => {
+                let mut text = render(&cluster, &addr, &apis, output == Output::Wide);
+                if let Some(q) = &quorum {
+                    // After the "Controller:" line (the first blank line ends the header).
+                    text = text.replacen("\n\n", &format!("\n{}\n", quorum_line(q)), 1);
+                }
+                emit(&text)
+            }
         }
     })
 }
@@ -97,6 +110,7 @@ fn render(cluster: &ClusterDescription, addr: &str, apis: &[ApiRange], wide: boo
                 b.port.to_string(),
                 b.rack.clone().unwrap_or_else(|| "-".into()),
                 if b.fenced { "fenced".into() } else { "-".into() },
+                b.epoch.map_or_else(|| "-".into(), |e| e.to_string()),
             ];
             if wide {
                 row.push(b.addr());
@@ -105,7 +119,7 @@ fn render(cluster: &ClusterDescription, addr: &str, apis: &[ApiRange], wide: boo
             row
         })
         .collect();
-    let mut header = vec!["ID", "HOST", "PORT", "RACK", "FENCED"];
+    let mut header = vec!["ID", "HOST", "PORT", "RACK", "FENCED", "EPOCH"];
     if wide {
         header.extend(["ENDPOINT", "CONTROLLER"]);
     }
@@ -123,7 +137,9 @@ fn json(cluster: &ClusterDescription, addr: &str, apis: &[ApiRange]) -> Value {
     let brokers: Vec<Value> = cluster
         .brokers
         .iter()
-        .map(|b| json!({"id": b.node_id, "host": b.host, "port": b.port, "rack": b.rack, "fenced": b.fenced}))
+        .map(|b| {
+            json!({"id": b.node_id, "host": b.host, "port": b.port, "rack": b.rack, "fenced": b.fenced, "epoch": b.epoch})
+        })
         .collect();
     let apis: Vec<Value> = apis
         .iter()
@@ -131,6 +147,18 @@ fn json(cluster: &ClusterDescription, addr: &str, apis: &[ApiRange]) -> Value {
         .collect();
     json!({"cluster_id": cluster.cluster_id, "controller": cluster.controller_id, "brokers": brokers,
            "api_versions": {"broker": addr, "apis": apis}})
+}
+
+/// One line on the quorum for `cluster describe`: the active controller and the voters.
+fn quorum_line(quorum: &QuorumDescription) -> String {
+    let ids = |list: &[gregor_client::QuorumReplica]| list.iter().map(|v| v.node_id.to_string()).collect::<Vec<_>>();
+    format!(
+        "Active controller: {} (epoch {}), voters [{}], observers [{}]\n",
+        quorum.leader_id,
+        quorum.leader_epoch,
+        ids(&quorum.voters).join(","),
+        ids(&quorum.observers).join(",")
+    )
 }
 
 /// Kafka's `kafka-metadata-quorum.sh describe --status` then `--replication`.

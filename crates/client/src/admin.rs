@@ -280,6 +280,11 @@ impl Client {
                     port: b.port,
                     rack: b.rack.map(|r| r.to_string()),
                     fenced: b.is_fenced,
+                    epoch: b
+                        .unknown_tagged_fields
+                        .get(&gregor_protocol::BROKER_EPOCH_TAG)
+                        .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+                        .map(i64::from_be_bytes),
                 })
                 .collect(),
         })

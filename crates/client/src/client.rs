@@ -39,6 +39,8 @@ pub struct BrokerInfo {
     pub rack: Option<String>,
     /// From DescribeCluster v2 (KIP-1073): the broker missed its heartbeats.
     pub fenced: bool,
+    /// The broker epoch (KIP-631), where a Gregor broker told it (DescribeCluster).
+    pub epoch: Option<i64>,
 }
 
 impl BrokerInfo {
@@ -94,6 +96,7 @@ impl ClusterMetadata {
                 port: b.port,
                 rack: b.rack.map(|r| r.to_string()),
                 fenced: false,
+                epoch: None,
             })
             .collect();
         let topics = r
@@ -253,7 +256,8 @@ impl Client {
     /// A connection to HOST:PORT known by node id (a coordinator), opened on first use.
     pub(crate) async fn node_at(&mut self, node_id: i32, host: &str, port: i32) -> Result<&mut Connection> {
         if !self.metadata.brokers.iter().any(|b| b.node_id == node_id) {
-            self.metadata.brokers.push(BrokerInfo { node_id, host: host.to_owned(), port, rack: None, fenced: false });
+            let broker = BrokerInfo { node_id, host: host.to_owned(), port, rack: None, fenced: false, epoch: None };
+            self.metadata.brokers.push(broker);
         }
         self.node(node_id).await
     }

@@ -17,5 +17,11 @@ pub mod records;
 mod topic_partition;
 
 pub use error::ProtocolError;
+
+/// A Gregor-only tagged field of DescribeCluster's broker entries: the broker epoch
+/// (KIP-631), 8 bytes big-endian, for `gregor cluster describe`. Tagged fields a client
+/// does not know are skipped by every Kafka client, and the tag is far above any Kafka
+/// defines.
+pub const BROKER_EPOCH_TAG: i32 = 0x4752;
 pub use kafka_protocol;
 pub use topic_partition::TopicPartition;

@@ -35,11 +35,13 @@ pub(crate) async fn handle(
         // v2 (KIP-1073) may ask for fenced brokers too, marked as such.
         .filter(|b| !b.fenced || (ctx.api_version >= 2 && request.include_fenced_brokers))
         .map(|b| {
-            let broker = DescribeClusterBroker::default()
+            let mut broker = DescribeClusterBroker::default()
                 .with_broker_id(BrokerId(b.node_id))
                 .with_host(str_bytes(&b.host))
                 .with_port(b.port)
                 .with_rack(b.rack.as_deref().map(str_bytes));
+            let epoch = bytes::Bytes::copy_from_slice(&b.epoch.to_be_bytes());
+            let _ = broker.unknown_tagged_fields.insert(gregor_protocol::BROKER_EPOCH_TAG, epoch);
             if ctx.api_version >= 2 {
                 broker.with_is_fenced(b.fenced)
             } else {
