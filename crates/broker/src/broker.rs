@@ -46,6 +46,9 @@ pub(crate) struct Broker {
     broker_epoch: std::sync::atomic::AtomicI64,
     /// Set by a controlled shutdown: no more heartbeats (they would unfence it again).
     stopping: std::sync::atomic::AtomicBool,
+    /// Held by a heartbeat while it is sent, so that a controlled shutdown waits for the
+    /// one in flight (decided after the fence, it would unfence the broker).
+    heartbeat_lock: Mutex<()>,
 }
 
 impl Broker {
@@ -78,6 +81,7 @@ impl Broker {
             incarnation_id: uuid::Uuid::new_v4(),
             broker_epoch: std::sync::atomic::AtomicI64::new(-1),
             stopping: std::sync::atomic::AtomicBool::new(false),
+            heartbeat_lock: Mutex::new(()),
         }
     }
 
@@ -113,6 +117,7 @@ impl Broker {
     /// One KIP-631 heartbeat: re-registers when the controller no longer knows this
     /// broker's epoch (STALE_BROKER_EPOCH).
     pub(crate) fn heartbeat(&self) -> Result<(), BrokerError> {
+        let _one = self.heartbeat_lock.lock().unwrap_or_else(PoisonError::into_inner);
         if self.stopping.load(std::sync::atomic::Ordering::Relaxed) {
             return Ok(());
         }
@@ -139,6 +144,7 @@ impl Broker {
             return;
         }
         self.stopping.store(true, std::sync::atomic::Ordering::Relaxed);
+        drop(self.heartbeat_lock.lock().unwrap_or_else(PoisonError::into_inner));
         let epoch = self.broker_epoch.load(std::sync::atomic::Ordering::Relaxed);
         match self.metadata.execute(ControllerCommand::ControlledShutdown { node_id: self.node_id, epoch }) {
             Ok(_) => tracing::info!(epoch, "controlled shutdown: fenced by the controller"),

@@ -76,6 +76,13 @@ impl MetadataQuorum {
                 || (quorum_config.voters.is_empty() && quorum_config.controllers.is_empty()));
         quorum_config.join = !voter;
         quorum_config.listen = controller_listener(config)?;
+        quorum_config.advertised = advertised_controller(config)?;
+        let wildcard = quorum_config.listen.is_some_and(|l| l.ip().is_unspecified());
+        if quorum_config.join && wildcard && quorum_config.advertised.is_none() {
+            return Err(BrokerError::InvalidConfig(
+                "a controller listener on a wildcard address needs its address for the other controllers in 'advertised.listeners' (CONTROLLER://HOST:PORT)".into(),
+            ));
+        }
         if quorum_config.join && quorum_config.listen.is_none() {
             // A broker-only node has no CONTROLLER listener in Kafka's configs: the
             // metadata log reaches it on a port chosen now, on the client listener's host.
@@ -270,7 +277,10 @@ impl Inner {
                 block_on(tokio::time::timeout(budget, self.quorum.add_voter(id, node)))
             }),
             ControllerCommand::RemoveVoter { node_id } => {
-                id(*node_id).map(|id| block_on(tokio::time::timeout(budget, self.quorum.remove_voter(id))))
+                // A node that is also a broker goes on as an observer; a controller-only
+                // one leaves the quorum.
+                let retain = self.quorum.image().brokers.contains_key(node_id);
+                id(*node_id).map(|id| block_on(tokio::time::timeout(budget, self.quorum.remove_voter(id, retain))))
             }
             _ => return None,
         };
@@ -301,7 +311,9 @@ fn serve_forwarded(inner: &Inner, from: u64, request: &[u8]) -> Result<(Controll
         .map_err(|e| CommandFailure { code: ResponseError::InvalidRequest.code(), message: e.to_string() })?;
     tracing::debug!(from, ?command, "serving a forwarded controller command");
     if !inner.quorum.is_member(from) {
-        // The controller listener is unauthenticated: only quorum members may propose.
+        // A guard against misrouted requests, not security: the sender's id is its own
+        // claim, on a listener that is PLAINTEXT and unauthenticated like every other
+        // until the security work lands.
         return Err(CommandFailure {
             code: ResponseError::ClusterAuthorizationFailed.code(),
             message: format!("node {from} is not a member of the metadata quorum"),
@@ -345,6 +357,12 @@ pub(crate) fn roles(config: &BrokerConfig) -> Result<Roles, BrokerError> {
         return Err(BrokerError::InvalidConfig(format!(
             "'process.roles={}' needs the quorum's controllers in 'controller.quorum.voters' or 'controller.quorum.bootstrap.servers'",
             config.broker_str("process.roles")
+        )));
+    }
+    let node_id = u64::try_from(config.node_id()).unwrap_or(u64::MAX);
+    if !roles.controller && voters.contains_key(&node_id) {
+        return Err(BrokerError::InvalidConfig(format!(
+            "node {node_id} is one of 'controller.quorum.voters', so its 'process.roles' must include controller"
         )));
     }
     if roles.controller && !roles.broker && controller_listener(config)?.is_none() {
@@ -423,11 +441,32 @@ fn observer_listener(config: &BrokerConfig) -> Result<(SocketAddr, Option<Contro
     Ok((addr, advertised.map(|host| ControllerNode::new(host, 0))))
 }
 
+/// The controller listener's entry in `advertised.listeners`, if any (KIP-853 lets a
+/// controller advertise its address there).
+fn advertised_controller(config: &BrokerConfig) -> Result<Option<ControllerNode>, BrokerError> {
+    let names = controller_names(config);
+    let Some(advertised) = config.broker_value("advertised.listeners").value else { return Ok(None) };
+    for entry in advertised.split(',').map(str::trim) {
+        let Some((name, address)) = entry.split_once("://") else { continue };
+        if names.contains(&name.to_ascii_uppercase()) {
+            let (host, port) =
+                address.rsplit_once(':').and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?))).ok_or_else(|| {
+                    BrokerError::InvalidConfig(format!("advertised controller listener '{entry}' is not HOST:PORT"))
+                })?;
+            return Ok(Some(ControllerNode::new(host.trim_start_matches('[').trim_end_matches(']'), port)));
+        }
+    }
+    Ok(None)
+}
+
+fn controller_names(config: &BrokerConfig) -> Vec<String> {
+    let names = config.broker_str("controller.listener.names");
+    names.split(',').map(|n| n.trim().to_ascii_uppercase()).filter(|n| !n.is_empty()).collect()
+}
+
 /// The address of the listener named in `controller.listener.names`, if any.
 fn controller_listener(config: &BrokerConfig) -> Result<Option<SocketAddr>, BrokerError> {
-    let names = config.broker_str("controller.listener.names");
-    let names: Vec<String> =
-        names.split(',').map(|n| n.trim().to_ascii_uppercase()).filter(|n| !n.is_empty()).collect();
+    let names = controller_names(config);
     for entry in config.broker_str("listeners").split(',').map(str::trim) {
         let Some((name, address)) = entry.split_once("://") else { continue };
         if names.contains(&name.to_ascii_uppercase()) {

@@ -163,11 +163,15 @@ async fn the_embedded_api_returns_an_error() {
 }
 
 #[test]
-fn a_broker_only_or_controller_only_node_is_refused() {
+fn a_broker_only_or_controller_only_node_without_controllers_is_refused() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let data = tmp.path().join("data");
     let port = free_port();
-    for roles in ["broker", "controller"] {
+    for (roles, needle) in [
+        ("broker", "'process.roles=broker' needs the quorum's controllers"),
+        ("controller", "'process.roles=controller' needs the quorum's controllers"),
+        ("broker,zookeeper", "invalid role 'zookeeper'"),
+    ] {
         let out = serve(&[
             "--data-dir",
             data.to_str().expect("utf-8"),
@@ -178,7 +182,7 @@ fn a_broker_only_or_controller_only_node_is_refused() {
         ]);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{stderr}");
-        assert!(stderr.contains(&format!("'process.roles={roles}' is not supported yet")), "{stderr}");
+        assert!(stderr.contains(needle), "{stderr}");
         assert!(!data.exists());
     }
 }

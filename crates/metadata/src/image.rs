@@ -27,6 +27,8 @@ pub struct MetadataImage {
     pub next_producer_id: i64,
     /// Set by the first [`MetadataRecord::ClusterId`]; later ones cannot change it.
     pub cluster_id: Option<String>,
+    /// The voters as last changed at run time (`None`: as bootstrapped).
+    pub quorum_voters: Option<Vec<u64>>,
     /// Offset of the last record applied, -1 for none.
     pub last_offset: i64,
 }
@@ -89,6 +91,7 @@ impl MetadataImage {
             MetadataRecord::ClusterId { cluster_id } => {
                 let _ = self.cluster_id.get_or_insert_with(|| cluster_id.clone());
             }
+            MetadataRecord::QuorumVoters { voters } => self.quorum_voters = Some(voters.clone()),
         }
     }
 
@@ -99,6 +102,9 @@ impl MetadataImage {
         let mut out = Vec::new();
         if let Some(cluster_id) = &self.cluster_id {
             out.push(MetadataRecord::ClusterId { cluster_id: cluster_id.clone() });
+        }
+        if let Some(voters) = &self.quorum_voters {
+            out.push(MetadataRecord::QuorumVoters { voters: voters.clone() });
         }
         out.extend(self.brokers.values().cloned().map(MetadataRecord::RegisterBroker));
         if self.next_producer_id > 0 {

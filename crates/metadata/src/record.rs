@@ -81,4 +81,9 @@ pub enum MetadataRecord {
     ClusterId {
         cluster_id: String,
     },
+    /// The quorum's voters after a change at run time (KIP-853's `VotersRecord`): from
+    /// then on the log, not `controller.quorum.voters`, says who votes.
+    QuorumVoters {
+        voters: Vec<u64>,
+    },
 }

@@ -30,6 +30,11 @@ pub(crate) async fn admit(raft: &Raft, from: u64, node: ControllerNode) -> RaftR
         let leader = metrics.current_leader.and_then(|l| membership.get_node(&l).cloned().map(|n| (l, n)));
         return RaftResponse::Redirect { leader };
     }
+    if membership.voter_ids().any(|v| v == from) {
+        // A voter's address changes only through add-controller, never by a Join (a
+        // broker-only node configured with a voter's id must not take its place).
+        return RaftResponse::Error(format!("node {from} is a voter: it cannot join as an observer"));
+    }
     let change = if membership.get_node(&from).is_some() {
         // A known member at a new address (a restarted broker-only node).
         raft.change_membership(ChangeMembers::SetNodes([(from, node.clone())].into()), true).await.map(drop)
@@ -56,8 +61,10 @@ pub(crate) async fn run(
 ) {
     let mut next = 0usize;
     loop {
-        let admitted = raft.metrics().borrow_watched().membership_config.membership().get_node(&node_id) == Some(&me);
-        if admitted || controllers.is_empty() {
+        let membership = raft.metrics().borrow_watched().membership_config.membership().clone();
+        // A voter (added at run time, restarted) is no observer: it has nothing to ask.
+        let voter = membership.voter_ids().any(|v| v == node_id);
+        if voter || membership.get_node(&node_id) == Some(&me) || controllers.is_empty() {
             return;
         }
         let target = &controllers[next % controllers.len()];

@@ -14,8 +14,9 @@ use std::time::Duration;
 
 use gregor_metadata::{MetadataError, MetadataRecord};
 use openraft::async_runtime::watch::WatchReceiver;
-use openraft::error::{ClientWriteError, InitializeError, LinearizableReadError, RaftError};
+use openraft::error::{ChangeMembershipError, ClientWriteError, InitializeError, LinearizableReadError, RaftError};
 use openraft::raft::ReadPolicy;
+use openraft::ChangeMembers;
 use openraft::{Instant as _, ServerState, SnapshotPolicy};
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Mutex};
@@ -115,13 +116,11 @@ pub struct Quorum {
     /// Serialises controller decisions: each one sees every earlier one applied.
     write_lock: Mutex<()>,
     /// Serialises voter changes (openraft refuses a second one while one is in progress).
-    membership_lock: Mutex<()>,
+    membership_lock: Arc<Mutex<()>>,
     shutdown: watch::Sender<bool>,
     server: std::sync::Mutex<Option<JoinHandle<()>>>,
     local_addr: Option<SocketAddr>,
     forward: crate::rpc::ForwardSlot,
-    /// Idle connections to the active controller for forwarded requests, by its id.
-    leader_connections: std::sync::Mutex<Vec<(u64, crate::network::TcpConnection)>>,
     amnesia: crate::rpc::Amnesia,
 }
 
@@ -141,7 +140,8 @@ impl Quorum {
         };
         let listener = bind_listener(&config, &voters).await?;
         let local_addr = listener.as_ref().and_then(|l| l.local_addr().ok());
-        let raft_config = raft_config(&config)?;
+        let stored_voters = voter_ids(machine.applied().1.membership()).len();
+        let raft_config = raft_config(&config, stored_voters)?;
         let raft = Raft::new(
             config.node_id,
             raft_config,
@@ -165,15 +165,18 @@ impl Quorum {
             log,
             machine,
             write_lock: Mutex::new(()),
-            membership_lock: Mutex::new(()),
+            membership_lock: Arc::new(Mutex::new(())),
             shutdown,
             server: std::sync::Mutex::new(server),
             local_addr,
             forward,
-            leader_connections: std::sync::Mutex::new(Vec::new()),
             amnesia,
         };
         if config.join {
+            // A node added as a voter at run time may come back wiped too.
+            if pristine {
+                forget_votes(&quorum.raft, quorum.node_id, &quorum.amnesia);
+            }
             quorum.observe(&config);
         } else if pristine {
             quorum.bootstrap(voters).await?;
@@ -201,32 +204,26 @@ impl Quorum {
         }
     }
 
+    /// A pristine voter writes the initial membership once a majority of the voters
+    /// (itself included) answered that they are pristine too; a lone voter at once. It
+    /// runs in the background, as it waits for the others to start.
     async fn bootstrap(&self, voters: BTreeMap<u64, ControllerNode>) -> Result<(), QuorumError> {
-        // A pristine node among running voters lost its data (or never had it): it must
-        // not write a fresh membership and vote as a new member would. It waits to be
-        // brought up to date by the leader instead.
-        for (id, node) in voters.iter().filter(|(id, _)| **id != self.node_id) {
-            let mut connection = crate::network::TcpConnection::to(self.node_id, *id, node);
-            if let Some((true, last)) = connection.probe(Duration::from_millis(500)).await {
-                // Past its first entries, the quorum has had a leader: this node may be a
-                // voter whose data was lost, with votes it no longer remembers.
-                if last.is_some_and(|l| l >= AMNESIA_INDEX) {
-                    self.amnesia.store(true, std::sync::atomic::Ordering::Relaxed);
-                }
-                tracing::warn!(
-                    node = self.node_id,
-                    peer = id,
-                    "this node's metadata log is empty but voter {id} already has one: joining, not bootstrapping"
-                );
-                return Ok(());
+        let bootstrap = Bootstrap {
+            raft: self.raft.clone(),
+            node_id: self.node_id,
+            voters,
+            amnesia: self.amnesia.clone(),
+            shutdown: self.shutdown.subscribe(),
+        };
+        if bootstrap.voters.len() <= 1 {
+            return bootstrap.initialize().await;
+        }
+        drop(tokio::spawn(async move {
+            if let Err(e) = bootstrap.run().await {
+                tracing::error!(error = %e, "bootstrapping the metadata quorum failed");
             }
-        }
-        match self.raft.initialize(voters).await {
-            Ok(()) => Ok(()),
-            // A peer's vote or membership reached this node first: it has joined already.
-            Err(RaftError::APIError(InitializeError::NotAllowed(_))) => Ok(()),
-            Err(e) => Err(QuorumError::Config(format!("cannot bootstrap the metadata quorum: {e}"))),
-        }
+        }));
+        Ok(())
     }
 
     /// A restarted node must be configured with the voters the quorum has.
@@ -234,13 +231,13 @@ impl Quorum {
         if config.voters.is_empty() {
             return Ok(());
         }
-        let (_, membership) = self.machine.applied();
-        let stored = self.raft.metrics().borrow_watched().membership_config.clone();
-        if stored.log_id().is_some_and(|l| l.index > 0) {
-            // Changed at run time (KIP-853: observers admitted, voters added or removed):
-            // the log is the authority now, the configured voters only bootstrapped it.
+        if self.image().quorum_voters.is_some() {
+            // Voters were added or removed at run time (KIP-853): the log is the
+            // authority now, the configured voters only bootstrapped it.
             return Ok(());
         }
+        let (_, membership) = self.machine.applied();
+        let stored = self.raft.metrics().borrow_watched().membership_config.clone();
         let known = if stored.membership().voter_ids().next().is_some() {
             stored.membership().clone()
         } else {
@@ -322,10 +319,15 @@ impl Quorum {
     }
 
     /// Sends `request` to the active controller's forward handler and returns its answer.
-    /// Waits up to `leader_wait` for a leader to be known and reachable; a request that
-    /// never reached it is sent again, one that reached it but got no answer within
-    /// `answer_wait` fails with `Unresolved` (resending could apply it twice). Fails with
+    /// Waits up to `leader_wait` for a leader to be known and reachable. A request that
+    /// never reached it (no connection, or refused unread) is sent again; one that may
+    /// have reached it and got no answer (in `answer_wait`, or the connection broke)
+    /// fails with `Unresolved`: resending could apply it twice. Fails with
     /// `NotController` naming this node when it is the leader (the caller serves it).
+    ///
+    /// Each request has its own connection (cheap next to a controller decision): a
+    /// reused idle one could have been closed by the peer, which looks like a failure
+    /// after sending.
     pub async fn call_leader(
         &self,
         request: &[u8],
@@ -341,37 +343,23 @@ impl Quorum {
             }
             let node = leader.and_then(|l| metrics.membership_config.membership().get_node(&l).cloned());
             if let (Some(leader), Some(node)) = (leader, node) {
-                let mut connection = self.take_connection(leader, &node);
+                let mut connection = crate::network::TcpConnection::to(self.node_id, leader, &node);
                 match connection.forward(request, answer_wait).await {
-                    Ok(answer) => {
-                        self.return_connection(leader, connection);
-                        return Ok(answer);
+                    Ok(answer) => return Ok(answer),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotConnected => {
+                        tracing::debug!(leader, error = %e, "the controller did not take the forwarded request");
                     }
-                    Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
-                        return Err(QuorumError::Unresolved(format!("the active controller {leader} did not answer")))
+                    Err(e) => {
+                        return Err(QuorumError::Unresolved(format!(
+                            "the active controller {leader} did not answer: {e}"
+                        )))
                     }
-                    Err(e) => tracing::debug!(leader, error = %e, "forwarding to the controller failed"),
                 }
             }
             if tokio::time::Instant::now() >= deadline {
                 return Err(QuorumError::Timeout("no active controller answered".into()));
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// An idle connection to `leader`, or a new one: concurrent forwarded requests (a
-    /// heartbeat beside a topic creation) each get their own, none waits for another.
-    fn take_connection(&self, leader: u64, node: &ControllerNode) -> crate::network::TcpConnection {
-        let mut pool = self.leader_connections.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        pool.retain(|(id, _)| *id == leader);
-        pool.pop().map_or_else(|| crate::network::TcpConnection::to(self.node_id, leader, node), |(_, c)| c)
-    }
-
-    fn return_connection(&self, leader: u64, connection: crate::network::TcpConnection) {
-        let mut pool = self.leader_connections.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if pool.len() < IDLE_FORWARD_CONNECTIONS {
-            pool.push((leader, connection));
         }
     }
 
@@ -452,9 +440,13 @@ impl Quorum {
             RaftError::APIError(other) => QuorumError::Timeout(other.to_string()),
             RaftError::Fatal(f) => QuorumError::Stopped(f.to_string()),
         })?;
+        // Everything this leader appended, not only what is committed: a proposal that
+        // timed out may still commit, and the next decision must see it (or wait).
+        let appended = self.raft.metrics().borrow_watched().last_log_index;
+        let target = appended.map_or(read.index(), |a| a.max(read.index()));
         self.raft
             .wait(Some(Duration::from_secs(10)))
-            .applied_index_at_least(Some(read.index()), "metadata image catches up")
+            .applied_index_at_least(Some(target), "metadata image catches up")
             .await
             .map(|_| ())
             .map_err(|e| QuorumError::Timeout(e.to_string()))
@@ -468,7 +460,8 @@ impl Quorum {
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
                 Err(QuorumError::NotController { leader: f.leader_id })
             }
-            Err(RaftError::APIError(other)) => Err(QuorumError::Timeout(other.to_string())),
+            // Appended, perhaps, and then discarded or not: its fate is unknown.
+            Err(RaftError::APIError(other)) => Err(QuorumError::Unresolved(other.to_string())),
             Err(RaftError::Fatal(f)) => Err(QuorumError::Stopped(f.to_string())),
         }
     }
@@ -516,24 +509,39 @@ impl Quorum {
         }
     }
 
-    /// KIP-853: adds `id` as a voter (first as a learner that catches up, then through a
-    /// joint configuration). Only on the active controller.
+    /// KIP-853: adds `id` as a voter (first as a learner that catches up, at `node`, then
+    /// through a joint configuration). Only on the active controller. The change runs to
+    /// its end in a task of its own: a caller that stops waiting never leaves the quorum
+    /// in the joint configuration.
     pub async fn add_voter(&self, id: u64, node: ControllerNode) -> Result<(), QuorumError> {
-        // Not the write lock: controller decisions go on while the new voter catches up.
-        let _guard = self.membership_lock.lock().await;
-        let mut voters = voter_ids(self.raft.metrics().borrow_watched().membership_config.membership());
+        let guard = self.membership_lock.clone().lock_owned().await;
+        let membership = self.raft.metrics().borrow_watched().membership_config.membership().clone();
+        let mut voters = voter_ids(&membership);
         if voters.contains(&id) {
             return Err(QuorumError::DuplicateVoter(id));
         }
-        self.raft.add_learner(id, node, true).await.map_err(membership_error)?;
-        let _ = voters.insert(id);
-        let _ = self.raft.change_membership(voters, false).await.map_err(membership_error)?;
-        Ok(())
+        let raft = self.raft.clone();
+        let moved = membership.get_node(&id).is_some_and(|known| *known != node);
+        run_to_end(tokio::spawn(async move {
+            let _guard = guard;
+            if moved {
+                // An observer known at another address: openraft's AddNodes keeps it.
+                let nodes = ChangeMembers::SetNodes([(id, node.clone())].into());
+                let _ = raft.change_membership(nodes, true).await.map_err(membership_error)?;
+            }
+            let _ = raft.add_learner(id, node, true).await.map_err(membership_error)?;
+            let _ = voters.insert(id);
+            let _ = raft.change_membership(voters.clone(), false).await.map_err(membership_error)?;
+            record_voters(&raft, &voters).await
+        }))
+        .await
     }
 
-    /// KIP-853: removes voter `id` from the voters (it stays an observer).
-    pub async fn remove_voter(&self, id: u64) -> Result<(), QuorumError> {
-        let _guard = self.membership_lock.lock().await;
+    /// KIP-853: removes voter `id` from the voters; with `retain` it stays an observer
+    /// (KRaft keeps a removed voter that still runs, e.g. a combined node going on as a
+    /// broker), else it leaves the quorum entirely.
+    pub async fn remove_voter(&self, id: u64, retain: bool) -> Result<(), QuorumError> {
+        let guard = self.membership_lock.clone().lock_owned().await;
         let mut voters = voter_ids(self.raft.metrics().borrow_watched().membership_config.membership());
         if !voters.remove(&id) {
             return Err(QuorumError::VoterNotFound(format!("node {id} is not a voter")));
@@ -541,10 +549,13 @@ impl Quorum {
         if voters.is_empty() {
             return Err(QuorumError::VoterNotFound(format!("node {id} is the last voter: a quorum needs one")));
         }
-        // Retained as a learner, as KRaft keeps a removed voter as an observer: a combined
-        // node goes on as a broker, following the log without voting.
-        let _ = self.raft.change_membership(voters, true).await.map_err(membership_error)?;
-        Ok(())
+        let raft = self.raft.clone();
+        run_to_end(tokio::spawn(async move {
+            let _guard = guard;
+            let _ = raft.change_membership(voters.clone(), retain).await.map_err(membership_error)?;
+            record_voters(&raft, &voters).await
+        }))
+        .await
     }
 
     /// Hands the leadership to a voter that holds the whole log, if this node leads and
@@ -626,8 +637,6 @@ const MIN_COMMIT_WAIT: Duration = Duration::from_secs(2);
 /// A peer log this long means a leader committed entries after the bootstrap membership
 /// (0) and its first blank entry (1): the quorum ran before this node's log was empty.
 const AMNESIA_INDEX: u64 = 2;
-/// Idle forwarding connections kept open to the active controller.
-const IDLE_FORWARD_CONNECTIONS: usize = 4;
 
 fn check_size(change: &MetadataChange) -> Result<(), QuorumError> {
     let bytes = serde_json::to_vec(change).map_or(usize::MAX, |b| b.len());
@@ -637,15 +646,112 @@ fn check_size(change: &MetadataChange) -> Result<(), QuorumError> {
     Ok(())
 }
 
+/// The bootstrap of a pristine voter (see `Quorum::bootstrap`).
+struct Bootstrap {
+    raft: Raft,
+    node_id: u64,
+    voters: BTreeMap<u64, ControllerNode>,
+    amnesia: crate::rpc::Amnesia,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl Bootstrap {
+    async fn run(mut self) -> Result<(), QuorumError> {
+        loop {
+            let mut pristine = 1; // this node
+            for (id, node) in self.voters.iter().filter(|(id, _)| **id != self.node_id) {
+                let mut connection = crate::network::TcpConnection::to(self.node_id, *id, node);
+                match connection.probe(Duration::from_millis(500)).await {
+                    // A pristine node among running voters lost its data (or never had
+                    // it): it must not write a fresh membership. It waits to be brought up
+                    // to date by the leader instead.
+                    Some((true, last)) => {
+                        // Past its first entries, the quorum has had a leader: this node
+                        // may be a voter whose data was lost, with votes it forgot.
+                        if last.is_some_and(|l| l >= AMNESIA_INDEX) {
+                            forget_votes(&self.raft, self.node_id, &self.amnesia);
+                        }
+                        tracing::warn!(
+                            node = self.node_id,
+                            peer = id,
+                            "this node's metadata log is empty but voter {id} already has one: joining, not bootstrapping"
+                        );
+                        return Ok(());
+                    }
+                    Some((false, _)) => pristine += 1,
+                    None => {}
+                }
+            }
+            // Only with a majority known to be new: a node that cannot reach the others
+            // (they may hold the log) never starts a quorum of its own.
+            if pristine * 2 > self.voters.len() {
+                return self.initialize().await;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                _ = self.shutdown.changed() => return Ok(()),
+            }
+        }
+    }
+
+    async fn initialize(&self) -> Result<(), QuorumError> {
+        match self.raft.initialize(self.voters.clone()).await {
+            Ok(()) => Ok(()),
+            // A peer's vote or membership reached this node first: it has joined already.
+            Err(RaftError::APIError(InitializeError::NotAllowed(_))) => Ok(()),
+            Err(e) => Err(QuorumError::Config(format!("cannot bootstrap the metadata quorum: {e}"))),
+        }
+    }
+}
+
+/// Marks this node as one that may have forgotten votes (see `rpc::Amnesia`) until it
+/// follows a leader, which a background watcher notices.
+fn forget_votes(raft: &Raft, node_id: u64, amnesia: &crate::rpc::Amnesia) {
+    use std::sync::atomic::Ordering;
+    if amnesia.swap(true, Ordering::Relaxed) {
+        return;
+    }
+    let (raft, amnesia) = (raft.clone(), amnesia.clone());
+    drop(tokio::spawn(async move {
+        let follows = raft
+            .wait(None)
+            .metrics(|m| m.current_leader.is_some_and(|l| l != node_id) && m.vote.is_committed(), "follows a leader")
+            .await;
+        if follows.is_ok() {
+            amnesia.store(false, Ordering::Relaxed);
+            tracing::info!(node = node_id, "a leader reached this voter after its data loss: it votes again");
+        }
+    }));
+}
+
+/// Awaits a spawned voter change.
+async fn run_to_end(task: JoinHandle<Result<(), QuorumError>>) -> Result<(), QuorumError> {
+    task.await.map_err(|e| QuorumError::Stopped(e.to_string()))?
+}
+
+/// Records the new voters in the metadata log (KIP-853's `VotersRecord`), so that the
+/// nodes' configured voters are no longer checked against them.
+async fn record_voters(raft: &Raft, voters: &BTreeSet<u64>) -> Result<(), QuorumError> {
+    let record = MetadataRecord::QuorumVoters { voters: voters.iter().copied().collect() };
+    match raft.client_write(MetadataChange { records: vec![record] }).await {
+        Ok(_) => Ok(()),
+        Err(e) => Err(QuorumError::Unresolved(format!("the voters changed, but recording them failed: {e}"))),
+    }
+}
+
 fn membership_error(e: RaftError<crate::TypeConfig, ClientWriteError<crate::TypeConfig>>) -> QuorumError {
     match e {
+        // Another voter change or an observer's admission is under way: retry later.
+        RaftError::APIError(ClientWriteError::ChangeMembershipError(ChangeMembershipError::InProgress(p))) => {
+            QuorumError::Timeout(p.to_string())
+        }
         RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => QuorumError::NotController { leader: f.leader_id },
         RaftError::APIError(other) => QuorumError::Config(other.to_string()),
         RaftError::Fatal(f) => QuorumError::Stopped(f.to_string()),
     }
 }
 
-fn raft_config(config: &QuorumConfig) -> Result<Arc<openraft::Config>, QuorumError> {
+fn raft_config(config: &QuorumConfig, stored_voters: usize) -> Result<Arc<openraft::Config>, QuorumError> {
     let election = config.election_timeout_ms.max(20);
     let raft = openraft::Config {
         cluster_name: "gregor-metadata".into(),
@@ -660,7 +766,7 @@ fn raft_config(config: &QuorumConfig) -> Result<Arc<openraft::Config>, QuorumErr
         // A single voter resumes as leader at once after a restart (the start stays
         // instant); with peers a restarted node learns the current leader first instead
         // of acting, briefly, as the leader of its old term.
-        enable_leader_restore: Some(config.voters.len() <= 1),
+        enable_leader_restore: Some(config.voters.len() <= 1 && stored_voters <= 1 && !config.join),
         // A follower whose log went backwards (its data dir was wiped) is re-replicated
         // from the start instead of failing the leader's progress checks (openraft panics
         // on it in debug builds). Such a voter can still vote before it caught up: see

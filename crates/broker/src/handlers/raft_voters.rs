@@ -24,8 +24,12 @@ pub(crate) async fn add(
     if let Some(failure) = wrong_cluster(ctx, request.cluster_id.as_deref()) {
         return Ok(AddRaftVoterResponse::default().with_error_code(failure.0).with_error_message(Some(failure.1)));
     }
-    // Kafka's voters name their listeners; the controller listener is the one to use.
-    let Some(listener) = request.listeners.first() else {
+    // Kafka's voters name their listeners: the one named in this node's
+    // `controller.listener.names` (CONTROLLER by default), else the first.
+    let names = ctx.broker.config.broker_str("controller.listener.names").to_ascii_uppercase();
+    let named = |name: &str| names.split(',').map(str::trim).any(|n| n == name.to_ascii_uppercase() || n.is_empty());
+    let listener = request.listeners.iter().find(|l| named(l.name.as_str())).or_else(|| request.listeners.first());
+    let Some(listener) = listener else {
         let message = str_bytes("AddRaftVoter needs the new voter's controller listener");
         return Ok(AddRaftVoterResponse::default()
             .with_error_code(ResponseError::InvalidRequest.code())
