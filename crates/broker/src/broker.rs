@@ -37,6 +37,8 @@ pub(crate) struct Broker {
     pub(crate) replicas: ReplicaManager,
     pub(crate) groups: Arc<GroupCoordinator>,
     pub(crate) txns: TransactionCoordinator,
+    /// KIP-227 fetch sessions of this broker's fetchers.
+    pub(crate) fetch_sessions: crate::fetch_session::FetchSessionCache,
     producer_ids: Mutex<Range<i64>>,
     /// One reconciliation at a time: after a local change and after an image from the
     /// quorum may both ask for one.
@@ -66,8 +68,13 @@ impl Broker {
             txn_config(&config),
             config.broker_i64("transaction.state.log.num.partitions") as i32,
         );
+        let fetch_sessions = crate::fetch_session::FetchSessionCache::new(
+            usize::try_from(config.broker_i64("max.incremental.fetch.session.cache.slots")).unwrap_or(0),
+            config.broker_i64("min.incremental.fetch.session.eviction.ms"),
+        );
         Self {
             txns,
+            fetch_sessions,
             config,
             node_id,
             cluster_id,

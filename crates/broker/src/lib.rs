@@ -31,6 +31,7 @@ mod connection_quotas;
 mod controller;
 mod dispatch;
 mod error;
+mod fetch_session;
 mod group_coordinator;
 mod handlers;
 mod meta_properties;

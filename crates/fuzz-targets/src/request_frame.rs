@@ -106,6 +106,8 @@ served_types! {
     ConsumerGroupHeartbeat => m::ConsumerGroupHeartbeatRequest,
     ConsumerGroupDescribe => m::ConsumerGroupDescribeRequest,
     DescribeTopicPartitions => m::DescribeTopicPartitionsRequest,
+    AddRaftVoter => m::AddRaftVoterRequest,
+    RemoveRaftVoter => m::RemoveRaftVoterRequest,
 }
 
 #[cfg(test)]

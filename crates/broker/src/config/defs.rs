@@ -167,6 +167,8 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
     broker!("broker.rack", String, None),
     broker!("controller.quorum.election.timeout.ms", Int, Some("1000"), min 10),
     broker!("controlled.shutdown.enable", Boolean, Some("true")),
+    broker!("max.incremental.fetch.session.cache.slots", Int, Some("1000"), min 0),
+    broker!("min.incremental.fetch.session.eviction.ms", Int, Some("120000"), min 0),
 ];
 
 /// Topic keys, as in Kafka's `TopicConfig`, each defaulting to its broker synonym.

@@ -7,8 +7,9 @@
 //! wake-up is registered before the log is read, so an append between the read and the
 //! wait is never missed.
 //!
-//! Fetch sessions (KIP-227) are not kept: every response has session id 0, which tells
-//! the client no session was created and the next request must be a full fetch.
+//! Fetch sessions (KIP-227, from v7): see `fetch_session`. A full fetch with epoch 0 opens
+//! a session; incremental fetches name only changed partitions and get only partitions
+//! with news back.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -25,6 +26,7 @@ use tokio::time::Instant;
 
 use super::{data_path, RequestContext, READ_COMMITTED};
 use crate::broker::Broker;
+use crate::fetch_session::{FetchPosition, PartitionKey, PartitionNews, SessionMode, SessionRequest};
 use crate::replica_manager::Partition;
 use crate::BrokerError;
 
@@ -44,10 +46,11 @@ struct WantedTopic {
 }
 
 pub(crate) async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> Result<FetchResponse, BrokerError> {
-    if request.session_id != 0 && request.session_epoch > 0 {
-        return Ok(FetchResponse::default().with_error_code(ResponseError::FetchSessionIdNotFound.code()));
-    }
-    let topics = Arc::new(resolve(ctx, &request));
+    let (mode, wanted) = match sessions(ctx, &request) {
+        Ok(begun) => begun,
+        Err(e) => return Ok(FetchResponse::default().with_error_code(e.code())),
+    };
+    let topics = Arc::new(resolve(ctx, &wanted));
     let max_wait = Duration::from_millis(u64::try_from(request.max_wait_ms).unwrap_or(0));
     let deadline = Instant::now() + max_wait;
     let min_bytes = usize::try_from(request.min_bytes).unwrap_or(0);
@@ -67,44 +70,126 @@ pub(crate) async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> R
         let (responses, bytes, failed) = data_path(move || read_all(&broker, &t, max_bytes, read_committed)).await;
         let now = Instant::now();
         if bytes >= min_bytes || failed || now >= deadline || wakeups.is_empty() {
-            return Ok(FetchResponse::default().with_responses(responses));
+            return Ok(respond(ctx, mode, &wanted, responses));
         }
         let woken = select_all(wakeups.iter_mut().map(Pin::as_mut));
         if tokio::time::timeout_at(deadline, woken).await.is_err() {
             let (broker, t) = (ctx.broker.clone(), topics.clone());
             let (responses, _, _) = data_path(move || read_all(&broker, &t, max_bytes, read_committed)).await;
-            return Ok(FetchResponse::default().with_responses(responses));
+            return Ok(respond(ctx, mode, &wanted, responses));
         }
     }
 }
 
-fn resolve(ctx: &RequestContext<'_>, request: &FetchRequest) -> Vec<WantedTopic> {
-    let image = ctx.broker.image();
-    request
+/// The partitions to read, in order, and how the request's session serves them. Before
+/// v7 there are no sessions.
+fn sessions(
+    ctx: &RequestContext<'_>,
+    request: &FetchRequest,
+) -> Result<(SessionMode, Vec<(PartitionKey, FetchPosition)>), ResponseError> {
+    let partitions = request
         .topics
         .iter()
-        .map(|t| {
-            let name = if ctx.api_version >= 13 {
-                image.topic_by_id(&t.topic_id).map(|i| i.name.clone()).ok_or(ResponseError::UnknownTopicId)
-            } else {
-                Ok(t.topic.0.as_str().into())
-            };
-            let partitions = t
-                .partitions
-                .iter()
-                .map(|p| Wanted {
-                    index: p.partition,
-                    partition: name
-                        .clone()
-                        .and_then(|n| ctx.broker.leader_partition(&image, &TopicPartition::new(n, p.partition))),
+        .flat_map(|t| {
+            t.partitions.iter().map(|p| {
+                let key = PartitionKey { topic: t.topic.0.to_string(), topic_id: t.topic_id, partition: p.partition };
+                let position = FetchPosition {
                     fetch_offset: p.fetch_offset,
-                    max_bytes: usize::try_from(p.partition_max_bytes).unwrap_or(0),
+                    max_bytes: p.partition_max_bytes,
                     current_leader_epoch: p.current_leader_epoch,
-                })
-                .collect();
-            WantedTopic { name: t.topic.clone(), topic_id: t.topic_id, partitions }
+                };
+                (key, position)
+            })
         })
-        .collect()
+        .collect();
+    if ctx.api_version < 7 {
+        return Ok((SessionMode::Sessionless, partitions));
+    }
+    let forgotten = request
+        .forgotten_topics_data
+        .iter()
+        .flat_map(|t| {
+            t.partitions.iter().map(|p| PartitionKey {
+                topic: t.topic.0.to_string(),
+                topic_id: t.topic_id,
+                partition: *p,
+            })
+        })
+        .collect();
+    let session = SessionRequest {
+        session_id: request.session_id,
+        epoch: request.session_epoch,
+        privileged: request.replica_id.0 >= 0 || request.replica_state.replica_id.0 >= 0,
+        partitions,
+        forgotten,
+    };
+    ctx.broker.fetch_sessions.begin(session, crate::broker::now_ms())
+}
+
+/// The answer: with a session, only the partitions it says to answer, and its id.
+fn respond(
+    ctx: &RequestContext<'_>,
+    mode: SessionMode,
+    wanted: &[(PartitionKey, FetchPosition)],
+    mut responses: Vec<FetchableTopicResponse>,
+) -> FetchResponse {
+    if mode != SessionMode::Sessionless {
+        let news: Vec<(PartitionKey, PartitionNews)> = responses
+            .iter()
+            .flat_map(|t| t.partitions.iter())
+            .zip(wanted)
+            .map(|(p, (key, _))| {
+                let news = PartitionNews {
+                    high_watermark: p.high_watermark,
+                    last_stable_offset: p.last_stable_offset,
+                    log_start_offset: p.log_start_offset,
+                    has_records: p.records.as_ref().is_some_and(|r| !r.is_empty()),
+                    error: p.error_code != 0,
+                };
+                (key.clone(), news)
+            })
+            .collect();
+        let mut keep = ctx.broker.fetch_sessions.finish(mode, &news).into_iter();
+        for topic in &mut responses {
+            topic.partitions.retain(|_| keep.next().unwrap_or(true));
+        }
+        responses.retain(|t| !t.partitions.is_empty());
+    }
+    let response = FetchResponse::default().with_responses(responses);
+    if ctx.api_version >= 7 {
+        response.with_session_id(mode.session_id())
+    } else {
+        response
+    }
+}
+
+/// Groups the partitions by topic (consecutive ones of the same topic share an entry, as
+/// the request had them) and resolves each against the hosted partitions.
+fn resolve(ctx: &RequestContext<'_>, wanted: &[(PartitionKey, FetchPosition)]) -> Vec<WantedTopic> {
+    let image = ctx.broker.image();
+    let mut topics: Vec<WantedTopic> = Vec::new();
+    for (key, position) in wanted {
+        let same = topics.last().is_some_and(|t| t.name.0.as_str() == key.topic && t.topic_id == key.topic_id);
+        if !same {
+            let name = TopicName(super::str_bytes(&key.topic));
+            topics.push(WantedTopic { name, topic_id: key.topic_id, partitions: vec![] });
+        }
+        let name = if ctx.api_version >= 13 {
+            image.topic_by_id(&key.topic_id).map(|i| i.name.clone()).ok_or(ResponseError::UnknownTopicId)
+        } else {
+            Ok(key.topic.as_str().into())
+        };
+        let partition = name.and_then(|n| ctx.broker.leader_partition(&image, &TopicPartition::new(n, key.partition)));
+        let topic = topics.last_mut().expect("pushed above");
+        topic.partitions.push(Wanted {
+            index: key.partition,
+            partition,
+            fetch_offset: position.fetch_offset,
+            max_bytes: usize::try_from(position.max_bytes).unwrap_or(0),
+            current_leader_epoch: position.current_leader_epoch,
+        });
+    }
+    topics
 }
 
 /// Reads every partition within the response budget. Returns the responses, the record
