@@ -63,6 +63,14 @@ pub(crate) async fn follow_metadata(broker: Arc<Broker>, mut shutdown: watch::Re
                 if let Err(e) = tokio::task::block_in_place(|| broker.reconcile()) {
                     tracing::warn!(error = %e, "applying the metadata image to the hosted partitions failed");
                 }
+                // Coordinators follow their partitions' leadership: a shard whose partition
+                // this broker no longer leads is dropped (its keys get NOT_COORDINATOR), a
+                // newly led one loads on first use. Here, on this task, never under a
+                // shard's lock (reconcile also runs from inside coordinator paths).
+                tokio::task::block_in_place(|| {
+                    broker.groups.unload_unled(&broker);
+                    broker.txns.unload_unled(&broker);
+                });
             }
             _ = shutdown.changed() => return,
         }

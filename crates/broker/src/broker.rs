@@ -67,6 +67,7 @@ impl Broker {
         let txns = TransactionCoordinator::new(
             txn_config(&config),
             config.broker_i64("transaction.state.log.num.partitions") as i32,
+            config.broker_i64("transaction.state.log.segment.bytes"),
         );
         let fetch_sessions = crate::fetch_session::FetchSessionCache::new(
             usize::try_from(config.broker_i64("max.incremental.fetch.session.cache.slots")).unwrap_or(0),
@@ -337,5 +338,39 @@ impl Broker {
         self.replicas.log_manager().shutdown()?;
         self.metadata.close()?;
         Ok(())
+    }
+}
+
+/// The broker as the coordinator runtime sees it.
+impl crate::coordinator_runtime::CoordinatorHost for Broker {
+    fn leads(&self, topic: &str, partition: i32) -> bool {
+        Broker::leads(self, topic, partition)
+    }
+
+    fn leader_epoch(&self, topic: &str, partition: i32) -> Option<i32> {
+        self.image().topic(topic)?.partitions.get(&partition).map(|p| p.leader_epoch)
+    }
+
+    fn has_topic(&self, topic: &str) -> bool {
+        self.image().topic(topic).is_some()
+    }
+
+    fn ensure_internal_topic(
+        &self,
+        topic: &str,
+        partitions: i32,
+        configs: Vec<(String, String)>,
+    ) -> Result<(), BrokerError> {
+        Broker::ensure_internal_topic(self, topic, partitions, configs)
+    }
+
+    fn read_partition(&self, tp: &TopicPartition) -> Result<Vec<gregor_protocol::records::KeyValue>, BrokerError> {
+        let partition = self.replicas.get(tp).ok_or_else(|| BrokerError::UnknownTopicOrPartition(tp.to_string()))?;
+        let records = partition.log.lock().unwrap_or_else(PoisonError::into_inner).read_all_records()?;
+        Ok(records)
+    }
+
+    fn append_batch(&self, tp: &TopicPartition, batch: &mut [u8], now_ms: i64) -> Result<(), BrokerError> {
+        self.replicas.append(tp, batch, now_ms).map(|_| ())
     }
 }

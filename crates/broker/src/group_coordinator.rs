@@ -1,7 +1,6 @@
-//! The runtime around the group coordinator's state machines (Kafka's
-//! `CoordinatorRuntime`): one `GroupCoordinatorShard` per `__consumer_offsets` partition,
-//! loaded by replaying that partition, fed requests and timer events, and whose outputs
-//! are carried out here, in order:
+//! The group coordinator on the coordinator runtime (`coordinator_runtime`): one
+//! `GroupCoordinatorShard` per `__consumer_offsets` partition, fed requests and timer
+//! events, and whose outputs are carried out here, in order:
 //!
 //! ```text
 //!  handler ──► shard (locked) ──► Output::Append  ──► append to __consumer_offsets-N
@@ -21,30 +20,46 @@ use gregor_coordinator::{
 };
 use gregor_log::TxnMarker;
 use gregor_protocol::kafka_protocol::ResponseError;
-use gregor_protocol::records::{encode_batch_for, BatchProducer};
+use gregor_protocol::records::{BatchProducer, KeyValue};
 use gregor_protocol::TopicPartition;
 use tokio::sync::{oneshot, watch, Notify};
 
 use crate::broker::{now_ms, Broker};
+use crate::coordinator_runtime::{pairs, CoordinatorRuntime, CoordinatorShard};
 use crate::BrokerError;
 
 pub(crate) const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
-type Shard = Mutex<Option<GroupCoordinatorShard>>;
+impl CoordinatorShard for GroupCoordinatorShard {
+    const TOPIC: &'static str = OFFSETS_TOPIC;
+    type Config = GroupConfig;
+
+    fn new(config: &GroupConfig) -> Self {
+        GroupCoordinatorShard::new(config.clone())
+    }
+
+    fn replay(&mut self, r: &KeyValue, now_ms: i64) -> Result<(), String> {
+        let replayed = match (&r.key, r.control) {
+            (_, Some(commit)) => {
+                self.complete_txn(r.producer_id, commit, now_ms);
+                Ok(())
+            }
+            (Some(key), None) if r.transactional => self.replay_txn(r.producer_id, key, r.value.as_deref()),
+            (Some(key), None) => GroupCoordinatorShard::replay(self, key, r.value.as_deref()),
+            (None, None) => Ok(()),
+        };
+        replayed.map_err(|e| e.to_string())
+    }
+}
 
 #[derive(Debug)]
 pub(crate) struct GroupCoordinator {
-    config: GroupConfig,
-    num_partitions: i32,
-    shards: Vec<Shard>,
+    runtime: CoordinatorRuntime<GroupCoordinatorShard>,
     pending: Mutex<HashMap<u64, oneshot::Sender<GroupResponse>>>,
     next_request_id: AtomicU64,
     /// Deadline of every armed timer, by shard and key.
     timers: Mutex<BTreeMap<(usize, TimerKey), i64>>,
     timers_changed: Notify,
-    /// Serialises creating and loading `__consumer_offsets`, so no request sees the topic
-    /// in the metadata before its partitions are open.
-    load_lock: Mutex<()>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -61,16 +76,14 @@ pub(crate) struct Caller {
 
 impl GroupCoordinator {
     pub(crate) fn new(config: GroupConfig, num_partitions: i32) -> Self {
-        let num_partitions = num_partitions.max(1);
+        let topic_configs =
+            vec![("compression.type".into(), "producer".into()), ("segment.bytes".into(), "104857600".into())];
         Self {
-            config,
-            num_partitions,
-            shards: (0..num_partitions).map(|_| Mutex::new(None)).collect(),
+            runtime: CoordinatorRuntime::new(config, num_partitions, topic_configs),
             pending: Mutex::new(HashMap::new()),
             next_request_id: AtomicU64::new(1),
             timers: Mutex::new(BTreeMap::new()),
             timers_changed: Notify::new(),
-            load_lock: Mutex::new(()),
         }
     }
 
@@ -80,69 +93,30 @@ impl GroupCoordinator {
     }
 
     fn shard_index(&self, group_id: &str) -> usize {
-        gregor_coordinator::partition_for(group_id, self.num_partitions) as usize
+        self.runtime.index_for(group_id)
     }
 
-    /// Loads every shard from `__consumer_offsets` if the topic exists (at start-up).
+    /// Loads every shard this broker leads from `__consumer_offsets` (at start-up).
     pub(crate) fn load(&self, broker: &Broker) -> Result<(), BrokerError> {
-        if broker.image().topic(OFFSETS_TOPIC).is_some() {
-            self.load_shards(broker)?;
+        self.runtime.load_existing(broker, &mut |index, shard| self.resume(broker, index, shard))
+    }
+
+    /// Drops the shards of `__consumer_offsets` partitions led elsewhere now.
+    pub(crate) fn unload_unled(&self, broker: &Broker) {
+        for index in self.runtime.unload_unled(broker) {
+            tracing::info!(partition = index, "group coordinator shard unloaded: its partition is led elsewhere");
         }
-        Ok(())
+    }
+
+    /// A shard just loaded: its groups' timers start again.
+    fn resume(&self, broker: &Broker, index: usize, shard: &mut GroupCoordinatorShard) {
+        let outputs = shard.on_loaded(now_ms());
+        self.apply(broker, index, shard, outputs);
     }
 
     /// Creates `__consumer_offsets` on first use, as Kafka does, then loads the shards.
     fn ensure_loaded(&self, broker: &Broker, index: usize) -> Result<(), BrokerError> {
-        if lock(&self.shards[index]).is_some() {
-            return Ok(());
-        }
-        let _loading = lock(&self.load_lock);
-        if lock(&self.shards[index]).is_some() {
-            return Ok(());
-        }
-        let configs =
-            vec![("compression.type".into(), "producer".into()), ("segment.bytes".into(), "104857600".into())];
-        broker.ensure_internal_topic(OFFSETS_TOPIC, self.num_partitions, configs)?;
-        self.load_shards(broker)
-    }
-
-    fn load_shards(&self, broker: &Broker) -> Result<(), BrokerError> {
-        let now = now_ms();
-        for (index, slot) in self.shards.iter().enumerate() {
-            let mut slot = lock(slot);
-            // Another broker leads this partition and coordinates its groups.
-            if slot.is_some() || !broker.leads(OFFSETS_TOPIC, index as i32) {
-                continue;
-            }
-            let shard = slot.insert(self.replay_partition(broker, index)?);
-            let outputs = shard.on_loaded(now);
-            self.apply(broker, index, shard, outputs);
-        }
-        Ok(())
-    }
-
-    /// A shard rebuilt from everything its `__consumer_offsets` partition holds.
-    fn replay_partition(&self, broker: &Broker, index: usize) -> Result<GroupCoordinatorShard, BrokerError> {
-        let tp = TopicPartition::new(OFFSETS_TOPIC, index as i32);
-        let partition = broker.replicas.get(&tp).ok_or_else(|| BrokerError::UnknownTopicOrPartition(tp.to_string()))?;
-        let records = lock(&partition.log).read_all_records()?;
-        let mut shard = GroupCoordinatorShard::new(self.config.clone());
-        for r in &records {
-            let replayed = match (&r.key, r.control) {
-                (_, Some(commit)) => {
-                    shard.complete_txn(r.producer_id, commit, now_ms());
-                    Ok(())
-                }
-                (Some(key), None) if r.transactional => shard.replay_txn(r.producer_id, key, r.value.as_deref()),
-                (Some(key), None) => shard.replay(key, r.value.as_deref()),
-                (None, None) => Ok(()),
-            };
-            if let Err(e) = replayed {
-                tracing::warn!(partition = %tp, offset = r.offset, error = %e, "skipping unreadable group record");
-            }
-        }
-        tracing::debug!(partition = %tp, records = records.len(), "group coordinator shard loaded");
-        Ok(shard)
+        self.runtime.ensure_loaded(broker, index, &mut |i, shard| self.resume(broker, i, shard))
     }
 
     /// Runs `f` on the shard of `group_id` and waits for the response it (or a later event)
@@ -194,13 +168,7 @@ impl GroupCoordinator {
         f: impl FnOnce(&mut GroupCoordinatorShard, usize) -> T,
     ) -> Result<T, ResponseError> {
         let index = self.shard_index(group_id);
-        self.ensure_loaded(broker, index).map_err(|e| {
-            tracing::warn!(error = %e, "group coordinator could not load");
-            ResponseError::CoordinatorNotAvailable
-        })?;
-        let mut slot = lock(&self.shards[index]);
-        let shard = slot.as_mut().ok_or_else(|| not_loaded(broker, OFFSETS_TOPIC, index))?;
-        Ok(f(shard, index))
+        self.runtime.with_shard(broker, index, &mut |i, shard| self.resume(broker, i, shard), |shard| f(shard, index))
     }
 
     /// Runs `f` on every loaded shard, for ListGroups and similar.
@@ -212,13 +180,7 @@ impl GroupCoordinator {
         if self.ensure_loaded(broker, 0).is_err() {
             return vec![];
         }
-        let mut out = Vec::new();
-        for slot in &self.shards {
-            if let Some(shard) = lock(slot).as_mut() {
-                out.extend(f(shard));
-            }
-        }
-        out
+        self.runtime.each(|_, shard| f(shard))
     }
 
     /// Carries out a shard's outputs, in order. Called with the shard's lock held.
@@ -232,11 +194,13 @@ impl GroupCoordinator {
         for output in outputs {
             match output {
                 Output::Append(records) => {
-                    write_failed = write_failed || self.append(broker, index, &records, BatchProducer::NONE).is_err()
+                    write_failed = write_failed
+                        || self.runtime.append(broker, index, &pairs(&records), BatchProducer::NONE).is_err()
                 }
                 Output::AppendTransactional { producer_id, producer_epoch, records } => {
                     let producer = BatchProducer { producer_id, producer_epoch, transactional: true };
-                    write_failed = write_failed || self.append(broker, index, &records, producer).is_err()
+                    write_failed =
+                        write_failed || self.runtime.append(broker, index, &pairs(&records), producer).is_err()
                 }
                 Output::Respond(id, response) => {
                     let response =
@@ -255,11 +219,10 @@ impl GroupCoordinator {
             }
         }
         if write_failed {
-            match self.replay_partition(broker, index) {
+            match self.runtime.replay(broker, index) {
                 Ok(reloaded) => {
                     *shard = reloaded;
-                    let outputs = shard.on_loaded(now_ms());
-                    self.apply(broker, index, shard, outputs);
+                    self.resume(broker, index, shard);
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "group coordinator shard could not be reloaded after a failed write")
@@ -268,37 +231,16 @@ impl GroupCoordinator {
         }
     }
 
-    fn append(
-        &self,
-        broker: &Broker,
-        index: usize,
-        records: &[gregor_coordinator::Record],
-        producer: BatchProducer,
-    ) -> Result<(), BrokerError> {
-        if records.is_empty() {
-            return Ok(());
-        }
-        let tp = TopicPartition::new(OFFSETS_TOPIC, index as i32);
-        let pairs: Vec<_> = records.iter().map(|r| (Some(r.key.clone()), r.value.clone())).collect();
-        let result = encode_batch_for(&pairs, now_ms(), producer)
-            .map_err(BrokerError::from)
-            .and_then(|mut batch| broker.replicas.append(&tp, &mut batch, now_ms()).map(|_| ()));
-        if let Err(e) = &result {
-            tracing::error!(partition = %tp, error = %e, "writing group coordinator records failed");
-        }
-        result
-    }
-
     /// Writes a transaction marker to `__consumer_offsets-<index>` and applies it to the
     /// shard's pending transactional offsets, under the shard lock so the shard's state
     /// follows the log's order.
     pub(crate) fn write_marker(&self, broker: &Broker, index: usize, marker: &TxnMarker) -> Result<(), BrokerError> {
         self.ensure_loaded(broker, index)?;
         let tp = TopicPartition::new(OFFSETS_TOPIC, index as i32);
-        let mut slot = lock(&self.shards[index]);
+        let mut slot = self.runtime.slot(index);
         broker.replicas.append_marker(&tp, marker, now_ms())?;
-        if let Some(shard) = slot.as_mut() {
-            shard.complete_txn(marker.producer_id, marker.commit, now_ms());
+        if let Some(loaded) = slot.as_mut() {
+            loaded.shard.complete_txn(marker.producer_id, marker.commit, now_ms());
         }
         Ok(())
     }
@@ -340,23 +282,21 @@ impl GroupCoordinator {
             keys
         };
         for (index, key) in due {
-            let mut slot = lock(&self.shards[index]);
-            if let Some(shard) = slot.as_mut() {
-                let outputs = shard.on_timer(key, now);
-                self.apply(broker, index, shard, outputs);
+            let mut slot = self.runtime.slot(index);
+            if let Some(loaded) = slot.as_mut() {
+                let outputs = loaded.shard.on_timer(key, now);
+                self.apply(broker, index, &mut loaded.shard, outputs);
             }
         }
     }
 
     fn expire_offsets(&self, broker: &Broker) {
         let now = now_ms();
-        for (index, slot) in self.shards.iter().enumerate() {
-            let mut slot = lock(slot);
-            if let Some(shard) = slot.as_mut() {
-                let outputs = shard.expire_offsets(now);
-                self.apply(broker, index, shard, outputs);
-            }
-        }
+        let _ = self.runtime.each(|index, shard| {
+            let outputs = shard.expire_offsets(now);
+            self.apply(broker, index, shard, outputs);
+            Vec::<()>::new()
+        });
     }
 
     /// Answers every waiting request with "coordinator not available" (shutdown).
@@ -411,15 +351,5 @@ pub(crate) fn group_config(config: &crate::BrokerConfig) -> GroupConfig {
                 .filter(|a| !a.is_empty())
                 .collect(),
         },
-    }
-}
-
-/// Why a shard is not here: another broker leads its partition (the client finds the
-/// coordinator again), or it is still loading.
-pub(crate) fn not_loaded(broker: &Broker, topic: &str, index: usize) -> ResponseError {
-    if broker.leads(topic, index as i32) {
-        ResponseError::CoordinatorLoadInProgress
-    } else {
-        ResponseError::NotCoordinator
     }
 }

@@ -29,6 +29,7 @@ pub mod config;
 mod connection;
 mod connection_quotas;
 mod controller;
+mod coordinator_runtime;
 mod dispatch;
 mod error;
 mod fetch_session;
