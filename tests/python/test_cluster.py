@@ -151,10 +151,29 @@ def test_killing_the_controller_elects_another_and_it_rejoins(cluster):
     assert active_controller(cluster[old].bootstrap) == new
 
 
+def free_port_run(n: int) -> int:
+    """A base port with `n` consecutive free ports, below Linux's ephemeral range
+    (32768-60999) so that ports the OS hands other tests never land in it."""
+    import random
+    for _ in range(200):
+        base = random.randrange(20000, 32000 - n)
+        sockets = []
+        try:
+            for port in range(base, base + n):
+                s = socket.socket()
+                sockets.append(s)
+                s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in sockets:
+                s.close()
+    raise RuntimeError(f"no run of {n} free ports")
+
+
 def test_local_cluster_starts_and_stops_three_nodes(tmp_path):
-    base = free_ports(1)[0]
-    if base > 65000:
-        base = 30000
+    base = free_port_run(6)
     proc = subprocess.Popen([str(broker_binary()), "local-cluster", "--nodes", "3", "--data-dir", str(tmp_path / "lc"),
                              "--base-port", str(base)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
