@@ -44,6 +44,24 @@ pub(crate) fn offset_value(
     })
 }
 
+/// One partition of an OffsetCommit or TxnOffsetCommit, Kafka's per-partition step of
+/// both: the request's own `validation`, then the offset's; an accepted offset goes to
+/// `accept` (which writes its record). Returns the partition's error code.
+pub(crate) fn commit_partition(
+    validation: Result<(), ResponseError>,
+    (offset, leader_epoch, metadata): (i64, i32, Option<&str>),
+    now_ms: i64,
+    accept: impl FnOnce(OffsetValue),
+) -> i16 {
+    match validation.and_then(|()| offset_value(offset, leader_epoch, metadata.unwrap_or(""), now_ms)) {
+        Err(e) => e.code(),
+        Ok(value) => {
+            accept(value);
+            0
+        }
+    }
+}
+
 /// `retention_time_ms` of OffsetCommit v2-4 meaning "use the broker's retention".
 const DEFAULT_RETENTION_TIME_MS: i64 = -1;
 
@@ -64,24 +82,13 @@ impl GroupCoordinatorShard {
                     .partitions
                     .iter()
                     .map(|p| {
-                        let metadata = p.committed_metadata.as_ref().map_or("", |m| m.as_str());
-                        let value = validation.and_then(|()| {
-                            offset_value(p.committed_offset, p.committed_leader_epoch, metadata, now_ms)
+                        let metadata = p.committed_metadata.as_ref().map(|m| m.as_str());
+                        let entry = (p.committed_offset, p.committed_leader_epoch, metadata);
+                        let error = commit_partition(validation, entry, now_ms, |value| {
+                            let value = OffsetValue { expire_timestamp_ms, ..value };
+                            let name = topic.name.as_str();
+                            records.push(self.commit(&group_id, name, p.partition_index, value, now_ms));
                         });
-                        let error = match value {
-                            Err(e) => e.code(),
-                            Ok(value) => {
-                                let value = OffsetValue { expire_timestamp_ms, ..value };
-                                records.push(self.commit(
-                                    &group_id,
-                                    topic.name.as_str(),
-                                    p.partition_index,
-                                    value,
-                                    now_ms,
-                                ));
-                                0
-                            }
-                        };
                         OffsetCommitResponsePartition::default()
                             .with_partition_index(p.partition_index)
                             .with_error_code(error)

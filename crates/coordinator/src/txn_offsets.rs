@@ -15,7 +15,7 @@ use gregor_protocol::kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffse
 use gregor_protocol::kafka_protocol::ResponseError;
 
 use crate::join::validate_existing_member;
-use crate::offsets::offset_value;
+use crate::offsets::commit_partition;
 use crate::records::{self, OffsetValue, RecordKey};
 use crate::shard::Ctx;
 use crate::{CoordinatorError, GroupCoordinatorShard, GroupResponse, Output, Record, RequestMeta};
@@ -44,22 +44,16 @@ impl GroupCoordinatorShard {
                     .partitions
                     .iter()
                     .map(|p| {
-                        let metadata = p.committed_metadata.as_ref().map_or("", |m| m.as_str());
-                        let value = validation.and_then(|()| {
-                            offset_value(p.committed_offset, p.committed_leader_epoch, metadata, now_ms)
+                        let metadata = p.committed_metadata.as_ref().map(|m| m.as_str());
+                        let entry = (p.committed_offset, p.committed_leader_epoch, metadata);
+                        let error = commit_partition(validation, entry, now_ms, |value| {
+                            let name = topic.name.as_str();
+                            records.push(Record {
+                                key: records::offset_commit_key(&group_id, name, p.partition_index),
+                                value: Some(records::offset_commit_value(&value)),
+                            });
+                            self.stage_txn_offset(producer_id, &group_id, (name, p.partition_index), value);
                         });
-                        let error = match value {
-                            Err(e) => e.code(),
-                            Ok(value) => {
-                                let name = topic.name.as_str();
-                                records.push(Record {
-                                    key: records::offset_commit_key(&group_id, name, p.partition_index),
-                                    value: Some(records::offset_commit_value(&value)),
-                                });
-                                self.stage_txn_offset(producer_id, &group_id, (name, p.partition_index), value);
-                                0
-                            }
-                        };
                         TxnOffsetCommitResponsePartition::default()
                             .with_partition_index(p.partition_index)
                             .with_error_code(error)
