@@ -42,14 +42,8 @@ pub(crate) struct ServeArgs {
 impl ServeArgs {
     /// Config file first, then `--set`, then the dedicated flags: the most specific wins.
     fn config(&self) -> Result<BrokerConfig, String> {
-        let mut pairs = match &self.config {
-            Some(path) => BrokerConfig::parse_properties_file(path).map_err(|e| e.to_string())?,
-            None => vec![("listeners".to_owned(), "PLAINTEXT://localhost:9092".to_owned())],
-        };
-        for kv in &self.set {
-            let (k, v) = kv.split_once('=').ok_or_else(|| format!("--set expects KEY=VALUE, got '{kv}'"))?;
-            pairs.push((k.trim().to_owned(), v.trim().to_owned()));
-        }
+        let default = [("listeners".to_owned(), "PLAINTEXT://localhost:9092".to_owned())];
+        let mut pairs = file_then_sets(self.config.as_deref(), &default, &self.set)?;
         if let Some(listen) = &self.listen {
             pairs.push(("listeners".into(), with_protocol(listen)));
         }
@@ -78,6 +72,24 @@ impl ServeArgs {
         }
         BrokerConfig::from_pairs(pairs).map_err(|e| e.to_string())
     }
+}
+
+/// The `key=value` pairs of a `server.properties` file (or `default` without one), then
+/// the `--set KEY=VALUE` ones after them, so that later ones win.
+pub(crate) fn file_then_sets(
+    file: Option<&std::path::Path>,
+    default: &[(String, String)],
+    sets: &[String],
+) -> Result<Vec<(String, String)>, String> {
+    let mut pairs = match file {
+        Some(path) => BrokerConfig::parse_properties_file(path).map_err(|e| e.to_string())?,
+        None => default.to_vec(),
+    };
+    for kv in sets {
+        let (k, v) = kv.split_once('=').ok_or_else(|| format!("--set expects KEY=VALUE, got '{kv}'"))?;
+        pairs.push((k.trim().to_owned(), v.trim().to_owned()));
+    }
+    Ok(pairs)
 }
 
 /// `HOST:PORT` is a PLAINTEXT listener; `NAME://HOST:PORT` is taken as Kafka's listener

@@ -60,14 +60,7 @@ struct NodeArgs {
 
 impl NodeArgs {
     fn config(&self) -> Result<BrokerConfig, String> {
-        let mut pairs = match &self.config {
-            Some(path) => BrokerConfig::parse_properties_file(path).map_err(|e| e.to_string())?,
-            None => Vec::new(),
-        };
-        for kv in &self.set {
-            let (k, v) = kv.split_once('=').ok_or_else(|| format!("--set expects KEY=VALUE, got '{kv}'"))?;
-            pairs.push((k.trim().to_owned(), v.trim().to_owned()));
-        }
+        let mut pairs = crate::serve::file_then_sets(self.config.as_deref(), &[], &self.set)?;
         if let Some(dir) = &self.data_dir {
             pairs.push(("log.dirs".into(), dir.display().to_string()));
         }
