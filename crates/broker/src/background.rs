@@ -3,7 +3,8 @@
 //! recovery-point checkpoints every `log.flush.offset.checkpoint.interval.ms`, and the
 //! log cleaner (compaction) every `log.cleaner.backoff.ms` when `log.cleaner.enable`, and
 //! the transaction coordinator's timeouts every
-//! `transaction.abort.timed.out.transaction.cleanup.interval.ms`.
+//! `transaction.abort.timed.out.transaction.cleanup.interval.ms`, and idle producers'
+//! state forgotten every `producer.id.expiration.check.interval.ms` (KIP-854).
 //! Disk work runs on the blocking pool so request handling never waits for it.
 
 use std::sync::Arc;
@@ -29,6 +30,7 @@ pub(crate) async fn run(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>
     let cleaner_enabled = broker.config.broker_bool("log.cleaner.enable");
     let mut transactions =
         every(broker.config.broker_i64("transaction.abort.timed.out.transaction.cleanup.interval.ms"));
+    let mut producers = every(broker.config.broker_i64("producer.id.expiration.check.interval.ms"));
     loop {
         let job: fn(&Broker) = tokio::select! {
             _ = retention.tick() => |b| { let _ = b.replicas.log_manager().run_retention(now_ms()); },
@@ -42,6 +44,10 @@ pub(crate) async fn run(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>
                 let _ = b.replicas.log_manager().run_cleaner(now_ms());
             },
             _ = transactions.tick() => |b| b.txns.tick(b),
+            _ = producers.tick() => |b| {
+                let expiration = b.config.broker_i64("producer.id.expiration.ms");
+                let _ = b.replicas.log_manager().remove_expired_producers(now_ms(), expiration);
+            },
             _ = shutdown.changed() => return,
         };
         let b = broker.clone();

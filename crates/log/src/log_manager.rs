@@ -276,6 +276,20 @@ impl LogManager {
         deleted
     }
 
+    /// Forgets, in every partition, producers idle for `expiration_ms` (Kafka's
+    /// `producer.id.expiration.ms`, checked every `producer.id.expiration.check.interval.ms`).
+    pub fn remove_expired_producers(&self, now_ms: i64, expiration_ms: i64) -> usize {
+        let mut removed = 0;
+        for (tp, log) in self.all_logs() {
+            let n = lock(&log).remove_expired_producers(now_ms, expiration_ms);
+            if n > 0 {
+                tracing::debug!(partition = %tp, producers = n, "expired idle producers");
+            }
+            removed += n;
+        }
+        removed
+    }
+
     /// Flushes the partitions whose `flush.messages` / `flush.ms` policy says so.
     pub fn flush_due(&self, now_ms: i64) {
         for (tp, log) in self.all_logs() {

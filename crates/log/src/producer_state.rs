@@ -261,6 +261,17 @@ impl ProducerStateManager {
         self.producers.len()
     }
 
+    /// Kafka's `removeExpiredProducers` (KIP-854): forgets producers whose last batch or
+    /// marker is `expiration_ms` or more before `now_ms` and that have no open transaction
+    /// here, so producer state cannot grow without bound. Returns how many it forgot.
+    pub(crate) fn remove_expired(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
+        let before = self.producers.len();
+        self.producers.retain(|_, e| {
+            e.current_txn_first_offset.is_some() || now_ms.saturating_sub(e.last_timestamp) < expiration_ms
+        });
+        before - self.producers.len()
+    }
+
     /// The earlier append `meta` repeats, if it is a retry of one of the last five batches.
     pub(crate) fn find_duplicate(&self, pending: &PendingProducers, meta: &BatchMeta) -> Option<BatchMetadata> {
         let entry = pending.updated.get(&meta.producer_id).or_else(|| self.producers.get(&meta.producer_id))?;

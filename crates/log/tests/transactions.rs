@@ -152,3 +152,24 @@ fn given_aborted_records_when_cleaned_should_drop_them_and_keep_committed_values
     let data = decode_records(log.read(0, 1 << 20, hw).unwrap().read_bytes().unwrap()).unwrap();
     assert!(data.iter().all(|r| !r.transactional));
 }
+
+#[test]
+fn given_idle_producers_should_forget_them_but_not_open_transactions() {
+    let root = tempfile::tempdir().unwrap();
+    let mut log = open(root.path(), LogConfig::default(), 0);
+    append(&mut log, idempotent(3, 0, 0, 2));
+    append(&mut log, transactional(7, 0, 0, 1));
+    let last = log.producers().iter().map(|p| p.last_timestamp).max().unwrap();
+    assert_eq!(log.remove_expired_producers(last + 999, 1000), 0, "not idle long enough yet");
+    assert_eq!(log.remove_expired_producers(last + 1000, 1000), 1);
+    let left: Vec<i64> = log.producers().iter().map(|p| p.producer_id).collect();
+    assert_eq!(left, vec![7], "a producer with an open transaction here is kept");
+    end(&mut log, 7, true);
+    assert_eq!(log.remove_expired_producers(i64::MAX / 2, 1000), 1);
+    assert!(log.producers().is_empty());
+    // Forgotten for good: the snapshot written at close has none of them.
+    let end = log.log_end_offset();
+    log.close().unwrap();
+    let log = open(root.path(), LogConfig::default(), end);
+    assert!(log.producers().is_empty(), "{:?}", log.producers());
+}

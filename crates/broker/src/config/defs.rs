@@ -157,6 +157,7 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
     broker!("transaction.abort.timed.out.transaction.cleanup.interval.ms", Int, Some("10000"), min 1),
     broker!("transaction.remove.expired.transaction.cleanup.interval.ms", Int, Some("3600000"), min 1),
     broker!("producer.id.expiration.ms", Int, Some("86400000"), min 1),
+    broker!("producer.id.expiration.check.interval.ms", Int, Some("600000"), min 1),
     broker!("num.network.threads", Int, Some("3"), min 1),
     broker!("num.io.threads", Int, Some("8"), min 1),
     broker!("process.roles", List, Some("broker,controller")),

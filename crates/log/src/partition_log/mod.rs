@@ -263,6 +263,11 @@ impl PartitionLog {
         Ok(())
     }
 
+    /// Forgets idle producers (see `producer.id.expiration.ms`); returns how many.
+    pub fn remove_expired_producers(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
+        self.producer_state.remove_expired(now_ms, expiration_ms)
+    }
+
     /// Fsyncs the log and indexes up to the log end offset, advances the recovery point
     /// and snapshots the producer state there.
     pub fn flush(&mut self) -> Result<(), LogError> {
