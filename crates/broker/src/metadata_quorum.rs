@@ -141,9 +141,6 @@ impl MetadataQuorum {
     /// out for up to `ELECTION_WAIT`, then the client gets the retriable error.
     pub(crate) fn execute(&self, command: ControllerCommand) -> Result<ControllerAnswer, BrokerError> {
         let quorum = &self.inner.quorum;
-        if matches!(command, ControllerCommand::DescribeQuorum) && !self.has_peers() {
-            return Ok(ControllerAnswer::Quorum(quorum.status()));
-        }
         let deadline = Instant::now() + ELECTION_WAIT;
         loop {
             let outcome = if !self.has_peers() || quorum.is_leader() {
@@ -391,11 +388,9 @@ fn voters(config: &BrokerConfig) -> Result<BTreeMap<u64, ControllerNode>, Broker
     let mut out = BTreeMap::new();
     for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
         let (id, address) = entry.split_once('@').ok_or_else(|| bad(entry))?;
-        let (host, port) = address.rsplit_once(':').ok_or_else(|| bad(entry))?;
+        let node = ControllerNode::parse(address).ok_or_else(|| bad(entry))?;
         let id: u64 = id.trim().parse().map_err(|_| bad(entry))?;
-        let port: u16 = port.parse().map_err(|_| bad(entry))?;
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        if out.insert(id, ControllerNode::new(host, port)).is_some() {
+        if out.insert(id, node).is_some() {
             return Err(BrokerError::InvalidConfig(format!("node {id} appears twice in 'controller.quorum.voters'")));
         }
     }
@@ -409,13 +404,11 @@ fn bootstrap_servers(config: &BrokerConfig) -> Result<Vec<ControllerNode>, Broke
         .map(str::trim)
         .filter(|e| !e.is_empty())
         .map(|entry| {
-            let (host, port) =
-                entry.rsplit_once(':').and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?))).ok_or_else(|| {
-                    BrokerError::InvalidConfig(format!(
-                        "invalid entry '{entry}' in 'controller.quorum.bootstrap.servers': expected HOST:PORT"
-                    ))
-                })?;
-            Ok(ControllerNode::new(host.trim_start_matches('[').trim_end_matches(']'), port))
+            ControllerNode::parse(entry).ok_or_else(|| {
+                BrokerError::InvalidConfig(format!(
+                    "invalid entry '{entry}' in 'controller.quorum.bootstrap.servers': expected HOST:PORT"
+                ))
+            })
         })
         .collect()
 }
@@ -449,11 +442,10 @@ fn advertised_controller(config: &BrokerConfig) -> Result<Option<ControllerNode>
     for entry in advertised.split(',').map(str::trim) {
         let Some((name, address)) = entry.split_once("://") else { continue };
         if names.contains(&name.to_ascii_uppercase()) {
-            let (host, port) =
-                address.rsplit_once(':').and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?))).ok_or_else(|| {
-                    BrokerError::InvalidConfig(format!("advertised controller listener '{entry}' is not HOST:PORT"))
-                })?;
-            return Ok(Some(ControllerNode::new(host.trim_start_matches('[').trim_end_matches(']'), port)));
+            let node = ControllerNode::parse(address).ok_or_else(|| {
+                BrokerError::InvalidConfig(format!("advertised controller listener '{entry}' is not HOST:PORT"))
+            })?;
+            return Ok(Some(node));
         }
     }
     Ok(None)

@@ -55,6 +55,12 @@ impl ControllerNode {
         Self { host: host.into(), port }
     }
 
+    /// Parses `host:port` (`[v6]:port` too), the inverse of [`ControllerNode::address`].
+    pub fn parse(address: &str) -> Option<Self> {
+        let (host, port) = address.trim().rsplit_once(':')?;
+        Some(Self::new(host.trim_start_matches('[').trim_end_matches(']'), port.parse().ok()?))
+    }
+
     pub fn address(&self) -> String {
         if self.host.contains(':') {
             format!("[{}]:{}", self.host, self.port)

@@ -150,21 +150,6 @@ pub(crate) async fn read_frame(stream: &mut TcpStream) -> std::io::Result<Option
 /// its vote. (KIP-853's directory ids solve this for Kafka's dynamic quorums.)
 pub(crate) type Amnesia = std::sync::Arc<std::sync::atomic::AtomicBool>;
 
-/// Whether a vote request must be refused now (see [`Amnesia`]).
-fn forgot_votes(raft: &Raft, node_id: u64, amnesia: &Amnesia) -> bool {
-    use std::sync::atomic::Ordering;
-    if !amnesia.load(Ordering::Relaxed) {
-        return false;
-    }
-    let metrics = openraft::async_runtime::watch::WatchReceiver::borrow_watched(&raft.metrics()).clone();
-    let follows = metrics.current_leader.is_some_and(|l| l != node_id) && metrics.vote.is_committed();
-    if follows {
-        amnesia.store(false, Ordering::Relaxed);
-        tracing::info!(node = node_id, "a leader reached this voter after its data loss: it votes again");
-    }
-    !follows
-}
-
 /// Accepts controller connections until `shutdown` turns true.
 pub(crate) async fn serve(
     listener: TcpListener,
@@ -211,7 +196,8 @@ async fn serve_connection(
                 (crate::join::admit(&raft, from, node).await, Vec::new())
             }
             Ok(Envelope { request: RaftRequest::Vote(_) | RaftRequest::PreVote(_), .. })
-                if forgot_votes(&raft, node_id, &amnesia) =>
+                // Cleared by the watcher `node::forget_votes` starts.
+                if amnesia.load(std::sync::atomic::Ordering::Relaxed) =>
             {
                 (
                     RaftResponse::Error("this voter lost its data: it does not vote until a leader reaches it".into()),
