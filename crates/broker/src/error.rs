@@ -128,6 +128,11 @@ fn metadata_error(e: &MetadataError) -> ResponseError {
         MetadataError::InvalidPartitions(_) => ResponseError::InvalidPartitions,
         MetadataError::InvalidReplicationFactor { .. } => ResponseError::InvalidReplicationFactor,
         MetadataError::InvalidReplicaAssignment(_) => ResponseError::InvalidReplicaAssignment,
+        MetadataError::NotLeader { .. } => ResponseError::NotLeaderOrFollower,
+        MetadataError::FencedLeaderEpoch { .. } => ResponseError::FencedLeaderEpoch,
+        MetadataError::InvalidUpdateVersion { .. } => ResponseError::InvalidUpdateVersion,
+        MetadataError::InvalidIsr(_) => ResponseError::InvalidRequest,
+        MetadataError::IneligibleReplica(_) => ResponseError::IneligibleReplica,
         MetadataError::Log(e) => log_error(e),
         MetadataError::BadRecord { .. } | MetadataError::Io(_) | MetadataError::Protocol(_) => {
             ResponseError::KafkaStorageError

@@ -26,4 +26,14 @@ pub enum MetadataError {
     InvalidReplicationFactor { requested: i32, available: usize },
     #[error("invalid replica assignment: {0}")]
     InvalidReplicaAssignment(String),
+    #[error("this broker is not the partition's leader (the leader is {leader})")]
+    NotLeader { leader: i32 },
+    #[error("the request's leader epoch is stale (the current one is {current})")]
+    FencedLeaderEpoch { current: i32 },
+    #[error("the request's partition epoch is stale (the current one is {current})")]
+    InvalidUpdateVersion { current: i32 },
+    #[error("invalid ISR: {0}")]
+    InvalidIsr(String),
+    #[error("replica cannot join the ISR: {0}")]
+    IneligibleReplica(String),
 }

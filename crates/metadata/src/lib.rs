@@ -14,6 +14,7 @@ mod error;
 mod image;
 pub mod placement;
 mod record;
+pub mod replication_control;
 
 pub use error::MetadataError;
 pub use image::{MetadataImage, TopicImage};

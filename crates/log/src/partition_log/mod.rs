@@ -14,6 +14,7 @@
 //! synchronized: callers hold a lock and mutate through `&mut self`.
 
 mod compaction;
+mod follower;
 mod loader;
 mod read;
 mod retention;

@@ -32,15 +32,21 @@ pub struct TxnMarker {
 /// it is not a readable transaction marker.
 fn read_marker(segment: &LogSegment, located: &Located) -> Result<Option<(bool, i32)>, LogError> {
     let bytes = read_batch(segment.file(), located.position, &located.meta).ctx("read batch", segment.path())?;
-    let Ok(records) = decode_records_and_markers(Bytes::from(bytes)) else { return Ok(None) };
-    Ok(records.first().and_then(|r| {
+    Ok(marker_of(Bytes::from(bytes)))
+}
+
+/// The commit flag and coordinator epoch of a control batch's bytes, or `None` if it is
+/// not a readable transaction marker.
+pub(super) fn marker_of(batch: Bytes) -> Option<(bool, i32)> {
+    let Ok(records) = decode_records_and_markers(batch) else { return None };
+    records.first().and_then(|r| {
         let epoch = r
             .value
             .as_deref()
             .and_then(|v| v.get(2..6))
             .map_or(-1, |b| i32::from_be_bytes(b.try_into().unwrap_or_default()));
         r.control.map(|commit| (commit, epoch))
-    }))
+    })
 }
 
 impl PartitionLog {
