@@ -1,0 +1,446 @@
+"""Partition replication (cluster part 2) in a three-node cluster of real `gregor serve`
+processes, checked against Kafka's ISR semantics with confluent-kafka.
+
+Contract, one test each:
+
+- `test_acks_all_survives_leader_sigkill`: a record acknowledged with acks=all (min ISR 2)
+  is on every in-sync replica, so SIGKILL of a partition's leader loses none of them: the
+  controller elects a new leader from the ISR once the dead broker is fenced, the
+  idempotent producer carries on there without duplicates or reordering (producer state
+  is replicated with the log), and every acked record is read back once, at the offset it
+  was acknowledged with, in production order. The producer stalls for seconds, not more.
+- `test_not_enough_replicas`: acks=all needs only the ISR (one broker down: ISR 2 >= min
+  2, produce succeeds); once the ISR is smaller than the topic's `min.insync.replicas`
+  (altered at run time) acks=all is refused with NOT_ENOUGH_REPLICAS and nothing is
+  appended, while acks=1 still succeeds; when the replica is back in sync, acks=all
+  succeeds again.
+- `test_follower_rejoins_isr`: a dead follower leaves the ISR (fencing or
+  `replica.lag.time.max.ms`), acks=all keeps working without it, and after a restart it
+  catches up from the leader and rejoins the ISR; its own log then holds the records.
+- `test_group_consumes_through_failover`: a consumer group that commits synchronously
+  keeps consuming while a leader fails over (fetches and commits move to the new leaders
+  and coordinator, `__consumer_offsets` being replicated too); every acked record is
+  consumed at least once and the committed offsets end at the log end offsets.
+
+Nodes are combined broker+controller voters, so killing one keeps the metadata quorum.
+Failover is made fast with `--set broker.session.timeout.ms=3000`,
+`broker.heartbeat.interval.ms=500` and `replica.lag.time.max.ms=5000`.
+"""
+from __future__ import annotations
+
+import struct
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic, ResourceType
+
+from gregor_support import FAST_RECONNECT, admin, assert_delivered, confluent_producer, produce_confluent, read_confluent
+from test_cluster import active_controller, free_port_run
+
+pytestmark = pytest.mark.timeout(120)  # each should take well under a minute
+
+ALL = [1, 2, 3]
+FAILOVER = {
+    "broker.session.timeout.ms": "3000",
+    "broker.heartbeat.interval.ms": "500",
+    "replica.lag.time.max.ms": "5000",
+    "group.initial.rebalance.delay.ms": "0",
+}
+MAX_ACK_GAP = 15.0  # seconds without an ack on a partition that count as "stuck"
+
+
+# ---------------------------------------------------------------- cluster fixture
+
+
+class Cluster:
+    """Three combined nodes (ids 1-3) on a run of six free ports below the ephemeral range
+    (restarts reuse them): node i serves clients on base+2(i-1), its controller on the next."""
+
+    def __init__(self, broker_factory, prefix: str, sets: dict[str, str]):
+        base = free_port_run(6)
+        voters = ",".join(f"{i}@127.0.0.1:{base + 2 * i - 1}" for i in ALL)
+        self.nodes = {}
+        for i in ALL:
+            b = broker_factory(f"{prefix}{i}")  # registered at once: teardown kills it whatever happens
+            b.port = base + 2 * (i - 1)
+            b.sets = dict(sets)
+            b.extra_args = ["--node-id", str(i), "--controller-listen", f"127.0.0.1:{base + 2 * i - 1}",
+                            "--controller-quorum", voters]
+            self.nodes[i] = b
+        spawned = []
+        for b in self.nodes.values():  # all together: each waits for the quorum before its banner
+            proc, out, err = b.spawn(b.command())
+            b.proc = proc
+            spawned.append((b, proc, out, err))
+        for b, proc, out, err in spawned:
+            b._wait_banner(proc, out, err, 60)
+        self.bootstrap = ",".join(b.bootstrap for b in self.nodes.values())
+        self.admin = admin(self.bootstrap)  # kept for the test's lifetime (futures need it alive)
+
+    def kill(self, node: int) -> None:
+        self.nodes[node].kill()  # SIGKILL: no controlled shutdown, the session timeout fences it
+
+    def restart(self, node: int) -> None:
+        self.nodes[node].start(timeout=60)  # same ports, data dir, id and --set keys
+
+    def kill_all(self) -> None:
+        for b in self.nodes.values():
+            b.kill()
+
+    def create_topic(self, name: str, partitions: int, config: dict[str, str] | None = None) -> None:
+        """RF 3; waits until every partition has a leader and all three replicas in the ISR."""
+        topic = NewTopic(name, num_partitions=partitions, replication_factor=3, config=config or {})
+        self.admin.create_topics([topic], request_timeout=15)[name].result(20)
+        for p in range(partitions):
+            wait_until(lambda: isr_of(self.admin, name, p), lambda isr: isr == ALL, 20, f"{name}-{p} fully in sync")
+            assert sorted(partition_metadata(self.admin, name, p).replicas) == ALL
+
+
+@pytest.fixture
+def replicated_cluster(broker_factory):
+    """A factory of started three-node clusters with fast failover. broker_factory
+    (conftest) SIGKILLs every process at teardown, also when the test failed, and then
+    prints each node's stderr tail; data dirs are under tmp_path."""
+    made: list[Cluster] = []
+
+    def make(prefix: str, **sets: str) -> Cluster:
+        made.append(Cluster(broker_factory, prefix, {**FAILOVER, **sets}))
+        return made[-1]
+
+    yield make
+    for c in made:
+        c.kill_all()
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def wait_until(probe, ok, timeout: float, what: str):
+    """Calls probe() until ok(value); returns that value, fails after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if ok(value):
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not {what} within {timeout} s (last: {value!r})")
+        time.sleep(0.2)
+
+
+def partition_metadata(a, topic: str, partition: int, timeout: float = 15.0):
+    """The partition's Metadata entry (leader, replicas, isrs), retried while the broker
+    asked is down or the topic is not known yet."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            t = a.list_topics(topic=topic, timeout=5).topics.get(topic)
+            if t is not None and t.error is None and partition in t.partitions:
+                return t.partitions[partition]
+        except KafkaException:
+            pass
+        assert time.monotonic() < deadline, f"no metadata for {topic}-{partition} within {timeout} s"
+        time.sleep(0.2)
+
+
+def leader_of(a, topic: str, partition: int) -> int:
+    """The partition's leader as Metadata shows it (-1: none)."""
+    return partition_metadata(a, topic, partition).leader
+
+
+def isr_of(a, topic: str, partition: int) -> list[int]:
+    return sorted(partition_metadata(a, topic, partition).isrs)
+
+
+def follower_to_kill(cl: Cluster, topic: str) -> int:
+    """A follower of partition 0 that is not the active controller (no election needed)."""
+    leader, controller = leader_of(cl.admin, topic, 0), active_controller(cl.bootstrap)
+    return next(i for i in ALL if i not in (leader, controller))
+
+
+def fail_over(cl: Cluster, topic: str, partition: int = 0, down: float = 5.0) -> int:
+    """SIGKILLs the leader of `partition`, waits until the controller elected another one
+    from the ISR, keeps the old leader down `down` s in all, restarts it and waits until
+    it is back in the ISR. Returns the killed node's id."""
+    old = leader_of(cl.admin, topic, partition)
+    isr_before = isr_of(cl.admin, topic, partition)
+    assert old in ALL and old in isr_before, (old, isr_before)
+    killed_at = time.monotonic()
+    cl.kill(old)
+    new = wait_until(lambda: leader_of(cl.admin, topic, partition), lambda l: l not in (-1, old), 20,
+                     f"a new leader of {topic}-{partition} elected after node {old} was killed")
+    assert new in isr_before, f"leader {new} was not in the ISR {isr_before} (no unclean election)"
+    time.sleep(max(0.0, down - (time.monotonic() - killed_at)))
+    cl.restart(old)
+    wait_until(lambda: isr_of(cl.admin, topic, partition), lambda isr: isr == ALL, 30,
+               f"node {old} back in the ISR of {topic}-{partition}")
+    return old
+
+
+def end_offsets(bootstrap: str, topic: str, partitions: int) -> dict[int, int]:
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "gregor-tests-watermarks", **FAST_RECONNECT})
+    try:
+        return {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in range(partitions)}
+    finally:
+        c.close()
+
+
+def log_end_offset(partition_dir: Path) -> int:
+    """The offset after the last whole batch in a partition's segment files, read from
+    the record batch v2 headers (baseOffset int64, batchLength int32, ..., lastOffsetDelta
+    int32 at byte 23) as Kafka lays them out on disk."""
+    end = 0
+    for segment in sorted(partition_dir.glob("*.log")):
+        data, pos = segment.read_bytes(), 0
+        while pos + 27 <= len(data):
+            base, length = struct.unpack_from(">qi", data, pos)
+            if length <= 0 or pos + 12 + length > len(data):
+                break  # a torn or still-being-written tail
+            end = max(end, base + struct.unpack_from(">i", data, pos + 23)[0] + 1)
+            pos += 12 + length
+    return end
+
+
+class BackgroundProducer(threading.Thread):
+    """An idempotent acks=all producer writing "k-{i}" to partition i % partitions (key
+    "p{partition}") until stopped, then flushing; records each acked (partition, offset,
+    value, time). Delivery reports run on this thread (in poll/flush)."""
+
+    def __init__(self, bootstrap: str, topic: str, partitions: int):
+        super().__init__(daemon=True)
+        self.bootstrap, self.topic, self.partitions = bootstrap, topic, partitions
+        self.stopping = threading.Event()
+        self.acked: list[tuple[int, int, str, float]] = []
+        self.failed: list[tuple[str, str]] = []
+        self.fatal: list[str] = []
+        self.produced = 0
+        self.remaining: int | None = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            p = Producer({"bootstrap.servers": self.bootstrap, "acks": "all", "enable.idempotence": True,
+                          "linger.ms": 5, "message.timeout.ms": 60000, "error_cb": self._on_error, **FAST_RECONNECT})
+            i = 0
+            while not self.stopping.is_set():
+                part = i % self.partitions
+                try:
+                    p.produce(self.topic, key=f"p{part}", value=f"k-{i}", partition=part, on_delivery=self._delivered)
+                    i += 1
+                except BufferError:
+                    p.poll(0.1)
+                    continue
+                p.poll(0)
+                time.sleep(0.003)
+            self.produced = i
+            self.remaining = p.flush(60)
+        except BaseException as e:  # re-raised by finish()
+            self.error = e
+
+    def _on_error(self, err) -> None:
+        if err.fatal():
+            self.fatal.append(str(err))
+
+    def _delivered(self, err, msg) -> None:
+        if err is None:
+            self.acked.append((msg.partition(), msg.offset(), msg.value().decode(), time.monotonic()))
+        else:
+            self.failed.append((msg.value().decode(), str(err)))
+
+    def acks_on(self, partition: int) -> int:
+        return sum(1 for a in list(self.acked) if a[0] == partition)
+
+    def finish(self) -> None:
+        """Stops, waits for the flush and checks that everything was acked without stalls."""
+        self.stopping.set()
+        self.join(90)
+        assert not self.is_alive(), "the producer's flush did not return"
+        if self.error is not None:
+            raise self.error
+        assert not self.fatal, f"fatal producer errors: {self.fatal}"
+        assert self.remaining == 0, f"{self.remaining} records undelivered 60 s after the producer stopped"
+        assert not self.failed, f"{len(self.failed)} deliveries failed, e.g. {self.failed[:5]}"
+        assert len(self.acked) == self.produced
+        for part in range(self.partitions):
+            times = [t for p, _, _, t in self.acked if p == part]
+            gap = max((b - a for a, b in zip(times, times[1:])), default=0.0)
+            assert gap <= MAX_ACK_GAP, f"partition {part}: no ack for {gap:.1f} s (the producer was stuck)"
+
+
+def index(value: str) -> int:
+    return int(value.split("-")[1])
+
+
+# ---------------------------------------------------------------- tests
+
+
+def test_acks_all_survives_leader_sigkill(replicated_cluster):
+    cl = replicated_cluster("ha")
+    cl.create_topic("ha", 3, {"min.insync.replicas": "2"})
+    producer = BackgroundProducer(cl.bootstrap, "ha", 3)
+    producer.start()
+    try:
+        wait_until(lambda: [producer.acks_on(p) for p in range(3)], lambda n: min(n) > 0, 30, "acks on every partition")
+        first = fail_over(cl, "ha", 0)
+        time.sleep(2)
+        second = fail_over(cl, "ha", 0)  # whoever leads now, possibly on another node
+        acked_before = len(producer.acked)
+        time.sleep(2)
+        assert len(producer.acked) > acked_before, "no acks after the second restart"
+    finally:
+        producer.stopping.set()
+    producer.finish()
+    print(f"killed {first} then {second}; {producer.produced} produced and acked")
+
+    msgs = read_confluent(cl.bootstrap, "ha", {p: 0 for p in range(3)}, timeout=60)
+    counts = Counter(m.value.decode() for m in msgs)
+    dups = sorted((v for v, c in counts.items() if c > 1), key=index)
+    assert not dups, f"{len(dups)} values stored more than once, e.g. {dups[:10]}"
+    missing = [v for _, _, v, _ in producer.acked if v not in counts]
+    assert not missing, f"{len(missing)} acknowledged values lost, e.g. {missing[:10]}"
+    stored = {(m.partition, m.offset): m.value.decode() for m in msgs}
+    moved = [(p, o, v, stored.get((p, o))) for p, o, v, _ in producer.acked if stored.get((p, o)) != v]
+    assert not moved, f"acknowledged at one offset, stored at another: {moved[:10]}"
+    for p in range(3):
+        in_log = [index(m.value.decode()) for m in sorted((m for m in msgs if m.partition == p), key=lambda m: m.offset)]
+        assert all(i % 3 == p for i in in_log), f"partition {p} holds another partition's values"
+        assert in_log == sorted(in_log), f"partition {p}: values out of production order"
+
+
+def test_not_enough_replicas(replicated_cluster):
+    cl = replicated_cluster("ner")
+    cl.create_topic("ner", 1, {"min.insync.replicas": "2"})
+    victim = follower_to_kill(cl, "ner")
+    cl.kill(victim)
+    # acks=all waits for the ISR only: it shrinks to the two live replicas, >= min 2.
+    assert_delivered(produce_confluent(confluent_producer(cl.bootstrap, acks="all"), "ner",
+                                       [{"partition": 0, "value": f"two-of-three-{i}"} for i in range(10)]))
+    survivors = [i for i in ALL if i != victim]
+    wait_until(lambda: isr_of(cl.admin, "ner", 0), lambda isr: isr == survivors, 20, f"node {victim} out of the ISR")
+
+    resource = ConfigResource(ResourceType.TOPIC, "ner", incremental_configs=[
+        ConfigEntry("min.insync.replicas", "3", incremental_operation=AlterConfigOpType.SET)])
+    cl.admin.incremental_alter_configs([resource])[resource].result(15)
+    # retries=0: the broker's answer is the delivery error. The new minimum reaches the
+    # leader through the metadata log, so a few records may still get in before.
+    strict = confluent_producer(cl.bootstrap, acks="all", retries=0, **{"message.timeout.ms": 5000})
+    deadline, attempt, refused = time.monotonic() + 20, 0, None
+    while refused is None:
+        assert time.monotonic() < deadline, "acks=all kept succeeding with ISR 2 < min.insync.replicas 3"
+        d = produce_confluent(strict, "ner", [{"partition": 0, "value": f"refused-{attempt}"}])[0]
+        if d.error is not None:
+            refused = (f"refused-{attempt}", d.error)
+        else:
+            time.sleep(0.3)
+        attempt += 1
+    value, err = refused
+    # Kafka checks the ISR before appending: NOT_ENOUGH_REPLICAS (19). A timeout is
+    # tolerated (the brief's "or a timeout whose last error was it").
+    assert err.code() in (KafkaError.NOT_ENOUGH_REPLICAS, KafkaError._MSG_TIMED_OUT), err
+
+    # acks=1 does not look at min.insync.replicas.
+    assert_delivered(produce_confluent(confluent_producer(cl.bootstrap, acks=1), "ner",
+                                       [{"partition": 0, "value": f"leader-only-{i}"} for i in range(10)]))
+    values = [m.value.decode() for m in read_confluent(cl.bootstrap, "ner", {0: 0})]
+    assert values[-10:] == [f"leader-only-{i}" for i in range(10)]
+    if err.code() == KafkaError.NOT_ENOUGH_REPLICAS:
+        assert value not in values, "a record refused with NOT_ENOUGH_REPLICAS was appended"
+
+    cl.restart(victim)
+    wait_until(lambda: isr_of(cl.admin, "ner", 0), lambda isr: isr == ALL, 30, f"node {victim} back in the ISR")
+    assert_delivered(produce_confluent(confluent_producer(cl.bootstrap, acks="all"), "ner",
+                                       [{"partition": 0, "value": "three-of-three"}]))
+
+
+def test_follower_rejoins_isr(replicated_cluster):
+    cl = replicated_cluster("rj")
+    cl.create_topic("rejoin", 1, {"min.insync.replicas": "2"})
+    leader = leader_of(cl.admin, "rejoin", 0)
+    follower = follower_to_kill(cl, "rejoin")
+    cl.kill(follower)
+
+    deliveries = produce_confluent(confluent_producer(cl.bootstrap, acks="all"), "rejoin",
+                                   [{"partition": 0, "key": f"k{i}", "value": f"v{i}"} for i in range(1000)])
+    assert_delivered(deliveries)
+    assert sorted(d.offset for d in deliveries) == list(range(1000))
+    wait_until(lambda: isr_of(cl.admin, "rejoin", 0), lambda isr: follower not in isr, 20,
+               f"follower {follower} removed from the ISR")
+    assert leader_of(cl.admin, "rejoin", 0) == leader, "a follower's death must not move the leader"
+
+    cl.restart(follower)
+    wait_until(lambda: isr_of(cl.admin, "rejoin", 0), lambda isr: isr == ALL, 30, f"follower {follower} back in the ISR")
+    # In the ISR means caught up: the follower's own segment files hold the 1000 records.
+    wait_until(lambda: log_end_offset(cl.nodes[follower].data_dir / "rejoin-0"), lambda end: end >= 1000, 10,
+               f"follower {follower}'s log at offset 1000")
+    values = [m.value.decode() for m in read_confluent(cl.bootstrap, "rejoin", {0: 0})]
+    assert values == [f"v{i}" for i in range(1000)]
+
+
+def test_group_consumes_through_failover(replicated_cluster):
+    cl = replicated_cluster("grp", **{"offsets.topic.num.partitions": "3"})
+    cl.create_topic("grp", 3, {"min.insync.replicas": "2"})
+    group = "failover-group"
+    consumed: list[str] = []
+    committed: dict[int, int] = {}
+    ends: dict[int, int] = {}  # filled in once the producer stopped
+    stop, errors = threading.Event(), []
+
+    def member() -> None:
+        """Consumes a batch, commits its positions synchronously; a failed commit is
+        retried after the next batch (or the next empty poll)."""
+        c = Consumer({"bootstrap.servers": cl.bootstrap, "group.id": group, "enable.auto.commit": False,
+                      "auto.offset.reset": "earliest", "fetch.wait.max.ms": 100, **FAST_RECONNECT})
+        positions: dict[int, int] = {}
+        try:
+            c.subscribe(["grp"])
+            while not stop.is_set():
+                for m in c.consume(500, 0.5):
+                    if m.error():
+                        if m.error().fatal():
+                            raise KafkaException(m.error())
+                        continue
+                    consumed.append(m.value().decode())
+                    positions[m.partition()] = m.offset() + 1
+                todo = {p: o for p, o in positions.items() if committed.get(p) != o}
+                if todo:
+                    try:
+                        result = c.commit(offsets=[TopicPartition("grp", p, o) for p, o in todo.items()],
+                                          asynchronous=False)
+                        committed.update({tp.partition: tp.offset for tp in result if tp.error is None})
+                    except KafkaException:
+                        pass  # coordinator moving or rebalancing: retried
+                if ends and all(committed.get(p, 0) == o for p, o in ends.items()):
+                    return
+        except BaseException as e:
+            errors.append(e)
+        finally:
+            c.close()
+
+    consumer = threading.Thread(target=member, daemon=True)
+    producer = BackgroundProducer(cl.bootstrap, "grp", 3)
+    consumer.start()
+    producer.start()
+    try:
+        wait_until(lambda: len(consumed), lambda n: n > 0, 30, "the group consuming")
+        fail_over(cl, "grp", 0)
+        time.sleep(2)
+        producer.finish()
+        ends.update(end_offsets(cl.bootstrap, "grp", 3))
+        consumer.join(60)
+        assert not errors, f"the consumer failed: {errors[0]!r}"
+        assert not consumer.is_alive(), f"committed {committed} never reached the end offsets {ends}"
+    finally:
+        stop.set()
+        producer.stopping.set()
+
+    missing = [v for _, _, v, _ in producer.acked if v not in set(consumed)]
+    assert not missing, f"{len(missing)} acked values never consumed, e.g. {missing[:10]}"
+    check = Consumer({"bootstrap.servers": cl.bootstrap, "group.id": group, **FAST_RECONNECT})
+    try:
+        stored = check.committed([TopicPartition("grp", p) for p in range(3)], timeout=15)
+    finally:
+        check.close()
+    assert {tp.partition: tp.offset for tp in stored} == ends
