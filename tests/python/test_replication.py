@@ -40,6 +40,7 @@ from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
 
 from gregor_support import FAST_RECONNECT, admin, assert_delivered, confluent_producer, produce_confluent, read_confluent
 from test_cluster import active_controller, free_port_run
+from test_groups import end_offsets  # {partition: high watermark}
 
 pytestmark = pytest.mark.timeout(120)  # each should take well under a minute
 
@@ -80,16 +81,19 @@ class Cluster:
             b._wait_banner(proc, out, err, 60)
         self.bootstrap = ",".join(b.bootstrap for b in self.nodes.values())
         self.admin = admin(self.bootstrap)  # kept for the test's lifetime (futures need it alive)
+        wait_until(self.broker_ids, lambda ids: ids == ALL, 20, "all three brokers registered")
+
+    def broker_ids(self) -> list[int]:
+        try:
+            return sorted(self.admin.list_topics(timeout=5).brokers)
+        except KafkaException as e:
+            return [str(e)]
 
     def kill(self, node: int) -> None:
         self.nodes[node].kill()  # SIGKILL: no controlled shutdown, the session timeout fences it
 
     def restart(self, node: int) -> None:
         self.nodes[node].start(timeout=60)  # same ports, data dir, id and --set keys
-
-    def kill_all(self) -> None:
-        for b in self.nodes.values():
-            b.kill()
 
     def create_topic(self, name: str, partitions: int, config: dict[str, str] | None = None) -> None:
         """RF 3; waits until every partition has a leader and all three replicas in the ISR."""
@@ -102,18 +106,11 @@ class Cluster:
 
 @pytest.fixture
 def replicated_cluster(broker_factory):
-    """A factory of started three-node clusters with fast failover. broker_factory
-    (conftest) SIGKILLs every process at teardown, also when the test failed, and then
-    prints each node's stderr tail; data dirs are under tmp_path."""
-    made: list[Cluster] = []
-
-    def make(prefix: str, **sets: str) -> Cluster:
-        made.append(Cluster(broker_factory, prefix, {**FAILOVER, **sets}))
-        return made[-1]
-
-    yield make
-    for c in made:
-        c.kill_all()
+    """Starts a three-node cluster with fast failover: `replicated_cluster(prefix, **sets)`.
+    Every node is made by broker_factory (conftest), which SIGKILLs each process it made
+    at teardown, also when the test or a start failed, then prints each node's stderr
+    tail on failure; data dirs are under tmp_path."""
+    return lambda prefix, **sets: Cluster(broker_factory, prefix, {**FAILOVER, **sets})
 
 
 # ---------------------------------------------------------------- helpers
@@ -178,14 +175,6 @@ def fail_over(cl: Cluster, topic: str, partition: int = 0, down: float = 5.0) ->
     wait_until(lambda: isr_of(cl.admin, topic, partition), lambda isr: isr == ALL, 30,
                f"node {old} back in the ISR of {topic}-{partition}")
     return old
-
-
-def end_offsets(bootstrap: str, topic: str, partitions: int) -> dict[int, int]:
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "gregor-tests-watermarks", **FAST_RECONNECT})
-    try:
-        return {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in range(partitions)}
-    finally:
-        c.close()
 
 
 def log_end_offset(partition_dir: Path) -> int:
@@ -342,8 +331,12 @@ def test_not_enough_replicas(replicated_cluster):
     assert err.code() in (KafkaError.NOT_ENOUGH_REPLICAS, KafkaError._MSG_TIMED_OUT), err
 
     # acks=1 does not look at min.insync.replicas.
-    assert_delivered(produce_confluent(confluent_producer(cl.bootstrap, acks=1), "ner",
-                                       [{"partition": 0, "value": f"leader-only-{i}"} for i in range(10)]))
+    leader_only = produce_confluent(confluent_producer(cl.bootstrap, acks=1), "ner",
+                                    [{"partition": 0, "value": f"leader-only-{i}"} for i in range(10)])
+    assert_delivered(leader_only)
+    # acks=1 answers before the follower fetched: wait until the high watermark covers them.
+    last = max(d.offset for d in leader_only)
+    wait_until(lambda: end_offsets(cl.bootstrap, "ner", 1)[0], lambda hw: hw > last, 15, "acks=1 records committed")
     values = [m.value.decode() for m in read_confluent(cl.bootstrap, "ner", {0: 0})]
     assert values[-10:] == [f"leader-only-{i}" for i in range(10)]
     if err.code() == KafkaError.NOT_ENOUGH_REPLICAS:
@@ -436,7 +429,8 @@ def test_group_consumes_through_failover(replicated_cluster):
         stop.set()
         producer.stopping.set()
 
-    missing = [v for _, _, v, _ in producer.acked if v not in set(consumed)]
+    seen = set(consumed)
+    missing = [v for _, _, v, _ in producer.acked if v not in seen]
     assert not missing, f"{len(missing)} acked values never consumed, e.g. {missing[:10]}"
     check = Consumer({"bootstrap.servers": cl.bootstrap, "group.id": group, **FAST_RECONNECT})
     try:

@@ -125,3 +125,19 @@ pub(crate) async fn heartbeats(broker: Arc<Broker>, mut shutdown: watch::Receive
         }
     }
 }
+
+/// The leaders' ISR upkeep (Kafka's `isr-expiration` task, and the expansion it does on
+/// fetches): every half `replica.lag.time.max.ms` (at most 500 ms, so a caught-up follower
+/// rejoins quickly), lagging followers are proposed out of the ISR and caught-up ones in.
+pub(crate) async fn isr_maintenance(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+    let mut tick = every((broker.config.broker_i64("replica.lag.time.max.ms") / 2).clamp(10, 500));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                let b = broker.clone();
+                let _ = tokio::task::spawn_blocking(move || b.maintain_isr()).await;
+            }
+            _ = shutdown.changed() => return,
+        }
+    }
+}

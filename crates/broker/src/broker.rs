@@ -45,7 +45,9 @@ pub(crate) struct Broker {
     reconcile_lock: Mutex<()>,
     /// This process's registration (KIP-631): a new incarnation id per start.
     incarnation_id: uuid::Uuid,
-    broker_epoch: std::sync::atomic::AtomicI64,
+    broker_epoch: Arc<std::sync::atomic::AtomicI64>,
+    /// The followers' fetchers, one per leader this broker follows partitions of.
+    pub(crate) fetchers: crate::replica_fetcher::ReplicaFetchers,
     /// Set by a controlled shutdown: no more heartbeats (they would unfence it again).
     stopping: std::sync::atomic::AtomicBool,
     /// Held by a heartbeat while it is sent, so that a controlled shutdown waits for the
@@ -73,9 +75,16 @@ impl Broker {
             usize::try_from(config.broker_i64("max.incremental.fetch.session.cache.slots")).unwrap_or(0),
             config.broker_i64("min.incremental.fetch.session.eviction.ms"),
         );
+        let broker_epoch = Arc::new(std::sync::atomic::AtomicI64::new(-1));
+        let fetchers = crate::replica_fetcher::ReplicaFetchers::new(
+            crate::replica_fetcher::FetcherSettings::of(&config),
+            metadata.subscribe(),
+            broker_epoch.clone(),
+        );
         Self {
             txns,
             fetch_sessions,
+            fetchers,
             config,
             node_id,
             cluster_id,
@@ -87,7 +96,7 @@ impl Broker {
             producer_ids: Mutex::new(0..0),
             reconcile_lock: Mutex::new(()),
             incarnation_id: uuid::Uuid::new_v4(),
-            broker_epoch: std::sync::atomic::AtomicI64::new(-1),
+            broker_epoch,
             stopping: std::sync::atomic::AtomicBool::new(false),
             heartbeat_lock: Mutex::new(()),
         }
@@ -166,32 +175,84 @@ impl Broker {
         self.config.with_dynamic(self.node_id, &self.metadata.image().broker_configs)
     }
 
-    /// Makes the hosted partitions match the image: opens new ones (and applies changed
-    /// topic configs to open ones), deletes removed ones.
+    /// Makes the hosted partitions match the image: leads the partitions the image says
+    /// this broker leads, follows the others it is a replica of (their fetchers follow
+    /// the new leaders), applies changed topic configs, and deletes removed partitions.
     pub(crate) fn reconcile(&self) -> Result<(), BrokerError> {
         let _one_at_a_time = self.reconcile_lock.lock().unwrap_or_else(PoisonError::into_inner);
         let image = self.metadata.image();
         let config = self.config.with_dynamic(self.node_id, &image.broker_configs);
+        let lag_max_ms = config.broker_i64("replica.lag.time.max.ms");
         let mut wanted = HashSet::new();
+        let mut followed = Vec::new();
         for topic in image.topics() {
             let log_config = config.log_config(&topic.configs);
-            let topic_id = topic.topic_id.to_string();
+            let min_isr = config.topic_i64("min.insync.replicas", &topic.configs).unwrap_or(1).max(1) as usize;
+            let limits = crate::replica_manager::Limits { min_isr, lag_max_ms };
             for p in topic.partitions.values().filter(|p| p.replicas.contains(&self.node_id)) {
                 let tp = TopicPartition::new(topic.name.clone(), p.partition);
-                // Followers replicate with cluster part 2; until then only the leader has
-                // a log (a replica's data is never deleted while it stays a replica).
+                let opened = (log_config.clone(), topic.topic_id);
                 if p.leader == self.node_id {
-                    self.replicas.become_leader(&tp, log_config.clone(), &topic_id, p.leader_epoch, now_ms())?;
+                    self.replicas.become_leader(&tp, opened, p, (self.node_id, limits), now_ms())?;
+                } else {
+                    let _ = self.replicas.become_follower(&tp, opened, p, now_ms())?;
+                    if p.leader >= 0 {
+                        if let Some(partition) = self.replicas.get(&tp) {
+                            followed.push((tp.clone(), p.leader, partition));
+                        }
+                    }
                 }
                 let _ = wanted.insert(tp);
             }
         }
+        self.fetchers.assign(followed);
         for tp in self.replicas.hosted() {
             if !wanted.contains(&tp) {
                 self.replicas.delete(&tp)?;
             }
         }
         Ok(())
+    }
+
+    /// This process's broker epoch (KIP-903), -1 before it registered.
+    pub(crate) fn broker_epoch(&self) -> i64 {
+        self.broker_epoch.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Proposes the ISR changes the partitions this broker leads want (KIP-497's
+    /// AlterPartition, sent to the active controller); the new ISR takes effect when the
+    /// image carries it back.
+    pub(crate) fn maintain_isr(&self) {
+        let retry_ms = self.config.broker_i64("replica.lag.time.max.ms").min(5_000);
+        let image = self.image();
+        let eligible =
+            |broker: i32, epoch: i64| image.brokers.get(&broker).is_some_and(|b| !b.fenced && b.epoch == epoch);
+        for (tp, partition, change) in self.replicas.isr_changes((now_ms(), retry_ms), &eligible) {
+            let me = self.broker_epoch();
+            let request = gregor_metadata::replication_control::AlterPartition {
+                topic_id: partition.topic_id,
+                partition: tp.partition,
+                leader_id: self.node_id,
+                leader_epoch: change.leader_epoch,
+                partition_epoch: change.partition_epoch,
+                new_isr: change
+                    .new_isr
+                    .iter()
+                    .map(|&(broker_id, epoch)| gregor_metadata::replication_control::IsrMember {
+                        broker_id,
+                        broker_epoch: if broker_id == self.node_id { me } else { epoch },
+                    })
+                    .collect(),
+            };
+            let isr: Vec<i32> = change.new_isr.iter().map(|m| m.0).collect();
+            match self.metadata.execute(ControllerCommand::AlterPartition(request)) {
+                Ok(_) => tracing::info!(partition = %tp, ?isr, "ISR changed"),
+                Err(e) => {
+                    tracing::info!(partition = %tp, ?isr, error = %e, "ISR change refused");
+                    crate::replica_manager::ReplicaManager::isr_change_failed(&partition);
+                }
+            }
+        }
     }
 
     /// Creates a topic through the metadata log and opens its logs.
@@ -334,6 +395,7 @@ impl Broker {
 
     /// Flushes every log and the metadata, writes checkpoints and the clean-shutdown marker.
     pub(crate) fn close(&self) -> Result<(), BrokerError> {
+        self.fetchers.shutdown();
         self.groups.abandon_pending();
         self.replicas.log_manager().shutdown()?;
         self.metadata.close()?;
@@ -371,6 +433,7 @@ impl crate::coordinator_runtime::CoordinatorHost for Broker {
     }
 
     fn append_batch(&self, tp: &TopicPartition, batch: &mut [u8], now_ms: i64) -> Result<(), BrokerError> {
-        self.replicas.append(tp, batch, now_ms).map(|_| ())
+        // acks=1: the coordinators answer after the leader's append (see cluster.md).
+        self.replicas.append(tp, batch, 1, now_ms).map(|_| ())
     }
 }

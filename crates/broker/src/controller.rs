@@ -5,6 +5,7 @@
 //! function, and commits the records through the quorum.
 
 use gregor_metadata::control::{self, NewTopic};
+use gregor_metadata::replication_control::{on_broker_change, BrokerChange};
 use gregor_metadata::{BrokerRegistration, MetadataImage, MetadataRecord};
 use serde::{Deserialize, Serialize};
 
@@ -98,6 +99,8 @@ pub(crate) enum ControllerCommand {
         node_id: i32,
         epoch: i64,
     },
+    /// KIP-497: a partition leader's ISR change.
+    AlterPartition(gregor_metadata::replication_control::AlterPartition),
 }
 
 /// What a command returns besides its records.
@@ -140,41 +143,53 @@ impl ControllerCommand {
         config: &BrokerConfig,
     ) -> Result<(Vec<MetadataRecord>, ControllerAnswer), BrokerError> {
         let done = |records| Ok((records, ControllerAnswer::Done));
+        let effective = config.with_dynamic(config.node_id(), &image.broker_configs);
+        let unclean = |topic: &gregor_metadata::TopicImage| {
+            effective.topic_bool("unclean.leader.election.enable", &topic.configs)
+        };
+        let follow = |node_id: i32, change: BrokerChange| on_broker_change(image, node_id, change, &unclean);
+        // A broker fenced or unfenced, and the leaders and ISRs that change with it.
+        let fencing = |node_id: i32, epoch: i64, fenced: bool| {
+            let mut records = vec![MetadataRecord::BrokerRegistrationChange { node_id, epoch, fenced }];
+            records.extend(follow(node_id, if fenced { BrokerChange::Fenced } else { BrokerChange::Unfenced }));
+            records
+        };
         match self {
             // A retry of the same incarnation changes nothing; a new one (a restarted
-            // broker, or a new address) registers again and gets a new epoch.
+            // broker, or a new address) registers again and gets a new epoch. It may have
+            // lost its log's tail (a power loss): it leaves every ISR and catches up first.
             Self::RegisterBroker(me) => match image.brokers.get(&me.node_id) {
                 Some(existing) if existing.incarnation_id == me.incarnation_id && !existing.fenced => done(vec![]),
-                _ => done(vec![MetadataRecord::RegisterBroker(BrokerRegistration {
-                    epoch: 0,
-                    fenced: false,
-                    ..me.clone()
-                })]),
+                _ => {
+                    let mut records = vec![MetadataRecord::RegisterBroker(BrokerRegistration {
+                        epoch: 0,
+                        fenced: false,
+                        ..me.clone()
+                    })];
+                    records.extend(follow(me.node_id, BrokerChange::Restarted));
+                    done(records)
+                }
             },
             Self::BrokerHeartbeat { node_id, epoch, metadata_offset } => {
                 let current =
                     image.brokers.get(node_id).filter(|b| b.epoch == *epoch).ok_or_else(|| stale(*node_id, *epoch))?;
                 let catching_up = *metadata_offset < current.epoch;
-                let records = if current.fenced && !catching_up {
-                    vec![MetadataRecord::BrokerRegistrationChange { node_id: *node_id, epoch: *epoch, fenced: false }]
-                } else {
-                    vec![]
-                };
+                let records = if current.fenced && !catching_up { fencing(*node_id, *epoch, false) } else { vec![] };
                 Ok((records, ControllerAnswer::Heartbeat { fenced: current.fenced && catching_up }))
             }
             Self::FenceBroker { node_id, epoch } => match image.brokers.get(node_id) {
-                Some(b) if b.epoch == *epoch && !b.fenced => done(vec![MetadataRecord::BrokerRegistrationChange {
-                    node_id: *node_id,
-                    epoch: *epoch,
-                    fenced: true,
-                }]),
+                Some(b) if b.epoch == *epoch && !b.fenced => done(fencing(*node_id, *epoch, true)),
                 _ => done(vec![]),
             },
             Self::ControlledShutdown { node_id, epoch } => {
                 let current =
                     image.brokers.get(node_id).filter(|b| b.epoch == *epoch).ok_or_else(|| stale(*node_id, *epoch))?;
-                let fence = MetadataRecord::BrokerRegistrationChange { node_id: *node_id, epoch: *epoch, fenced: true };
-                done(if current.fenced { vec![] } else { vec![fence] })
+                // Its partitions move to other in-sync replicas before it stops.
+                done(if current.fenced { vec![] } else { fencing(*node_id, *epoch, true) })
+            }
+            Self::AlterPartition(request) => {
+                let next = gregor_metadata::replication_control::alter_partition(image, request)?;
+                done(vec![MetadataRecord::Partition(next)])
             }
             Self::CreateTopic(spec) => done(control::create_topic(image, &spec.to_new_topic())?),
             Self::DeleteTopic { name } => done(control::delete_topic(image, name)?),
@@ -182,7 +197,6 @@ impl ControllerCommand {
                 done(control::create_partitions(image, name, *total, assignments)?)
             }
             Self::AlterConfigs { resource_type, resource_name, changes, replace_all, validate_only } => {
-                let effective = config.with_dynamic(config.node_id(), &image.broker_configs);
                 let records = change::plan(image, &effective, (*resource_type, resource_name), changes, *replace_all)?;
                 done(if *validate_only { vec![] } else { records })
             }

@@ -45,6 +45,9 @@ pub enum BrokerError {
     UnsupportedVersion { api: String, version: i16 },
     #[error("{0}")]
     InvalidRequest(String),
+    /// A replication state refuses the request: not the leader, too few in-sync replicas.
+    #[error("partition {partition}: {error:?}")]
+    Replica { partition: String, error: ResponseError },
 }
 
 impl BrokerError {
@@ -63,6 +66,7 @@ impl BrokerError {
             Self::Protocol(ProtocolError::UnsupportedMagic(_)) => ResponseError::InvalidRecord,
             Self::Protocol(_) | Self::InvalidRequest(_) => ResponseError::InvalidRequest,
             Self::UnknownTopicOrPartition(_) => ResponseError::UnknownTopicOrPartition,
+            Self::Replica { error, .. } => *error,
             Self::UnsupportedVersion { .. } => ResponseError::UnsupportedVersion,
             Self::ConfigFile { .. } | Self::Bind { .. } | Self::DataDir { .. } | Self::Io(_) => {
                 ResponseError::KafkaStorageError

@@ -37,6 +37,7 @@ mod group_coordinator;
 mod handlers;
 mod meta_properties;
 mod metadata_quorum;
+mod replica_fetcher;
 mod replica_manager;
 mod server;
 pub mod storage;
@@ -204,6 +205,7 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, BrokerError> {
     tasks.push(tokio::spawn(broker.groups.clone().run_timers(broker.clone(), shutdown_rx.clone())));
     tasks.push(tokio::spawn(background::follow_metadata(broker.clone(), shutdown_rx.clone())));
     tasks.push(tokio::spawn(background::heartbeats(broker.clone(), shutdown_rx.clone())));
+    tasks.push(tokio::spawn(background::isr_maintenance(broker.clone(), shutdown_rx.clone())));
     tasks.push(tokio::spawn(background::run(broker.clone(), shutdown_rx)));
     Ok(RunningBroker { node: Node::Broker(broker), local_addrs, shutdown, tasks })
 }

@@ -1,29 +1,62 @@
-//! The partitions this broker hosts: appends, reads and the wake-ups that long-polling
-//! fetches wait on. Each partition has its own lock; there is no lock over all of them
-//! on the produce or fetch path (the map of partitions is read-locked only to look up).
+//! The partitions this broker hosts, as leader or follower: appends, reads, the
+//! replication state of each (Kafka's `ReplicaManager` and `Partition`) and the wake-ups
+//! that long-polling fetches and `acks=all` produces wait on. Each partition has its own
+//! locks; there is no lock over all of them on the produce or fetch path (the map of
+//! partitions is read-locked only to look up).
 //!
-//! Reads build a plan (file, position, length) under the partition lock and read the
+//! Lock order: a partition's `role`, then its `log`; nothing holding the log takes the
+//! role. Reads build a plan (file, position, length) under the log lock and read the
 //! bytes after releasing it, so a slow disk read never blocks appends.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
 use bytes::Bytes;
 use gregor_log::{
     AbortedTxn, AppendInfo, LogConfig, LogManager, PartitionLog, ProducerInfo, TimestampAndOffset, TxnMarker,
 };
+use gregor_metadata::PartitionRegistration;
+use gregor_protocol::kafka_protocol::ResponseError;
 use gregor_protocol::TopicPartition;
+use gregor_replication::{AckOutcome, Assignment, IsrChange, LeaderState};
 use tokio::sync::Notify;
 
 use crate::BrokerError;
 
-/// One hosted partition.
+/// What this broker is for one partition in one leader epoch.
+#[derive(Debug)]
+pub(crate) enum Role {
+    Leader(Box<LeaderState>),
+    /// Copies the leader's log (the replica fetcher does).
+    Follower,
+    /// Replaced by a newer epoch, or deleted: whoever waits on it gives up.
+    Gone,
+}
+
+/// One hosted partition in one leader epoch.
 #[derive(Debug)]
 pub(crate) struct Partition {
     pub(crate) log: Arc<Mutex<PartitionLog>>,
-    /// Woken after every append, so fetches waiting for `min.bytes` re-check.
+    /// Woken after every append and every high-watermark advance, so fetches waiting for
+    /// `min.bytes` and produces waiting for `acks=all` re-check.
     pub(crate) appended: Notify,
     pub(crate) leader_epoch: i32,
+    pub(crate) topic_id: gregor_metadata::Uuid,
+    pub(crate) role: Mutex<Role>,
+}
+
+impl Partition {
+    pub(crate) fn role(&self) -> MutexGuard<'_, Role> {
+        self.role.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The limits a leader keeps to: `min.insync.replicas` of the topic and the broker's
+/// `replica.lag.time.max.ms`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub(crate) min_isr: usize,
+    pub(crate) lag_max_ms: i64,
 }
 
 /// What a fetch of one partition found.
@@ -43,9 +76,22 @@ pub(crate) struct ReplicaManager {
     partitions: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
 }
 
-fn lock(log: &Mutex<PartitionLog>) -> std::sync::MutexGuard<'_, PartitionLog> {
+fn lock(log: &Mutex<PartitionLog>) -> MutexGuard<'_, PartitionLog> {
     // A panic while appending leaves the log as the last completed write left it.
     log.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn assignment(p: &PartitionRegistration) -> Assignment {
+    Assignment {
+        leader_epoch: p.leader_epoch,
+        partition_epoch: p.partition_epoch,
+        replicas: p.replicas.clone(),
+        isr: p.isr.clone(),
+    }
+}
+
+fn not_leader(tp: &TopicPartition) -> BrokerError {
+    BrokerError::Replica { partition: tp.to_string(), error: ResponseError::NotLeaderOrFollower }
 }
 
 impl ReplicaManager {
@@ -65,72 +111,242 @@ impl ReplicaManager {
         self.partitions.read().unwrap_or_else(PoisonError::into_inner).keys().cloned().collect()
     }
 
-    /// Opens or creates the log of a partition this broker leads.
+    /// Leads a partition in the image's epoch: opens or creates its log, starts the epoch
+    /// in its epoch cache and a fresh leader state (followers count from their first
+    /// fetch in this epoch). The same epoch again only takes the new ISR and configs.
     pub(crate) fn become_leader(
         &self,
         tp: &TopicPartition,
-        config: LogConfig,
-        topic_id: &str,
-        leader_epoch: i32,
+        (config, topic_id): (LogConfig, gregor_metadata::Uuid),
+        registration: &PartitionRegistration,
+        (node_id, limits): (i32, Limits),
         now_ms: i64,
     ) -> Result<(), BrokerError> {
-        if let Some(p) = self.get(tp) {
-            if p.leader_epoch == leader_epoch {
-                lock(&p.log).set_config(config);
+        let limits_pair = (limits.min_isr, limits.lag_max_ms);
+        if let Some(p) = self.get(tp).filter(|p| p.leader_epoch == registration.leader_epoch) {
+            if let Role::Leader(state) = &mut *p.role() {
+                state.update(&assignment(registration), limits_pair);
+                let mut log = lock(&p.log);
+                log.set_config(config);
+                let end = log.log_end_offset();
+                if state.maybe_advance_high_watermark(end, now_ms) {
+                    log.raise_high_watermark(state.high_watermark());
+                }
+                drop(log);
+                p.appended.notify_waiters();
                 return Ok(());
             }
         }
-        let log = self.logs.get_or_create(tp, config, topic_id, now_ms)?;
-        let partition = Arc::new(Partition { log, appended: Notify::new(), leader_epoch });
-        let _ = self.partitions.write().unwrap_or_else(PoisonError::into_inner).insert(tp.clone(), partition);
+        let log = self.logs.get_or_create(tp, config, &topic_id.to_string(), now_ms)?;
+        // A leader alone in its ISR with min.insync.replicas 1 commits at once.
+        let state = {
+            let mut log = lock(&log);
+            log.assign_epoch_start(registration.leader_epoch)?;
+            let offsets = (log.log_end_offset(), log.high_watermark());
+            let mut state = LeaderState::new(node_id, &assignment(registration), offsets, limits_pair, now_ms);
+            if state.maybe_advance_high_watermark(offsets.0, now_ms) {
+                log.raise_high_watermark(state.high_watermark());
+            }
+            state
+        };
+        let role = Role::Leader(Box::new(state));
+        self.install(tp, log, registration, role);
         Ok(())
+    }
+
+    /// Follows `registration.leader` in the image's epoch; returns whether this is a new
+    /// epoch for this broker (the fetcher must truncate before it fetches again).
+    pub(crate) fn become_follower(
+        &self,
+        tp: &TopicPartition,
+        (config, topic_id): (LogConfig, gregor_metadata::Uuid),
+        registration: &PartitionRegistration,
+        now_ms: i64,
+    ) -> Result<bool, BrokerError> {
+        if let Some(p) = self.get(tp).filter(|p| p.leader_epoch == registration.leader_epoch) {
+            if matches!(*p.role(), Role::Follower) {
+                lock(&p.log).set_config(config);
+                return Ok(false);
+            }
+        }
+        let log = self.logs.get_or_create(tp, config, &topic_id.to_string(), now_ms)?;
+        self.install(tp, log, registration, Role::Follower);
+        Ok(true)
+    }
+
+    /// Puts the partition's new epoch in place; waiters on the old one give up.
+    fn install(
+        &self,
+        tp: &TopicPartition,
+        log: Arc<Mutex<PartitionLog>>,
+        registration: &PartitionRegistration,
+        role: Role,
+    ) {
+        let partition = Arc::new(Partition {
+            log,
+            appended: Notify::new(),
+            leader_epoch: registration.leader_epoch,
+            topic_id: registration.topic_id,
+            role: Mutex::new(role),
+        });
+        let old = self.partitions.write().unwrap_or_else(PoisonError::into_inner).insert(tp.clone(), partition);
+        if let Some(old) = old {
+            *old.role() = Role::Gone;
+            old.appended.notify_waiters();
+        }
     }
 
     /// Stops hosting a partition and deletes its data.
     pub(crate) fn delete(&self, tp: &TopicPartition) -> Result<(), BrokerError> {
         let removed = self.partitions.write().unwrap_or_else(PoisonError::into_inner).remove(tp);
         if let Some(p) = removed {
-            // Wake fetchers so they notice the partition is gone.
+            // Wake fetchers and produces so they notice the partition is gone.
+            *p.role() = Role::Gone;
             p.appended.notify_waiters();
         }
         self.logs.delete(tp)?;
         Ok(())
     }
 
-    /// Appends producer batches as leader; on one node the high watermark follows the
-    /// log end offset at once.
+    /// Appends producer batches as leader. `acks=all` is refused before the append while
+    /// the ISR is below `min.insync.replicas` (NOT_ENOUGH_REPLICAS); the high watermark
+    /// moves at once when the ISR needs nobody else.
     pub(crate) fn append(
         &self,
         tp: &TopicPartition,
         records: &mut [u8],
+        acks: i16,
         now_ms: i64,
-    ) -> Result<AppendInfo, BrokerError> {
+    ) -> Result<(AppendInfo, Arc<Partition>), BrokerError> {
         let partition = self.get(tp).ok_or_else(|| BrokerError::UnknownTopicOrPartition(tp.to_string()))?;
         let info = {
+            let mut role = partition.role();
+            let Role::Leader(state) = &mut *role else { return Err(not_leader(tp)) };
+            if acks == -1 && state.is_under_min_isr() {
+                return Err(BrokerError::Replica {
+                    partition: tp.to_string(),
+                    error: ResponseError::NotEnoughReplicas,
+                });
+            }
             let mut log = lock(&partition.log);
             let info = log.append_as_leader(records, partition.leader_epoch, now_ms)?;
             let end = log.log_end_offset();
-            log.update_high_watermark(end);
+            if state.maybe_advance_high_watermark(end, now_ms) {
+                log.raise_high_watermark(state.high_watermark());
+            }
             log.maybe_flush(now_ms)?;
             info
         };
         partition.appended.notify_waiters();
-        Ok(info)
+        Ok((info, partition))
+    }
+
+    /// Where an `acks=all` produce needing the high watermark at `required` stands;
+    /// `Err` once this broker no longer leads the partition in that epoch.
+    pub(crate) fn ack(partition: &Partition, required: i64) -> Result<AckOutcome, ResponseError> {
+        match &*partition.role() {
+            Role::Leader(state) => Ok(state.ack(required)),
+            _ => Err(ResponseError::NotLeaderOrFollower),
+        }
+    }
+
+    /// A follower's fetch from `fetch_offset`: the leader learns its position (and may
+    /// advance the high watermark). Refused unless this broker leads the partition.
+    pub(crate) fn follower_fetched(
+        &self,
+        partition: &Partition,
+        (replica_id, replica_epoch): (i32, i64),
+        fetch_offset: i64,
+        now_ms: i64,
+    ) -> Result<(), ResponseError> {
+        let advanced = {
+            let mut role = partition.role();
+            let Role::Leader(state) = &mut *role else { return Err(ResponseError::NotLeaderOrFollower) };
+            if state.follower(replica_id).is_none() {
+                return Err(ResponseError::NotLeaderOrFollower);
+            }
+            let mut log = lock(&partition.log);
+            let end = log.log_end_offset();
+            let advanced = state.follower_fetched(replica_id, replica_epoch, fetch_offset, end, now_ms);
+            if advanced {
+                log.raise_high_watermark(state.high_watermark());
+            }
+            advanced
+        };
+        if advanced {
+            partition.appended.notify_waiters();
+        }
+        Ok(())
+    }
+
+    /// Appends batches fetched from the leader as they are, then takes the leader's high
+    /// watermark (up to the local end) and log start offset. Returns the log end offset.
+    pub(crate) fn append_as_follower(
+        partition: &Partition,
+        records: &[u8],
+        (leader_high_watermark, leader_log_start): (i64, i64),
+        now_ms: i64,
+    ) -> Result<i64, BrokerError> {
+        let end = {
+            let mut log = lock(&partition.log);
+            if !records.is_empty() {
+                let _ = log.append_as_follower(records, now_ms)?;
+            }
+            let end = log.log_end_offset();
+            log.raise_high_watermark(leader_high_watermark.min(end));
+            if leader_log_start > log.log_start_offset() && leader_log_start <= log.high_watermark() {
+                log.increment_log_start_offset(leader_log_start)?;
+            }
+            log.maybe_flush(now_ms)?;
+            end
+        };
+        partition.appended.notify_waiters();
+        Ok(end)
+    }
+
+    /// The ISR changes the partitions this broker leads want now (AlterPartition).
+    pub(crate) fn isr_changes(
+        &self,
+        (now_ms, retry_ms): (i64, i64),
+        eligible: &dyn Fn(i32, i64) -> bool,
+    ) -> Vec<(TopicPartition, Arc<Partition>, IsrChange)> {
+        let all: Vec<_> = self.partitions.read().unwrap_or_else(PoisonError::into_inner).clone().into_iter().collect();
+        let mut changes = Vec::new();
+        for (tp, partition) in all {
+            let mut role = partition.role();
+            let Role::Leader(state) = &mut *role else { continue };
+            let end = lock(&partition.log).log_end_offset();
+            if let Some(change) = state.isr_change(end, (now_ms, retry_ms), eligible) {
+                drop(role);
+                changes.push((tp, partition, change));
+            }
+        }
+        changes
+    }
+
+    /// The controller refused an ISR change (or did not answer).
+    pub(crate) fn isr_change_failed(partition: &Partition) {
+        if let Role::Leader(state) = &mut *partition.role() {
+            state.isr_change_failed();
+        }
     }
 
     /// Reads whole batches from `offset`, at most `max_bytes` beyond the first batch, up
-    /// to the high watermark, or for `read_committed` the last stable offset.
+    /// to the high watermark, or for `read_committed` the last stable offset, or for a
+    /// follower (`replica`) the log end offset.
     pub(crate) fn read(
         &self,
         partition: &Partition,
         offset: i64,
         max_bytes: usize,
-        read_committed: bool,
+        (read_committed, replica): (bool, bool),
     ) -> Result<ReadResult, BrokerError> {
         let (plan, aborted, high_watermark, last_stable_offset, log_start_offset) = {
             let log = lock(&partition.log);
             let hw = log.high_watermark();
-            let (plan, aborted) = if read_committed {
+            let (plan, aborted) = if replica {
+                (log.read(offset, max_bytes, log.log_end_offset())?, None)
+            } else if read_committed {
                 let (plan, aborted) = log.read_committed(offset, max_bytes)?;
                 (plan, Some(aborted))
             } else {
@@ -157,10 +373,14 @@ impl ReplicaManager {
     ) -> Result<(), BrokerError> {
         let partition = self.get(tp).ok_or_else(|| BrokerError::UnknownTopicOrPartition(tp.to_string()))?;
         {
+            let mut role = partition.role();
+            let Role::Leader(state) = &mut *role else { return Err(not_leader(tp)) };
             let mut log = lock(&partition.log);
             log.append_marker(marker, partition.leader_epoch, now_ms)?;
             let end = log.log_end_offset();
-            log.update_high_watermark(end);
+            if state.maybe_advance_high_watermark(end, now_ms) {
+                log.raise_high_watermark(state.high_watermark());
+            }
             log.maybe_flush(now_ms)?;
         }
         partition.appended.notify_waiters();
@@ -209,5 +429,10 @@ impl ReplicaManager {
 
     pub(crate) fn size_bytes(&self, partition: &Partition) -> u64 {
         lock(&partition.log).size_bytes()
+    }
+
+    /// A follower's log, for truncation and fetch positions.
+    pub(crate) fn log(partition: &Partition) -> MutexGuard<'_, PartitionLog> {
+        lock(&partition.log)
     }
 }

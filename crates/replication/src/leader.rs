@@ -92,7 +92,13 @@ impl LeaderState {
     /// Becoming leader at `log_end_offset` with the local `high_watermark`. ISR members
     /// get `lag_max_ms` from now to fetch before they count as lagging (Kafka's reset of
     /// the replica states on election).
-    pub fn new(leader_id: i32, assignment: &Assignment, offsets: (i64, i64), limits: (usize, i64), now_ms: i64) -> Self {
+    pub fn new(
+        leader_id: i32,
+        assignment: &Assignment,
+        offsets: (i64, i64),
+        limits: (usize, i64),
+        now_ms: i64,
+    ) -> Self {
         let (log_end_offset, high_watermark) = offsets;
         let (min_isr, lag_max_ms) = limits;
         let followers = assignment
@@ -220,15 +226,26 @@ impl LeaderState {
 
     /// The ISR change to propose now, if any and if none is in flight: members that have
     /// not caught up for `replica.lag.time.max.ms` leave; followers that reached the high
-    /// watermark and this epoch's start join. A proposal unanswered for `retry_ms` is
-    /// proposed again (the answer may have been lost).
-    pub fn isr_change(&mut self, leader_log_end_offset: i64, now_ms: i64, retry_ms: i64) -> Option<IsrChange> {
+    /// watermark and this epoch's start join, if they fetched within the lag time and
+    /// `eligible(broker, broker epoch)` (Kafka's `isReplicaIsrEligible`: registered,
+    /// unfenced, of that epoch). A proposal unanswered for `retry_ms` is proposed again
+    /// (the answer may have been lost).
+    pub fn isr_change(
+        &mut self,
+        leader_log_end_offset: i64,
+        (now_ms, retry_ms): (i64, i64),
+        eligible: &dyn Fn(i32, i64) -> bool,
+    ) -> Option<IsrChange> {
         if self.pending.as_ref().is_some_and(|(_, sent)| now_ms - sent < retry_ms) {
             return None;
         }
         let lagging = |r: &Replica| !r.is_caught_up(leader_log_end_offset, now_ms, self.lag_max_ms);
         let in_sync = |r: &Replica| {
-            r.log_end_offset >= 0 && r.log_end_offset >= self.high_watermark && r.log_end_offset >= self.epoch_start_offset
+            r.log_end_offset >= 0
+                && r.log_end_offset >= self.high_watermark
+                && r.log_end_offset >= self.epoch_start_offset
+                && now_ms - r.last_fetch_ms <= self.lag_max_ms
+                && eligible(r.broker_id, r.broker_epoch)
         };
         let mut new_isr = vec![self.leader_id];
         for replica in self.followers.values() {

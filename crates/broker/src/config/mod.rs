@@ -229,6 +229,16 @@ impl BrokerConfig {
         Some(ConfigValue { name: name.to_owned(), value, source: ConfigSource::Default })
     }
 
+    /// A topic key's effective value as a number (`None` if it has none).
+    pub fn topic_i64(&self, name: &str, overrides: &BTreeMap<String, String>) -> Option<i64> {
+        self.topic_value(name, overrides).and_then(|v| v.value).and_then(|v| v.parse().ok())
+    }
+
+    /// A topic key's effective value as a boolean.
+    pub fn topic_bool(&self, name: &str, overrides: &BTreeMap<String, String>) -> bool {
+        self.topic_value(name, overrides).and_then(|v| v.value).is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    }
+
     /// The storage settings of a topic.
     pub fn log_config(&self, overrides: &BTreeMap<String, String>) -> LogConfig {
         let long = |name: &str| {

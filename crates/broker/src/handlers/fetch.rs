@@ -59,6 +59,7 @@ pub(crate) async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> R
     let cap = ctx.broker.config.max_fetch_response_bytes();
     let max_bytes = usize::try_from(request.max_bytes).unwrap_or(usize::MAX).min(cap);
     let read_committed = request.isolation_level == READ_COMMITTED;
+    let replica = replica_of(ctx, &request);
     let waitable: Vec<Arc<Partition>> =
         topics.iter().flat_map(|t| t.partitions.iter()).filter_map(|p| p.partition.as_ref().ok().cloned()).collect();
     loop {
@@ -67,7 +68,8 @@ pub(crate) async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> R
             w.as_mut().enable();
         }
         let (broker, t) = (ctx.broker.clone(), topics.clone());
-        let (responses, bytes, failed) = data_path(move || read_all(&broker, &t, max_bytes, read_committed)).await;
+        let (responses, bytes, failed) =
+            data_path(move || read_all(&broker, &t, max_bytes, (read_committed, replica))).await;
         let now = Instant::now();
         if bytes >= min_bytes || failed || now >= deadline || wakeups.is_empty() {
             return Ok(respond(ctx, mode, &wanted, responses));
@@ -75,10 +77,22 @@ pub(crate) async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> R
         let woken = select_all(wakeups.iter_mut().map(Pin::as_mut));
         if tokio::time::timeout_at(deadline, woken).await.is_err() {
             let (broker, t) = (ctx.broker.clone(), topics.clone());
-            let (responses, _, _) = data_path(move || read_all(&broker, &t, max_bytes, read_committed)).await;
+            let (responses, _, _) =
+                data_path(move || read_all(&broker, &t, max_bytes, (read_committed, replica))).await;
             return Ok(respond(ctx, mode, &wanted, responses));
         }
     }
+}
+
+/// A follower's fetch: its broker id and broker epoch (`ReplicaState` from v15, the
+/// replica id before, without an epoch). Consumers send -1.
+fn replica_of(ctx: &RequestContext<'_>, request: &FetchRequest) -> Option<(i32, i64)> {
+    let (id, epoch) = if ctx.api_version >= 15 {
+        (request.replica_state.replica_id.0, request.replica_state.replica_epoch)
+    } else {
+        (request.replica_id.0, -1)
+    };
+    (id >= 0).then_some((id, epoch))
 }
 
 /// The partitions to read, in order, and how the request's session serves them. Before
@@ -198,7 +212,7 @@ fn read_all(
     broker: &Broker,
     topics: &[WantedTopic],
     max_bytes: usize,
-    read_committed: bool,
+    (read_committed, replica): (bool, Option<(i32, i64)>),
 ) -> (Vec<FetchableTopicResponse>, usize, bool) {
     let mut budget = max_bytes;
     let mut total = 0;
@@ -210,7 +224,7 @@ fn read_all(
                 .partitions
                 .iter()
                 .map(|w| {
-                    let data = read_one(broker, w, &mut budget, total == 0, read_committed);
+                    let data = read_one(broker, w, (&mut budget, total == 0), (read_committed, replica));
                     let n = data.records.as_ref().map_or(0, |r| r.len());
                     total += n;
                     failed |= data.error_code != 0;
@@ -226,7 +240,12 @@ fn read_all(
     (responses, total, failed)
 }
 
-fn read_one(broker: &Broker, w: &Wanted, budget: &mut usize, first_data: bool, read_committed: bool) -> PartitionData {
+fn read_one(
+    broker: &Broker,
+    w: &Wanted,
+    (budget, first_data): (&mut usize, bool),
+    (read_committed, replica): (bool, Option<(i32, i64)>),
+) -> PartitionData {
     let base =
         PartitionData::default().with_partition_index(w.index).with_high_watermark(-1).with_last_stable_offset(-1);
     let partition = match &w.partition {
@@ -241,8 +260,15 @@ fn read_one(broker: &Broker, w: &Wanted, budget: &mut usize, first_data: bool, r
         };
         return base.with_error_code(e.code());
     }
+    // A follower's fetch offset is its log end offset: the leader learns its position
+    // (and may advance the high watermark) before reading for it, up to its own end.
+    if let Some(follower) = replica {
+        if let Err(e) = broker.replicas.follower_fetched(partition, follower, w.fetch_offset, crate::broker::now_ms()) {
+            return base.with_error_code(e.code());
+        }
+    }
     let limit = w.max_bytes.min(*budget);
-    match broker.replicas.read(partition, w.fetch_offset, limit, read_committed) {
+    match broker.replicas.read(partition, w.fetch_offset, limit, (read_committed, replica.is_some())) {
         Ok(read) => {
             // Past the first partition with data, limits are strict: a batch that does
             // not fit waits for the next request.

@@ -1,9 +1,13 @@
 //! Produce: validates and appends record batches as they came off the wire.
 //!
 //! One request's appends run together on the blocking pool, partition by partition,
-//! each under that partition's lock only. `acks=1` and `acks=all` both answer after the
-//! append reached the log (the page cache, or the disk when `flush.messages` says so);
-//! on one node every replica is in sync, so `acks=all` promises nothing more.
+//! each under that partition's lock only. `acks=1` answers after the leader's append
+//! reached its log (the page cache, or the disk when `flush.messages` says so).
+//! `acks=all` is refused before the append while the ISR is below `min.insync.replicas`
+//! (NOT_ENOUGH_REPLICAS), and answered once the high watermark passed the records, that
+//! is once every ISR member has them (Kafka's delayed produce): REQUEST_TIMED_OUT if that
+//! takes longer than the request's timeout, NOT_ENOUGH_REPLICAS_AFTER_APPEND if the ISR
+//! shrank below the minimum meanwhile, NOT_LEADER_OR_FOLLOWER if leadership moved.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use gregor_protocol::kafka_protocol::messages::produce_response::{
@@ -14,8 +18,15 @@ use gregor_protocol::kafka_protocol::ResponseError;
 use gregor_protocol::record_batch::RecordBatchHeader;
 use gregor_protocol::{ProtocolError, TopicPartition};
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use gregor_replication::AckOutcome;
+use tokio::time::Instant;
+
 use super::{blocking, data_path, str_bytes, RequestContext};
 use crate::broker::{now_ms, Broker};
+use crate::replica_manager::{Partition, ReplicaManager};
 use crate::BrokerError;
 
 pub(crate) async fn handle(ctx: &RequestContext<'_>, request: ProduceRequest) -> Result<ProduceResponse, BrokerError> {
@@ -31,9 +42,48 @@ pub(crate) async fn handle(ctx: &RequestContext<'_>, request: ProduceRequest) ->
     }
     let broker = ctx.broker.clone();
     let txn = request.transactional_id.map(|t| t.0.to_string());
-    let responses =
-        data_path(move || work.into_iter().map(|w| append_topic(&broker, w, version, txn.as_deref())).collect()).await;
+    let acks = request.acks;
+    let (mut responses, waits): (Vec<TopicProduceResponse>, Vec<Vec<Wait>>) =
+        data_path(move || work.into_iter().map(|w| append_topic(&broker, w, (version, acks), txn.as_deref())).unzip())
+            .await;
+    let timeout = Duration::from_millis(u64::try_from(request.timeout_ms).unwrap_or(0));
+    await_replication(&mut responses, waits, Instant::now() + timeout).await;
     Ok(ProduceResponse::default().with_responses(responses))
+}
+
+/// An `acks=all` append waiting for its records to be replicated: the partition (in the
+/// epoch it was appended in) and the high watermark it needs.
+type Wait = Option<(Arc<Partition>, i64)>;
+
+/// Waits until every `acks=all` append is replicated to the ISR, or the deadline, and
+/// turns the ones that are not into errors.
+async fn await_replication(responses: &mut [TopicProduceResponse], waits: Vec<Vec<Wait>>, deadline: Instant) {
+    for (topic, waits) in responses.iter_mut().zip(waits) {
+        for (response, wait) in topic.partition_responses.iter_mut().zip(waits) {
+            let Some((partition, required)) = wait else { continue };
+            if let Some(error) = replicated(&partition, required, deadline).await {
+                *response = std::mem::take(response).with_error_code(error.code()).with_base_offset(-1);
+            }
+        }
+    }
+}
+
+/// `None` once the high watermark reached `required`, else why not.
+async fn replicated(partition: &Partition, required: i64, deadline: Instant) -> Option<ResponseError> {
+    loop {
+        let woken = partition.appended.notified();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
+        match ReplicaManager::ack(partition, required) {
+            Ok(AckOutcome::Done) => return None,
+            Ok(AckOutcome::NotEnoughReplicasAfterAppend) => return Some(ResponseError::NotEnoughReplicasAfterAppend),
+            Err(e) => return Some(e),
+            Ok(AckOutcome::Pending) => {}
+        }
+        if tokio::time::timeout_at(deadline, woken).await.is_err() {
+            return Some(ResponseError::RequestTimedOut);
+        }
+    }
 }
 
 type TopicWork = (TopicName, gregor_metadata::Uuid, Result<String, ResponseError>, Vec<(i32, Bytes)>);
@@ -71,23 +121,27 @@ async fn resolve_topic(
 fn append_topic(
     broker: &Broker,
     (wire_name, topic_id, name, partitions): TopicWork,
-    version: i16,
+    (version, acks): (i16, i16),
     transactional_id: Option<&str>,
-) -> TopicProduceResponse {
-    let responses = partitions
+) -> (TopicProduceResponse, Vec<Wait>) {
+    let (responses, waits) = partitions
         .into_iter()
         .map(|(index, records)| match &name {
             Ok(name) => {
                 let tp = TopicPartition::new(name.as_str(), index);
                 match verify_transactional(broker, &tp, &records, transactional_id) {
-                    Ok(()) => append_partition(broker, &tp, records, version),
-                    Err(e) => partition_error(index, e, None, version),
+                    Ok(()) => append_partition(broker, &tp, records, (version, acks)),
+                    Err(e) => (partition_error(index, e, None, version), None),
                 }
             }
-            Err(e) => partition_error(index, *e, None, version),
+            Err(e) => (partition_error(index, *e, None, version), None),
         })
-        .collect();
-    TopicProduceResponse::default().with_name(wire_name).with_topic_id(topic_id).with_partition_responses(responses)
+        .unzip();
+    let response = TopicProduceResponse::default()
+        .with_name(wire_name)
+        .with_topic_id(topic_id)
+        .with_partition_responses(responses);
+    (response, waits)
 }
 
 /// Transactional batches are accepted only from the producer that holds the
@@ -117,28 +171,37 @@ fn verify_transactional(
     })
 }
 
-fn append_partition(broker: &Broker, tp: &TopicPartition, records: Bytes, version: i16) -> PartitionProduceResponse {
+fn append_partition(
+    broker: &Broker,
+    tp: &TopicPartition,
+    records: Bytes,
+    (version, acks): (i16, i16),
+) -> (PartitionProduceResponse, Wait) {
     if let Err(e) = broker.leader_partition(&broker.image(), tp) {
-        return partition_error(tp.partition, e, None, version);
+        return (partition_error(tp.partition, e, None, version), None);
     }
     // The batches are rewritten in place (offsets, leader epoch); this is the one copy
     // of the record bytes between the socket buffer and the file.
     let mut records = BytesMut::from(records);
-    match broker.replicas.append(tp, &mut records, now_ms()) {
-        Ok(info) => PartitionProduceResponse::default()
-            .with_index(tp.partition)
-            .with_base_offset(info.first_offset)
-            .with_log_append_time_ms(info.log_append_time_ms)
-            .with_log_start_offset(info.log_start_offset),
+    match broker.replicas.append(tp, &mut records, acks, now_ms()) {
+        Ok((info, partition)) => {
+            let response = PartitionProduceResponse::default()
+                .with_index(tp.partition)
+                .with_base_offset(info.first_offset)
+                .with_log_append_time_ms(info.log_append_time_ms)
+                .with_log_start_offset(info.log_start_offset);
+            (response, (acks == -1).then_some((partition, info.last_offset + 1)))
+        }
         Err(e) => {
             tracing::debug!(partition = %tp, error = %e, "produce refused");
             let response = partition_error(tp.partition, e.response_error(), Some(e.to_string()), version);
-            match e.rejected_records() {
+            let response = match e.rejected_records() {
                 Some((reason, indexes)) if version >= 8 => {
                     response.with_record_errors(record_errors(tp, reason, indexes))
                 }
                 _ => response,
-            }
+            };
+            (response, None)
         }
     }
 }

@@ -15,6 +15,27 @@ use crate::segment::RollParams;
 use crate::txn_index::AbortedTxn;
 
 impl PartitionLog {
+    /// A new leader epoch starts at the log end offset (Kafka's
+    /// `maybeAssignEpochStartOffset` on becoming leader), so OffsetForLeaderEpoch answers
+    /// for the previous epoch end where this leader's log ends, even before it appends.
+    pub fn assign_epoch_start(&mut self, epoch: i32) -> Result<(), LogError> {
+        if self.epoch_cache.latest_epoch().is_some_and(|latest| latest >= epoch) {
+            return Ok(());
+        }
+        if self.epoch_cache.assign(epoch, self.log_end_offset) {
+            self.epoch_cache.persist()?;
+        }
+        Ok(())
+    }
+
+    /// Raises the high watermark (a leader's from its followers, a follower's from its
+    /// leader); it never moves back, except by a truncation.
+    pub fn raise_high_watermark(&mut self, offset: i64) {
+        if offset > self.high_watermark {
+            self.update_high_watermark(offset);
+        }
+    }
+
     /// Appends batches fetched from the leader as they are. The first must start at or
     /// after the log end offset (compaction leaves gaps), every next one after the last.
     pub fn append_as_follower(&mut self, records: &[u8], now_ms: i64) -> Result<AppendInfo, LogError> {

@@ -1,6 +1,7 @@
 use super::*;
 
 const LAG: i64 = 30_000;
+const ANY: &dyn Fn(i32, i64) -> bool = &|_, _| true;
 
 fn assignment(isr: &[i32]) -> Assignment {
     Assignment { leader_epoch: 3, partition_epoch: 7, replicas: vec![1, 2, 3], isr: isr.to_vec() }
@@ -43,12 +44,12 @@ fn given_lagging_follower_should_propose_shrink_and_hold_hw_until_committed() {
     state.follower_fetched(3, 103, 10, 20, 1_000);
     // Follower 3 stops fetching.
     state.follower_fetched(2, 102, 40, 40, LAG + 2_000);
-    let change = state.isr_change(40, LAG + 2_000, 5_000).expect("3 lags");
+    let change = state.isr_change(40, (LAG + 2_000, 5_000), ANY).expect("3 lags");
     assert_eq!(change.new_isr, vec![(1, -1), (2, 102)]);
     assert_eq!((change.leader_epoch, change.partition_epoch), (3, 7));
     // The maximal ISR still has 3 until the controller agrees.
     assert!(!state.maybe_advance_high_watermark(40, LAG + 2_001));
-    assert_eq!(state.isr_change(40, LAG + 2_002, 5_000), None, "one change in flight");
+    assert_eq!(state.isr_change(40, (LAG + 2_002, 5_000), ANY), None, "one change in flight");
     state.update(&Assignment { partition_epoch: 8, ..assignment(&[1, 2]) }, (2, LAG));
     assert!(state.maybe_advance_high_watermark(40, LAG + 2_003));
     assert_eq!(state.high_watermark(), 40);
@@ -60,10 +61,15 @@ fn given_follower_reaching_hw_and_epoch_start_should_propose_expand() {
     state.follower_fetched(2, 102, 10, 10, 1);
     // Below the start of the leader's epoch (10) it may still hold a diverging tail.
     state.follower_fetched(3, 103, 8, 10, 2);
-    assert_eq!(state.isr_change(10, 3, 5_000), None);
+    assert_eq!(state.isr_change(10, (3, 5_000), ANY), None);
     state.follower_fetched(3, 103, 10, 10, 4);
-    let change = state.isr_change(10, 5, 5_000).expect("3 caught up");
+    // Not while the controller would refuse it (fenced, or another incarnation).
+    assert_eq!(state.isr_change(10, (5, 5_000), &|b, _| b != 3), None);
+    let change = state.isr_change(10, (5, 5_000), ANY).expect("3 caught up");
     assert_eq!(change.new_isr, vec![(1, -1), (2, 102), (3, 103)]);
+    // A follower that stopped fetching long ago does not rejoin on an old position.
+    state.isr_change_failed();
+    assert_eq!(state.isr_change(10, (LAG + 10, 5_000), ANY), None);
 }
 
 #[test]
@@ -71,11 +77,11 @@ fn given_unanswered_proposal_should_propose_again_after_retry_interval() {
     let mut state = leader(&[1, 2]);
     state.follower_fetched(2, 102, 10, 10, 1);
     state.follower_fetched(3, 103, 10, 10, 1);
-    assert!(state.isr_change(10, 2, 5_000).is_some());
-    assert!(state.isr_change(10, 3, 5_000).is_none());
-    assert!(state.isr_change(10, 5_003, 5_000).is_some());
+    assert!(state.isr_change(10, (2, 5_000), ANY).is_some());
+    assert!(state.isr_change(10, (3, 5_000), ANY).is_none());
+    assert!(state.isr_change(10, (5_003, 5_000), ANY).is_some());
     state.isr_change_failed();
-    assert!(state.isr_change(10, 5_004, 5_000).is_some());
+    assert!(state.isr_change(10, (5_004, 5_000), ANY).is_some());
 }
 
 #[test]
