@@ -100,6 +100,7 @@ api_table! {
     AddPartitionsToTxn => m::AddPartitionsToTxnRequest, handlers::add_partitions_to_txn::handle, min 0, max 4;
     AddOffsetsToTxn => m::AddOffsetsToTxnRequest, handlers::add_offsets_to_txn::handle, min 0;
     EndTxn => m::EndTxnRequest, handlers::end_txn::handle, min 0, max 4;
+    WriteTxnMarkers => m::WriteTxnMarkersRequest, handlers::write_txn_markers::handle, min 1;
     TxnOffsetCommit => m::TxnOffsetCommitRequest, handlers::txn_offset_commit::handle, min 0, max 4;
     DescribeConfigs => m::DescribeConfigsRequest, handlers::describe_configs::handle, min 1;
     AlterConfigs => m::AlterConfigsRequest, handlers::alter_configs::handle, min 0;

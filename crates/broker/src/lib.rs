@@ -35,6 +35,7 @@ mod error;
 mod fetch_session;
 mod group_coordinator;
 mod handlers;
+mod inter_broker;
 mod meta_properties;
 mod metadata_quorum;
 mod replica_fetcher;

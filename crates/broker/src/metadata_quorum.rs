@@ -372,7 +372,7 @@ pub(crate) fn roles(config: &BrokerConfig) -> Result<Roles, BrokerError> {
 
 /// Awaits `future` from synchronous code on a runtime worker (moving the worker's other
 /// tasks away first) or on a blocking thread.
-fn block_on<F: Future>(future: F) -> F::Output {
+pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
     let handle = tokio::runtime::Handle::current();
     tokio::task::block_in_place(|| handle.block_on(future))
 }

@@ -15,6 +15,10 @@
 //! markers are written before EndTxn is answered, so a read_committed consumer sees the
 //! transaction as soon as the producer's commit returns.
 
+use std::collections::BTreeMap;
+
+use crate::handlers::str_bytes;
+use crate::handlers::write_txn_markers::write_local;
 use gregor_coordinator::txn::{MarkerPlan, TransactionCoordinatorShard, TxnConfig, TxnStep};
 use gregor_log::TxnMarker;
 use gregor_protocol::kafka_protocol::ResponseError;
@@ -23,7 +27,6 @@ use gregor_protocol::TopicPartition;
 
 use crate::broker::{now_ms, Broker};
 use crate::coordinator_runtime::{pairs, CoordinatorRuntime, CoordinatorShard};
-use crate::group_coordinator::OFFSETS_TOPIC;
 use crate::BrokerError;
 
 pub(crate) const TXN_TOPIC: &str = "__transaction_state";
@@ -104,6 +107,14 @@ impl TransactionCoordinator {
     }
 
     /// Runs a read-only `f` on the shard of `transactional_id`.
+    /// The broker leading the `__transaction_state` partition of `transactional_id`.
+    pub(crate) fn coordinator_of(&self, broker: &Broker, transactional_id: &str) -> Option<i32> {
+        let index = self.runtime.index_for(transactional_id);
+        let image = broker.image();
+        let leader = image.topic(TXN_TOPIC)?.partitions.get(&(index as i32))?.leader;
+        (leader >= 0).then_some(leader)
+    }
+
     pub(crate) fn read<T>(
         &self,
         broker: &Broker,
@@ -174,8 +185,10 @@ impl TransactionCoordinator {
     }
 }
 
-/// One marker per partition. A partition that no longer exists needs none; any other
-/// failure leaves the transaction prepared, to be completed by a later attempt.
+/// One marker per partition: written here into the partitions this broker leads, and
+/// sent to their leaders (WriteTxnMarkers) for the others. A partition that no longer
+/// exists needs none; any other failure leaves the transaction prepared, to be completed
+/// by a later attempt.
 fn write_markers(broker: &Broker, plan: &MarkerPlan) -> Result<(), BrokerError> {
     let marker = TxnMarker {
         producer_id: plan.producer_id,
@@ -183,21 +196,71 @@ fn write_markers(broker: &Broker, plan: &MarkerPlan) -> Result<(), BrokerError> 
         coordinator_epoch: plan.coordinator_epoch,
         commit: plan.commit,
     };
+    let image = broker.image();
+    let mut remote: BTreeMap<i32, Vec<(String, i32)>> = BTreeMap::new();
     for (topic, partition) in &plan.partitions {
-        let written = if topic == OFFSETS_TOPIC {
-            broker.groups.write_marker(broker, *partition as usize, &marker)
-        } else {
-            broker.replicas.append_marker(&TopicPartition::new(topic.as_str(), *partition), &marker, now_ms())
-        };
-        match written {
-            Ok(()) | Err(BrokerError::UnknownTopicOrPartition(_)) => {}
-            Err(e) => {
-                tracing::warn!(transactional_id = %plan.transactional_id, topic, partition, error = %e, "writing a transaction marker failed; will retry");
-                return Err(e);
+        let tp = TopicPartition::new(topic.as_str(), *partition);
+        let leader = image.topic(topic).and_then(|t| t.partitions.get(partition)).map(|p| p.leader);
+        let code = match leader {
+            None => 0, // the topic was deleted: nothing to end there
+            Some(leader) if leader == broker.node_id => write_local(broker, &tp, &marker),
+            Some(leader) => {
+                remote.entry(leader).or_default().push((topic.clone(), *partition));
+                0
             }
+        };
+        check_marker(plan, topic, *partition, code)?;
+    }
+    for (leader, partitions) in remote {
+        for (topic, partition, code) in send_markers(broker, leader, &marker, &partitions)? {
+            check_marker(plan, &topic, partition, code)?;
         }
     }
     Ok(())
+}
+
+fn check_marker(plan: &MarkerPlan, topic: &str, partition: i32, code: i16) -> Result<(), BrokerError> {
+    let unknown = gregor_protocol::kafka_protocol::ResponseError::UnknownTopicOrPartition.code();
+    if code == 0 || code == unknown {
+        return Ok(());
+    }
+    let message = format!("marker for {topic}-{partition} failed with error {code}");
+    tracing::warn!(transactional_id = %plan.transactional_id, %message, "writing a transaction marker failed; will retry");
+    Err(BrokerError::Remote { code, message })
+}
+
+/// WriteTxnMarkers to `leader` for `partitions`: each partition's error code.
+fn send_markers(
+    broker: &Broker,
+    leader: i32,
+    marker: &TxnMarker,
+    partitions: &[(String, i32)],
+) -> Result<Vec<(String, i32, i16)>, BrokerError> {
+    use gregor_protocol::kafka_protocol::messages::write_txn_markers_request::{
+        WritableTxnMarker, WritableTxnMarkerTopic,
+    };
+    use gregor_protocol::kafka_protocol::messages::{ProducerId, TopicName, WriteTxnMarkersRequest};
+    let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+    for (topic, partition) in partitions {
+        by_topic.entry(topic.as_str()).or_default().push(*partition);
+    }
+    let topics = by_topic
+        .into_iter()
+        .map(|(t, p)| WritableTxnMarkerTopic::default().with_name(TopicName(str_bytes(t))).with_partition_indexes(p))
+        .collect();
+    let request = WriteTxnMarkersRequest::default().with_markers(vec![WritableTxnMarker::default()
+        .with_producer_id(ProducerId(marker.producer_id))
+        .with_producer_epoch(marker.producer_epoch)
+        .with_transaction_result(marker.commit)
+        .with_coordinator_epoch(marker.coordinator_epoch)
+        .with_topics(topics)]);
+    let response = crate::inter_broker::send(broker, leader, request)?;
+    Ok(response
+        .markers
+        .iter()
+        .flat_map(|m| m.topics.iter())
+        .flat_map(|t| t.partitions.iter().map(move |p| (t.name.0.to_string(), p.partition_index, p.error_code)))
+        .collect())
 }
 
 /// Kafka's transaction settings from the broker config.

@@ -90,6 +90,7 @@ served_types! {
     AddPartitionsToTxn => m::AddPartitionsToTxnRequest,
     AddOffsetsToTxn => m::AddOffsetsToTxnRequest,
     EndTxn => m::EndTxnRequest,
+    WriteTxnMarkers => m::WriteTxnMarkersRequest,
     TxnOffsetCommit => m::TxnOffsetCommitRequest,
     DescribeConfigs => m::DescribeConfigsRequest,
     AlterConfigs => m::AlterConfigsRequest,

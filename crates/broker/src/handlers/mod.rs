@@ -41,6 +41,7 @@ pub(crate) mod produce;
 pub(crate) mod raft_voters;
 pub(crate) mod sync_group;
 pub(crate) mod txn_offset_commit;
+pub(crate) mod write_txn_markers;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
