@@ -12,8 +12,9 @@ Contract, one test each:
 - `test_not_enough_replicas`: acks=all needs only the ISR (one broker down: ISR 2 >= min
   2, produce succeeds); once the ISR is smaller than the topic's `min.insync.replicas`
   (altered at run time) acks=all is refused with NOT_ENOUGH_REPLICAS and nothing is
-  appended, while acks=1 still succeeds; when the replica is back in sync, acks=all
-  succeeds again.
+  appended, while acks=1 still succeeds but stays above the high watermark, which stands
+  still under the minimum (KIP-966 part 1); when the replica is back in sync, the high
+  watermark moves past those records and acks=all succeeds again.
 - `test_follower_rejoins_isr`: a dead follower leaves the ISR (fencing or
   `replica.lag.time.max.ms`), acks=all keeps working without it, and after a restart it
   catches up from the leader and rejoins the ISR; its own log then holds the records.
@@ -21,6 +22,10 @@ Contract, one test each:
   keeps consuming while a leader fails over (fetches and commits move to the new leaders
   and coordinator, `__consumer_offsets` being replicated too); every acked record is
   consumed at least once and the committed offsets end at the log end offsets.
+- `test_transactions_survive_leader_loss`: transactions over partitions led by different
+  brokers (markers sent with WriteTxnMarkers, produces verified with the remote
+  coordinator) keep committing through a leader SIGKILL; read_committed sees each
+  committed record once.
 
 Nodes are combined broker+controller voters, so killing one keeps the metadata quorum.
 Failover is made fast with `--set broker.session.timeout.ms=3000`,
