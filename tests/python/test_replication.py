@@ -26,6 +26,8 @@ Contract, one test each:
   brokers (markers sent with WriteTxnMarkers, produces verified with the remote
   coordinator) keep committing through a leader SIGKILL; read_committed sees each
   committed record once.
+- `test_preferred_leader_election_moves_leadership_back`: ElectLeaders (preferred) makes
+  the restarted first replica lead again without losing a record.
 
 Nodes are combined broker+controller voters, so killing one keeps the metadata quorum.
 Failover is made fast with `--set broker.session.timeout.ms=3000`,
@@ -514,3 +516,29 @@ def read_committed_values(bootstrap: str, topic: str, partitions: int, timeout: 
         raise AssertionError(f"{topic} not read to {ends} within {timeout} s")
     finally:
         c.close()
+
+
+def test_preferred_leader_election_moves_leadership_back(replicated_cluster):
+    """After a failover the restarted broker is back in the ISR but leads nothing; a
+    preferred election (ElectLeaders through confluent-kafka's AdminClient, as
+    kafka-leader-election.sh does) makes each partition's first replica lead again, loses
+    nothing, and a second election is ELECTION_NOT_NEEDED."""
+    from confluent_kafka import ElectionType
+
+    cl = replicated_cluster("el")
+    cl.create_topic("el", 1, {"min.insync.replicas": "2"})
+    preferred = partition_metadata(cl.admin, "el", 0).replicas[0]
+    assert_delivered(produce_confluent(confluent_producer(cl.bootstrap, acks="all"), "el",
+                                       [{"partition": 0, "value": f"before-{i}"} for i in range(50)]))
+    assert fail_over(cl, "el", 0) == preferred
+    assert leader_of(cl.admin, "el", 0) != preferred
+    tp = TopicPartition("el", 0)
+    results = cl.admin.elect_leaders(ElectionType.PREFERRED, [tp]).result(30)
+    assert results[tp] is None, results
+    wait_until(lambda: leader_of(cl.admin, "el", 0), lambda l: l == preferred, 15, "the preferred replica leading")
+    again = cl.admin.elect_leaders(ElectionType.PREFERRED, [tp]).result(30)
+    assert again[tp] is not None and again[tp].code() == KafkaError.ELECTION_NOT_NEEDED, again
+    assert_delivered(produce_confluent(confluent_producer(cl.bootstrap, acks="all"), "el",
+                                       [{"partition": 0, "value": "after"}]))
+    values = [m.value.decode() for m in read_confluent(cl.bootstrap, "el", {0: 0})]
+    assert values == [f"before-{i}" for i in range(50)] + ["after"]

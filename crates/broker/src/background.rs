@@ -141,3 +141,27 @@ pub(crate) async fn isr_maintenance(broker: Arc<Broker>, mut shutdown: watch::Re
         }
     }
 }
+
+/// Kafka's auto leader rebalance: every `leader.imbalance.check.interval.seconds`, the
+/// active controller elects preferred leaders where the imbalance is too high.
+pub(crate) async fn leader_rebalance(
+    metadata: crate::metadata_quorum::MetadataQuorum,
+    config: crate::BrokerConfig,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    if !config.broker_bool("auto.leader.rebalance.enable") || !metadata.has_peers() {
+        return;
+    }
+    let pct = config.broker_i64("leader.imbalance.per.broker.percentage");
+    let mut tick = every(config.broker_i64("leader.imbalance.check.interval.seconds").saturating_mul(1000));
+    tick.reset(); // not at start-up: brokers are still coming back
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                let m = metadata.clone();
+                let _ = tokio::task::spawn_blocking(move || m.rebalance_leaders(pct)).await;
+            }
+            _ = shutdown.changed() => return,
+        }
+    }
+}

@@ -101,6 +101,11 @@ pub(crate) enum ControllerCommand {
     },
     /// KIP-497: a partition leader's ISR change.
     AlterPartition(gregor_metadata::replication_control::AlterPartition),
+    /// ElectLeaders: `None` is every partition (and only those that need it are answered).
+    ElectLeaders {
+        election: gregor_metadata::replication_control::ElectionType,
+        partitions: Option<Vec<(String, i32)>>,
+    },
 }
 
 /// What a command returns besides its records.
@@ -116,6 +121,8 @@ pub(crate) enum ControllerAnswer {
     Heartbeat {
         fenced: bool,
     },
+    /// Per partition asked: `None` when elected, else why not.
+    Elections(Vec<(String, i32, Option<gregor_metadata::replication_control::NoElection>)>),
 }
 
 /// STALE_BROKER_EPOCH: the broker must register again (its registration was replaced).
@@ -187,6 +194,7 @@ impl ControllerCommand {
                 // Its partitions move to other in-sync replicas before it stops.
                 done(if current.fenced { vec![] } else { fencing(*node_id, *epoch, true) })
             }
+            Self::ElectLeaders { election, partitions } => Ok(elect_leaders(image, *election, partitions.as_deref())),
             Self::AlterPartition(request) => {
                 let next = gregor_metadata::replication_control::alter_partition(image, request)?;
                 done(vec![MetadataRecord::Partition(next)])
@@ -209,4 +217,35 @@ impl ControllerCommand {
             }
         }
     }
+}
+
+/// ElectLeaders over the partitions named (all when `None`: then only the ones elected
+/// are reported, as Kafka does).
+fn elect_leaders(
+    image: &MetadataImage,
+    election: gregor_metadata::replication_control::ElectionType,
+    partitions: Option<&[(String, i32)]>,
+) -> (Vec<MetadataRecord>, ControllerAnswer) {
+    use gregor_metadata::replication_control::elect;
+    let all: Vec<(String, i32)>;
+    let named = match partitions {
+        Some(named) => named,
+        None => {
+            all = image.topics().flat_map(|t| t.partitions.keys().map(|p| (t.name.to_string(), *p))).collect();
+            &all
+        }
+    };
+    let mut records = Vec::new();
+    let mut results = Vec::new();
+    for (topic, partition) in named {
+        match elect(image, (topic, *partition), election) {
+            Ok(next) => {
+                records.push(MetadataRecord::Partition(next));
+                results.push((topic.clone(), *partition, None));
+            }
+            Err(why) if partitions.is_some() => results.push((topic.clone(), *partition, Some(why))),
+            Err(_) => {}
+        }
+    }
+    (records, ControllerAnswer::Elections(results))
 }

@@ -107,6 +107,7 @@ api_table! {
     DescribeLogDirs => m::DescribeLogDirsRequest, handlers::describe_log_dirs::handle, min 1;
     CreatePartitions => m::CreatePartitionsRequest, handlers::create_partitions::handle, min 0;
     DeleteGroups => m::DeleteGroupsRequest, handlers::delete_groups::handle, min 0;
+    ElectLeaders => m::ElectLeadersRequest, handlers::elect_leaders::handle, min 0;
     OffsetDelete => m::OffsetDeleteRequest, handlers::offset_delete::handle, min 0;
     IncrementalAlterConfigs => m::IncrementalAlterConfigsRequest, handlers::incremental_alter_configs::handle, min 0;
     DescribeCluster => m::DescribeClusterRequest, handlers::describe_cluster::handle, min 0;

@@ -207,6 +207,11 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, BrokerError> {
     tasks.push(tokio::spawn(background::follow_metadata(broker.clone(), shutdown_rx.clone())));
     tasks.push(tokio::spawn(background::heartbeats(broker.clone(), shutdown_rx.clone())));
     tasks.push(tokio::spawn(background::isr_maintenance(broker.clone(), shutdown_rx.clone())));
+    tasks.push(tokio::spawn(background::leader_rebalance(
+        broker.metadata.clone(),
+        broker.config.clone(),
+        shutdown_rx.clone(),
+    )));
     tasks.push(tokio::spawn(background::run(broker.clone(), shutdown_rx)));
     Ok(RunningBroker { node: Node::Broker(broker), local_addrs, shutdown, tasks })
 }
@@ -233,7 +238,10 @@ async fn start_controller(
     };
     let (shutdown, shutdown_rx) = watch::channel(false);
     let interval = config.broker_i64("broker.heartbeat.interval.ms");
-    let tasks = vec![tokio::spawn(background::controller_duties(metadata.clone(), interval, shutdown_rx))];
+    let tasks = vec![
+        tokio::spawn(background::controller_duties(metadata.clone(), interval, shutdown_rx.clone())),
+        tokio::spawn(background::leader_rebalance(metadata.clone(), config.clone(), shutdown_rx)),
+    ];
     let local_addrs = metadata.controller_addr().into_iter().collect();
     let node = Node::Controller { metadata, cluster_id, node_id: config.node_id() };
     Ok(RunningBroker { node, local_addrs, shutdown, tasks })

@@ -203,6 +203,26 @@ impl MetadataQuorum {
         }
     }
 
+    /// On the active controller (`auto.leader.rebalance.enable`): moves leadership back to
+    /// preferred replicas where a broker leads fewer of its preferred partitions than
+    /// `leader.imbalance.per.broker.percentage` allows.
+    pub(crate) fn rebalance_leaders(&self, imbalance_pct: i64) {
+        let inner = &self.inner;
+        if !inner.quorum.is_leader() {
+            return;
+        }
+        let moves = gregor_metadata::replication_control::imbalanced(&self.image(), imbalance_pct);
+        if moves.is_empty() {
+            return;
+        }
+        tracing::info!(partitions = moves.len(), "moving leadership back to preferred replicas");
+        let election = gregor_metadata::replication_control::ElectionType::Preferred;
+        let command = ControllerCommand::ElectLeaders { election, partitions: Some(moves) };
+        if let Err(e) = inner.execute_locally(&command, Instant::now() + ELECTION_WAIT) {
+            tracing::warn!(error = %e, "preferred leader election failed");
+        }
+    }
+
     /// The controller listener's bound address, if this node has one.
     pub(crate) fn controller_addr(&self) -> Option<SocketAddr> {
         self.inner.quorum.local_addr()

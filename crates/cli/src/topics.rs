@@ -51,12 +51,27 @@ enum TopicsCommand {
     Describe {
         /// Topics to describe (default: all).
         names: Vec<String>,
+        #[command(flatten)]
+        only: PartitionFilter,
     },
     /// Delete topics and their data.
     Delete {
         /// Topics to delete.
         #[arg(required = true)]
         names: Vec<String>,
+    },
+    /// Elect leaders (kafka-leader-election.sh): `preferred` moves leadership back to each
+    /// partition's first replica if it is in sync; `unclean` gives leaderless partitions a
+    /// live replica even outside the ISR (acknowledged records may be lost).
+    ElectLeaders {
+        #[arg(long, value_name = "preferred|unclean")]
+        election_type: String,
+        /// Only this topic (default: every partition of every topic).
+        #[arg(long)]
+        topic: Option<String>,
+        /// Only this partition of `--topic`.
+        #[arg(long, requires = "topic")]
+        partition: Option<i32>,
     },
     /// Add partitions to a topic.
     Alter {
@@ -81,8 +96,11 @@ pub(crate) fn run(args: TopicsArgs, global: &Global) -> Result<(), String> {
                 emitln(&format!("Created topic {name}."))
             }
             TopicsCommand::List { internal } => list(&mut client, internal, global.output).await,
-            TopicsCommand::Describe { names } => describe(&mut client, names, global.output).await,
+            TopicsCommand::Describe { names, only } => describe(&mut client, names, only, global.output).await,
             TopicsCommand::Delete { names } => delete(&mut client, &names).await,
+            TopicsCommand::ElectLeaders { election_type, topic, partition } => {
+                elect_leaders(&mut client, &election_type, topic, partition).await
+            }
             TopicsCommand::Alter { name, partitions } => {
                 let current = client.topic(&name).await?.partitions.len();
                 if usize::try_from(partitions).unwrap_or(0) <= current {
@@ -133,7 +151,41 @@ async fn list(client: &mut Client, internal: bool, output: Output) -> CliResult 
     }
 }
 
-async fn describe(client: &mut Client, names: Vec<String>, output: Output) -> CliResult {
+/// kafka-topics.sh's filters of `--describe`: only the partitions in that state.
+#[derive(Debug, Clone, Copy, Default, clap::Args)]
+pub(crate) struct PartitionFilter {
+    /// Only partitions whose ISR is smaller than their replica list.
+    #[arg(long)]
+    under_replicated_partitions: bool,
+    /// Only partitions whose ISR is smaller than the topic's `min.insync.replicas`.
+    #[arg(long)]
+    under_min_isr_partitions: bool,
+    /// Only partitions whose ISR is exactly `min.insync.replicas`.
+    #[arg(long)]
+    at_min_isr_partitions: bool,
+    /// Only partitions without a leader.
+    #[arg(long)]
+    unavailable_partitions: bool,
+}
+
+impl PartitionFilter {
+    fn is_set(self) -> bool {
+        self.under_replicated_partitions
+            || self.under_min_isr_partitions
+            || self.at_min_isr_partitions
+            || self.unavailable_partitions
+    }
+
+    fn keeps(self, p: &gregor_client::PartitionInfo, min_isr: usize) -> bool {
+        !self.is_set()
+            || (self.under_replicated_partitions && p.isr.len() < p.replicas.len())
+            || (self.under_min_isr_partitions && p.isr.len() < min_isr)
+            || (self.at_min_isr_partitions && p.isr.len() == min_isr)
+            || (self.unavailable_partitions && p.leader < 0)
+    }
+}
+
+async fn describe(client: &mut Client, names: Vec<String>, only: PartitionFilter, output: Output) -> CliResult {
     let topics: Vec<TopicInfo> = if names.is_empty() {
         let mut all: Vec<TopicInfo> = client.metadata(None).await?.topics.into_iter().filter(|t| !t.internal).collect();
         all.sort_by(|a, b| a.name.cmp(&b.name));
@@ -147,7 +199,12 @@ async fn describe(client: &mut Client, names: Vec<String>, output: Output) -> Cl
     };
     let mut views = Vec::new();
     for topic in &topics {
-        views.push(topic_view(client, topic).await?);
+        let mut view = topic_view(client, topic).await?;
+        let min_isr = view.min_isr;
+        view.topic.partitions.retain(|p| only.keeps(p, min_isr));
+        if !only.is_set() || !view.topic.partitions.is_empty() {
+            views.push(view);
+        }
     }
     if output == Output::Json {
         return emit_json(&Value::Array(views.iter().map(TopicView::json).collect()));
@@ -165,16 +222,28 @@ struct TopicView {
     /// Per partition: log start and end offsets.
     marks: BTreeMap<i32, (i64, i64)>,
     sizes: BTreeMap<i32, i64>,
+    /// The topic's effective `min.insync.replicas`.
+    min_isr: usize,
 }
 
 async fn topic_view(client: &mut Client, topic: &TopicInfo) -> CliResult<TopicView> {
     let partitions: Vec<i32> = topic.partitions.iter().map(|p| p.partition).collect();
-    let marks = client.watermarks(&topic.name, &partitions).await?;
-    let configs = client.describe_configs(&ConfigResource::Topic(topic.name.clone())).await.unwrap_or_default();
-    let configs =
-        configs.into_iter().filter(|c| c.source.0 == 1).map(|c| (c.name, c.value.unwrap_or_default())).collect();
+    // A partition without a leader has no offsets to show: `-1` rather than a failure.
+    let led: Vec<i32> = topic.partitions.iter().filter(|p| p.leader >= 0).map(|p| p.partition).collect();
+    let marks = if led.len() == partitions.len() {
+        client.watermarks(&topic.name, &partitions).await?
+    } else {
+        client.watermarks(&topic.name, &led).await.unwrap_or_default()
+    };
+    let all = client.describe_configs(&ConfigResource::Topic(topic.name.clone())).await.unwrap_or_default();
+    let min_isr = all
+        .iter()
+        .find(|c| c.name == "min.insync.replicas")
+        .and_then(|c| c.value.as_deref()?.parse().ok())
+        .unwrap_or(1);
+    let configs = all.into_iter().filter(|c| c.source.0 == 1).map(|c| (c.name, c.value.unwrap_or_default())).collect();
     let sizes = sizes(client, topic).await;
-    Ok(TopicView { topic: topic.clone(), configs, marks, sizes })
+    Ok(TopicView { topic: topic.clone(), configs, marks, sizes, min_isr })
 }
 
 fn join_ids(ids: &[i32]) -> String {
@@ -266,6 +335,40 @@ async fn sizes(client: &mut Client, topic: &TopicInfo) -> BTreeMap<i32, i64> {
         }
     }
     out
+}
+
+async fn elect_leaders(
+    client: &mut Client,
+    election_type: &str,
+    topic: Option<String>,
+    partition: Option<i32>,
+) -> CliResult {
+    let unclean = match election_type {
+        "preferred" => false,
+        "unclean" => true,
+        other => return Err(usage(format!("--election-type must be preferred or unclean, not '{other}'"))),
+    };
+    let partitions = match (topic, partition) {
+        (Some(t), Some(p)) => Some(vec![(t, p)]),
+        (Some(t), None) => {
+            let info = client.topic(&t).await?;
+            Some(info.partitions.iter().map(|p| (t.clone(), p.partition)).collect())
+        }
+        _ => None,
+    };
+    let results = client.elect_leaders(unclean, partitions.as_deref()).await?;
+    let mut lines = Vec::new();
+    for (t, p, code, message) in &results {
+        lines.push(if *code == 0 {
+            format!("Successfully completed leader election ({election_type}) for {t}-{p}")
+        } else {
+            format!("Election for {t}-{p} not done: {}", gregor_client::describe_code(*code, message.as_deref()))
+        });
+    }
+    if lines.is_empty() {
+        lines.push("No partition needed an election.".to_owned());
+    }
+    emitln(&lines.join("\n"))
 }
 
 async fn delete(client: &mut Client, names: &[String]) -> CliResult {

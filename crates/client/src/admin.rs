@@ -186,6 +186,43 @@ impl Client {
         Ok(())
     }
 
+    /// ElectLeaders: `unclean` or preferred elections for `partitions` (`None`: all).
+    /// Returns `(topic, partition, error code, message)` per partition the broker answered.
+    pub async fn elect_leaders(
+        &mut self,
+        unclean: bool,
+        partitions: Option<&[(String, i32)]>,
+    ) -> Result<Vec<(String, i32, i16, Option<String>)>> {
+        use gregor_protocol::kafka_protocol::messages::elect_leaders_request::TopicPartitions;
+        use gregor_protocol::kafka_protocol::messages::ElectLeadersRequest;
+        let topics = partitions.map(|list| {
+            let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+            for (t, p) in list {
+                by_topic.entry(t.as_str()).or_default().push(*p);
+            }
+            by_topic
+                .into_iter()
+                .map(|(t, p)| TopicPartitions::default().with_topic(TopicName(s(t))).with_partitions(p))
+                .collect()
+        });
+        let request = ElectLeadersRequest::default()
+            .with_election_type(i8::from(unclean))
+            .with_topic_partitions(topics)
+            .with_timeout_ms(ADMIN_TIMEOUT_MS);
+        let response = self.controller().await?.send(&request, None).await?;
+        check(response.error_code, None, || "cannot elect leaders".to_owned())?;
+        Ok(response
+            .replica_election_results
+            .iter()
+            .flat_map(|t| {
+                t.partition_result.iter().map(move |p| {
+                    let message = p.error_message.as_ref().map(ToString::to_string);
+                    (t.topic.0.to_string(), p.partition_id, p.error_code, message)
+                })
+            })
+            .collect())
+    }
+
     /// Every config of `resource`, with its source. Broker configs are asked of that broker.
     pub async fn describe_configs(&mut self, resource: &ConfigResource) -> Result<Vec<ConfigEntry>> {
         let conn = match resource {

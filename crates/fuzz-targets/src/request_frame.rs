@@ -97,6 +97,7 @@ served_types! {
     DescribeLogDirs => m::DescribeLogDirsRequest,
     CreatePartitions => m::CreatePartitionsRequest,
     DeleteGroups => m::DeleteGroupsRequest,
+    ElectLeaders => m::ElectLeadersRequest,
     OffsetDelete => m::OffsetDeleteRequest,
     IncrementalAlterConfigs => m::IncrementalAlterConfigsRequest,
     DescribeCluster => m::DescribeClusterRequest,

@@ -131,6 +131,95 @@ fn rebalance(
     Some(next)
 }
 
+/// Kafka's ElectLeaders election types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum ElectionType {
+    /// Move leadership back to the first replica of the assignment, if it is in sync.
+    Preferred,
+    /// Give a leaderless partition a leader, outside the ISR if need be.
+    Unclean,
+}
+
+/// Why an election did not happen (Kafka's per-partition ElectLeaders errors).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum NoElection {
+    UnknownPartition,
+    /// ELECTION_NOT_NEEDED: the preferred replica leads, or the partition has a leader.
+    NotNeeded,
+    /// PREFERRED_LEADER_NOT_AVAILABLE: the preferred replica is down or out of sync.
+    PreferredNotAvailable,
+    /// ELIGIBLE_LEADERS_NOT_AVAILABLE: no live replica at all.
+    EligibleNotAvailable,
+}
+
+/// An ElectLeaders decision for one partition: its new state, or why there is none.
+pub fn elect(
+    image: &MetadataImage,
+    (topic, partition): (&str, i32),
+    election: ElectionType,
+) -> Result<PartitionRegistration, NoElection> {
+    let p = image.topic(topic).and_then(|t| t.partitions.get(&partition)).ok_or(NoElection::UnknownPartition)?;
+    let live = |b: i32| image.brokers.get(&b).is_some_and(|r| !r.fenced);
+    let mut next = p.clone();
+    match election {
+        ElectionType::Preferred => {
+            let preferred = *p.replicas.first().ok_or(NoElection::UnknownPartition)?;
+            if p.leader == preferred {
+                return Err(NoElection::NotNeeded);
+            }
+            if !p.isr.contains(&preferred) || !live(preferred) {
+                return Err(NoElection::PreferredNotAvailable);
+            }
+            next.leader = preferred;
+        }
+        ElectionType::Unclean => {
+            if p.leader != NO_LEADER && live(p.leader) {
+                return Err(NoElection::NotNeeded);
+            }
+            let in_sync = p.replicas.iter().copied().find(|b| p.isr.contains(b) && live(*b));
+            let any = || p.replicas.iter().copied().find(|b| live(*b));
+            next.leader = in_sync.or_else(any).ok_or(NoElection::EligibleNotAvailable)?;
+            if in_sync.is_none() {
+                tracing::warn!(
+                    topic,
+                    partition,
+                    leader = next.leader,
+                    "unclean leader election requested: acknowledged records may be lost"
+                );
+                next.isr = vec![next.leader];
+            }
+        }
+    }
+    next.leader_epoch += 1;
+    next.partition_epoch += 1;
+    Ok(next)
+}
+
+/// Partitions whose preferred replica is in sync and alive but does not lead, for
+/// `auto.leader.rebalance.enable`: per preferred broker, when more than `imbalance_pct`
+/// percent of the partitions it prefers are led by others, all of those.
+pub fn imbalanced(image: &MetadataImage, imbalance_pct: i64) -> Vec<(String, i32)> {
+    let mut preferred: std::collections::BTreeMap<i32, (usize, Vec<(String, i32)>)> = Default::default();
+    for topic in image.topics() {
+        for p in topic.partitions.values() {
+            let Some(&first) = p.replicas.first() else { continue };
+            let entry = preferred.entry(first).or_default();
+            entry.0 += 1;
+            if p.leader != first && elect(image, (&topic.name, p.partition), ElectionType::Preferred).is_ok() {
+                entry.1.push((topic.name.to_string(), p.partition));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for (total, moves) in preferred.into_values() {
+        if total > 0 && (moves.len() as i64) * 100 > imbalance_pct * total as i64 {
+            out.extend(moves);
+        }
+    }
+    out.sort();
+    out
+}
+
 /// Decides a leader's AlterPartition: the new partition state, or Kafka's reason to refuse.
 pub fn alter_partition(
     image: &MetadataImage,

@@ -151,13 +151,15 @@ impl LeaderState {
     /// A newer partition epoch from the metadata (same leader epoch): the controller
     /// decided an ISR change, ours or its own (a fenced follower removed).
     pub fn update(&mut self, assignment: &Assignment, limits: (usize, i64)) {
-        if assignment.partition_epoch < self.partition_epoch {
+        (self.min_isr, self.lag_max_ms) = (limits.0.max(1), limits.1);
+        // Only a decision newer than the one this state has ends a pending proposal: until
+        // then the maximal ISR keeps counting the proposed members (KIP-497).
+        if assignment.partition_epoch <= self.partition_epoch {
             return;
         }
         self.partition_epoch = assignment.partition_epoch;
         self.isr = assignment.isr.clone();
         self.pending = None;
-        (self.min_isr, self.lag_max_ms) = (limits.0.max(1), limits.1);
         self.followers.retain(|b, _| assignment.replicas.contains(b));
         for &b in assignment.replicas.iter().filter(|b| **b != self.leader_id) {
             let _ = self.followers.entry(b).or_insert_with(|| Replica::new(b, 0));

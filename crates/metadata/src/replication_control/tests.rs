@@ -149,3 +149,31 @@ fn given_stale_or_fenced_broker_should_not_join_isr() {
     // Members already in the ISR are not re-checked: a shrink always goes through.
     assert!(alter_partition(&image, &request(&[(1, 101)])).is_ok());
 }
+
+#[test]
+fn given_preferred_replica_in_sync_should_move_leadership_back() {
+    let mut image = image(&[1, 2, 3], 2);
+    let p = elect(&image, ("t", 0), ElectionType::Preferred).unwrap();
+    assert_eq!((p.leader, p.leader_epoch, p.partition_epoch), (1, 6, 10));
+    assert_eq!(imbalanced(&image, 10), vec![("t".to_owned(), 0)]);
+    image.replay(image.last_offset + 1, &MetadataRecord::Partition(p));
+    assert_eq!(elect(&image, ("t", 0), ElectionType::Preferred), Err(NoElection::NotNeeded));
+    assert!(imbalanced(&image, 10).is_empty());
+}
+
+#[test]
+fn given_preferred_replica_out_of_sync_should_not_elect_it() {
+    let image = image(&[2, 3], 2);
+    assert_eq!(elect(&image, ("t", 0), ElectionType::Preferred), Err(NoElection::PreferredNotAvailable));
+    assert!(imbalanced(&image, 10).is_empty());
+    assert_eq!(elect(&image, ("t", 9), ElectionType::Preferred), Err(NoElection::UnknownPartition));
+}
+
+#[test]
+fn given_offline_partition_should_elect_uncleanly_only_when_asked() {
+    let mut image = image(&[1], NO_LEADER);
+    fence(&mut image, 1);
+    assert_eq!(elect(&image, ("t", 0), ElectionType::Preferred), Err(NoElection::PreferredNotAvailable));
+    let p = elect(&image, ("t", 0), ElectionType::Unclean).unwrap();
+    assert_eq!((p.leader, p.isr), (2, vec![2]));
+}

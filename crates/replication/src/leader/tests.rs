@@ -103,3 +103,18 @@ fn given_zombie_leader_whose_followers_moved_on_should_never_acknowledge() {
     assert!(!state.maybe_advance_high_watermark(25, LAG * 10));
     assert_eq!(state.ack(25), AckOutcome::Pending);
 }
+
+#[test]
+fn given_unrelated_metadata_update_should_keep_the_pending_expansion_in_the_maximal_isr() {
+    // Follower 3 is proposed into the ISR; until the controller decides, the high
+    // watermark must wait for it, or it could join missing acknowledged records.
+    let mut state = leader(&[1, 2]);
+    state.follower_fetched(2, 102, 10, 10, 1);
+    state.follower_fetched(3, 103, 10, 10, 1);
+    assert!(state.isr_change(10, (2, 5_000), ANY).is_some());
+    state.update(&assignment(&[1, 2]), (2, LAG)); // the same partition epoch again
+    state.follower_fetched(2, 102, 20, 20, 3);
+    assert_eq!(state.high_watermark(), 10, "3 is still in the maximal ISR");
+    state.follower_fetched(3, 103, 20, 20, 4);
+    assert_eq!(state.high_watermark(), 20);
+}
