@@ -26,6 +26,9 @@ pub(crate) fn now_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
+/// How long a coordinator's write waits for the ISR (Kafka's `offsets.commit.timeout.ms`).
+pub(crate) const COORDINATOR_WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 #[derive(Debug)]
 pub(crate) struct Broker {
     pub(crate) config: BrokerConfig,
@@ -432,8 +435,14 @@ impl crate::coordinator_runtime::CoordinatorHost for Broker {
         Ok(records)
     }
 
+    /// acks=all, as Kafka's coordinators write: answered once the ISR has the records
+    /// (at once on one node), so a commit acknowledged to a client survives a failover.
     fn append_batch(&self, tp: &TopicPartition, batch: &mut [u8], now_ms: i64) -> Result<(), BrokerError> {
-        // acks=1: the coordinators answer after the leader's append (see cluster.md).
-        self.replicas.append(tp, batch, 1, now_ms).map(|_| ())
+        let (info, partition) = self.replicas.append(tp, batch, -1, now_ms)?;
+        crate::replica_manager::ReplicaManager::await_replicated(
+            &partition,
+            info.last_offset + 1,
+            COORDINATOR_WRITE_TIMEOUT,
+        )
     }
 }

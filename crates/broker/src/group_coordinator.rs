@@ -238,7 +238,12 @@ impl GroupCoordinator {
         self.ensure_loaded(broker, index)?;
         let tp = TopicPartition::new(OFFSETS_TOPIC, index as i32);
         let mut slot = self.runtime.slot(index);
-        broker.replicas.append_marker(&tp, marker, now_ms())?;
+        let (partition, required) = broker.replicas.append_marker(&tp, marker, now_ms())?;
+        crate::replica_manager::ReplicaManager::await_replicated(
+            &partition,
+            required,
+            crate::broker::COORDINATOR_WRITE_TIMEOUT,
+        )?;
         if let Some(loaded) = slot.as_mut() {
             loaded.shard.complete_txn(marker.producer_id, marker.commit, now_ms());
         }

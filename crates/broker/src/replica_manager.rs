@@ -20,6 +20,7 @@ use gregor_protocol::kafka_protocol::ResponseError;
 use gregor_protocol::TopicPartition;
 use gregor_replication::{AckOutcome, Assignment, IsrChange, LeaderState};
 use tokio::sync::Notify;
+use tokio::time::Instant;
 
 use crate::BrokerError;
 
@@ -250,6 +251,48 @@ impl ReplicaManager {
         }
     }
 
+    /// `None` once the high watermark reached `required`, else why not.
+    pub(crate) async fn replicated(partition: &Partition, required: i64, deadline: Instant) -> Option<ResponseError> {
+        loop {
+            let woken = partition.appended.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            match Self::ack(partition, required) {
+                Ok(AckOutcome::Done) => return None,
+                Ok(AckOutcome::NotEnoughReplicasAfterAppend) => {
+                    return Some(ResponseError::NotEnoughReplicasAfterAppend)
+                }
+                Err(e) => return Some(e),
+                Ok(AckOutcome::Pending) => {}
+            }
+            if tokio::time::timeout_at(deadline, woken).await.is_err() {
+                return Some(ResponseError::RequestTimedOut);
+            }
+        }
+    }
+
+    /// The same from synchronous code (the coordinators' writes): returns at once when
+    /// the high watermark is there already (always on one node), else blocks this thread.
+    pub(crate) fn await_replicated(
+        partition: &Partition,
+        required: i64,
+        timeout: std::time::Duration,
+    ) -> Result<(), BrokerError> {
+        let error = match Self::ack(partition, required) {
+            Ok(AckOutcome::Done) => return Ok(()),
+            Ok(AckOutcome::Pending) => {
+                let deadline = tokio::time::Instant::now() + timeout;
+                crate::metadata_quorum::block_on(Self::replicated(partition, required, deadline))
+            }
+            Ok(AckOutcome::NotEnoughReplicasAfterAppend) => Some(ResponseError::NotEnoughReplicasAfterAppend),
+            Err(e) => Some(e),
+        };
+        match error {
+            None => Ok(()),
+            Some(error) => Err(BrokerError::Replica { partition: format!("{}", partition.topic_id), error }),
+        }
+    }
+
     /// A follower's fetch from `fetch_offset`: the leader learns its position (and may
     /// advance the high watermark). Refused unless this broker leads the partition.
     pub(crate) fn follower_fetched(
@@ -364,27 +407,29 @@ impl ReplicaManager {
         (log.log_start_offset(), log.high_watermark(), log.last_stable_offset())
     }
 
-    /// Appends a transaction marker (the transaction coordinator's write).
+    /// Appends a transaction marker (the transaction coordinator's write); returns the
+    /// partition and the high watermark that makes it replicated.
     pub(crate) fn append_marker(
         &self,
         tp: &TopicPartition,
         marker: &TxnMarker,
         now_ms: i64,
-    ) -> Result<(), BrokerError> {
+    ) -> Result<(Arc<Partition>, i64), BrokerError> {
         let partition = self.get(tp).ok_or_else(|| BrokerError::UnknownTopicOrPartition(tp.to_string()))?;
-        {
+        let required = {
             let mut role = partition.role();
             let Role::Leader(state) = &mut *role else { return Err(not_leader(tp)) };
             let mut log = lock(&partition.log);
-            log.append_marker(marker, partition.leader_epoch, now_ms)?;
+            let info = log.append_marker(marker, partition.leader_epoch, now_ms)?;
             let end = log.log_end_offset();
             if state.maybe_advance_high_watermark(end, now_ms) {
                 log.raise_high_watermark(state.high_watermark());
             }
             log.maybe_flush(now_ms)?;
-        }
+            info.last_offset + 1
+        };
         partition.appended.notify_waiters();
-        Ok(())
+        Ok((partition, required))
     }
 
     /// The producers a partition remembers (DescribeProducers).

@@ -21,7 +21,6 @@ use gregor_protocol::{ProtocolError, TopicPartition};
 use std::sync::Arc;
 use std::time::Duration;
 
-use gregor_replication::AckOutcome;
 use tokio::time::Instant;
 
 use super::{blocking, data_path, str_bytes, RequestContext};
@@ -61,27 +60,9 @@ async fn await_replication(responses: &mut [TopicProduceResponse], waits: Vec<Ve
     for (topic, waits) in responses.iter_mut().zip(waits) {
         for (response, wait) in topic.partition_responses.iter_mut().zip(waits) {
             let Some((partition, required)) = wait else { continue };
-            if let Some(error) = replicated(&partition, required, deadline).await {
+            if let Some(error) = ReplicaManager::replicated(&partition, required, deadline).await {
                 *response = std::mem::take(response).with_error_code(error.code()).with_base_offset(-1);
             }
-        }
-    }
-}
-
-/// `None` once the high watermark reached `required`, else why not.
-async fn replicated(partition: &Partition, required: i64, deadline: Instant) -> Option<ResponseError> {
-    loop {
-        let woken = partition.appended.notified();
-        tokio::pin!(woken);
-        woken.as_mut().enable();
-        match ReplicaManager::ack(partition, required) {
-            Ok(AckOutcome::Done) => return None,
-            Ok(AckOutcome::NotEnoughReplicasAfterAppend) => return Some(ResponseError::NotEnoughReplicasAfterAppend),
-            Err(e) => return Some(e),
-            Ok(AckOutcome::Pending) => {}
-        }
-        if tokio::time::timeout_at(deadline, woken).await.is_err() {
-            return Some(ResponseError::RequestTimedOut);
         }
     }
 }

@@ -63,7 +63,15 @@ pub(crate) fn write_local(broker: &Broker, tp: &TopicPartition, marker: &TxnMark
     let written = if &*tp.topic == crate::group_coordinator::OFFSETS_TOPIC {
         broker.groups.write_marker(broker, tp.partition as usize, marker)
     } else {
-        broker.replicas.append_marker(tp, marker, crate::broker::now_ms())
+        broker.replicas.append_marker(tp, marker, crate::broker::now_ms()).and_then(|(partition, required)| {
+            // Kafka writes markers with acks=all: the coordinator completes the transaction
+            // only once every in-sync replica has them.
+            crate::replica_manager::ReplicaManager::await_replicated(
+                &partition,
+                required,
+                crate::broker::COORDINATOR_WRITE_TIMEOUT,
+            )
+        })
     };
     written.map_or_else(|e| e.code(), |()| 0)
 }
