@@ -363,14 +363,16 @@ enum Step {
 /// OFFSET_OUT_OF_RANGE: below the leader's log start the follower starts over there
 /// (the leader deleted what it would fetch); otherwise it truncates again.
 fn out_of_range(partition: &Partition, leader_log_start: i64) -> Step {
-    let mut log = ReplicaManager::log(partition);
-    if log.log_end_offset() < leader_log_start {
-        return match log.truncate_fully_and_start_at(leader_log_start) {
+    let step = ReplicaManager::while_following(partition, |log| {
+        if log.log_end_offset() >= leader_log_start {
+            return Step::Retruncate;
+        }
+        match log.truncate_fully_and_start_at(leader_log_start) {
             Ok(()) => Step::Fetched,
             Err(e) => Step::Failed(e.to_string()),
-        };
-    }
-    Step::Retruncate
+        }
+    });
+    step.unwrap_or_else(|| Step::Failed("the partition's epoch ended".into()))
 }
 
 /// Cuts a partition's log to where it agrees with the leader's (at most a few rounds:
@@ -421,7 +423,10 @@ async fn truncate(
 
 /// Decides and carries out one truncation step; `None` when the log refused.
 fn cut(partition: &Partition, leader_answer: (i32, i64)) -> Option<Truncation> {
-    let mut log = ReplicaManager::log(partition);
+    ReplicaManager::while_following(partition, |log| cut_log(log, leader_answer)).flatten()
+}
+
+fn cut_log(log: &mut gregor_log::PartitionLog, leader_answer: (i32, i64)) -> Option<Truncation> {
     let follower = FollowerLog {
         log_end_offset: log.log_end_offset(),
         high_watermark: log.high_watermark(),

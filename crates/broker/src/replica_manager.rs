@@ -138,6 +138,7 @@ impl ReplicaManager {
                 return Ok(());
             }
         }
+        self.retire(tp);
         let log = self.logs.get_or_create(tp, config, &topic_id.to_string(), now_ms)?;
         // A leader alone in its ISR with min.insync.replicas 1 commits at once.
         let state = {
@@ -170,9 +171,21 @@ impl ReplicaManager {
                 return Ok(false);
             }
         }
+        self.retire(tp);
         let log = self.logs.get_or_create(tp, config, &topic_id.to_string(), now_ms)?;
         self.install(tp, log, registration, Role::Follower);
         Ok(true)
+    }
+
+    /// Ends the partition's current epoch before the next one is built: taking its role
+    /// lock waits for a follower append or truncation in progress, and once `Gone` the
+    /// replica fetcher can no longer write into the log (it may still hold the old epoch
+    /// from a fetch in flight), so the new leader's epoch start is final.
+    fn retire(&self, tp: &TopicPartition) {
+        if let Some(old) = self.get(tp) {
+            *old.role() = Role::Gone;
+            old.appended.notify_waiters();
+        }
     }
 
     /// Puts the partition's new epoch in place; waiters on the old one give up.
@@ -331,6 +344,13 @@ impl ReplicaManager {
         now_ms: i64,
     ) -> Result<i64, BrokerError> {
         let end = {
+            let role = partition.role();
+            if !matches!(*role, Role::Follower) {
+                return Err(BrokerError::Replica {
+                    partition: partition.topic_id.to_string(),
+                    error: ResponseError::FencedLeaderEpoch,
+                });
+            }
             let mut log = lock(&partition.log);
             if !records.is_empty() {
                 let _ = log.append_as_follower(records, now_ms)?;
@@ -476,8 +496,19 @@ impl ReplicaManager {
         lock(&partition.log).size_bytes()
     }
 
-    /// A follower's log, for truncation and fetch positions.
+    /// A follower's log, for fetch positions.
     pub(crate) fn log(partition: &Partition) -> MutexGuard<'_, PartitionLog> {
         lock(&partition.log)
+    }
+
+    /// Runs `f` on the log while the partition is still followed in this epoch (under its
+    /// role lock, so the epoch cannot end meanwhile); `None` once it ended.
+    pub(crate) fn while_following<T>(partition: &Partition, f: impl FnOnce(&mut PartitionLog) -> T) -> Option<T> {
+        let role = partition.role();
+        if !matches!(*role, Role::Follower) {
+            return None;
+        }
+        let mut log = lock(&partition.log);
+        Some(f(&mut log))
     }
 }
