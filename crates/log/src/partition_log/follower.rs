@@ -12,7 +12,6 @@ use super::{AppendInfo, PartitionLog};
 use crate::batch::BatchMeta;
 use crate::error::LogError;
 use crate::segment::RollParams;
-use crate::txn_index::AbortedTxn;
 
 impl PartitionLog {
     /// A new leader epoch starts at the log end offset (Kafka's
@@ -108,14 +107,6 @@ impl PartitionLog {
             return Ok(());
         };
         let (txn, last_stable_offset) = self.producer_state.replay_marker(meta, commit, coordinator_epoch);
-        if txn.is_aborted {
-            self.active_mut().append_aborted_txn(AbortedTxn {
-                producer_id: txn.producer_id,
-                first_offset: txn.first_offset,
-                last_offset: txn.last_offset,
-                last_stable_offset,
-            })?;
-        }
-        Ok(())
+        self.index_if_aborted(&txn, last_stable_offset)
     }
 }

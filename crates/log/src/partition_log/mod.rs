@@ -34,7 +34,7 @@ use crate::cleaner::ensure_keyed;
 use crate::config::{LogConfig, TimestampType};
 use crate::epoch::{EpochEntry, LeaderEpochFileCache};
 use crate::error::LogError;
-use crate::producer_state::{PendingProducers, ProducerStateManager};
+use crate::producer_state::{CompletedTxn, PendingProducers, ProducerStateManager};
 use crate::segment::{LogSegment, RollParams};
 use crate::txn_index::AbortedTxn;
 
@@ -170,14 +170,7 @@ impl PartitionLog {
         self.active_mut().append(records, metas, now_ms)?;
         self.log_end_offset = next_offset;
         for (txn, last_stable_offset) in self.producer_state.apply(pending) {
-            if txn.is_aborted {
-                self.active_mut().append_aborted_txn(AbortedTxn {
-                    producer_id: txn.producer_id,
-                    first_offset: txn.first_offset,
-                    last_offset: txn.last_offset,
-                    last_stable_offset,
-                })?;
-            }
+            self.index_if_aborted(&txn, last_stable_offset)?;
         }
         self.unflushed_messages += next_offset - first_offset;
         if self.epoch_cache.assign(leader_epoch, first_offset) {
@@ -190,6 +183,20 @@ impl PartitionLog {
             log_start_offset: self.log_start_offset,
             record_count: (next_offset - first_offset) as u32,
             duplicate: false,
+        })
+    }
+
+    /// An aborted transaction goes into the active segment's `.txnindex`, so read_committed
+    /// fetches can report it.
+    fn index_if_aborted(&mut self, txn: &CompletedTxn, last_stable_offset: i64) -> Result<(), LogError> {
+        if !txn.is_aborted {
+            return Ok(());
+        }
+        self.active_mut().append_aborted_txn(AbortedTxn {
+            producer_id: txn.producer_id,
+            first_offset: txn.first_offset,
+            last_offset: txn.last_offset,
+            last_stable_offset,
         })
     }
 
