@@ -91,6 +91,16 @@ fn assignment(p: &PartitionRegistration) -> Assignment {
     }
 }
 
+/// The leader's high watermark after the log grew, carried
+/// into the log; whether it moved (then waiting fetches and produces are woken).
+fn advance_high_watermark(state: &mut LeaderState, log: &mut PartitionLog, now_ms: i64) -> bool {
+    let advanced = state.maybe_advance_high_watermark(log.log_end_offset(), now_ms);
+    if advanced {
+        log.raise_high_watermark(state.high_watermark());
+    }
+    advanced
+}
+
 fn not_leader(tp: &TopicPartition) -> BrokerError {
     BrokerError::Replica { partition: tp.to_string(), error: ResponseError::NotLeaderOrFollower }
 }
@@ -129,10 +139,7 @@ impl ReplicaManager {
                 state.update(&assignment(registration), limits_pair);
                 let mut log = lock(&p.log);
                 log.set_config(config);
-                let end = log.log_end_offset();
-                if state.maybe_advance_high_watermark(end, now_ms) {
-                    log.raise_high_watermark(state.high_watermark());
-                }
+                let _ = advance_high_watermark(state, &mut log, now_ms);
                 drop(log);
                 p.appended.notify_waiters();
                 return Ok(());
@@ -146,9 +153,7 @@ impl ReplicaManager {
             log.assign_epoch_start(registration.leader_epoch)?;
             let offsets = (log.log_end_offset(), log.high_watermark());
             let mut state = LeaderState::new(node_id, &assignment(registration), offsets, limits_pair, now_ms);
-            if state.maybe_advance_high_watermark(offsets.0, now_ms) {
-                log.raise_high_watermark(state.high_watermark());
-            }
+            let _ = advance_high_watermark(&mut state, &mut log, now_ms);
             state
         };
         let role = Role::Leader(Box::new(state));
@@ -188,7 +193,7 @@ impl ReplicaManager {
         }
     }
 
-    /// Puts the partition's new epoch in place; waiters on the old one give up.
+    /// Puts the partition's new epoch in place.
     fn install(
         &self,
         tp: &TopicPartition,
@@ -203,11 +208,8 @@ impl ReplicaManager {
             topic_id: registration.topic_id,
             role: Mutex::new(role),
         });
-        let old = self.partitions.write().unwrap_or_else(PoisonError::into_inner).insert(tp.clone(), partition);
-        if let Some(old) = old {
-            *old.role() = Role::Gone;
-            old.appended.notify_waiters();
-        }
+        // The old epoch, if any, was ended by `retire` first.
+        let _ = self.partitions.write().unwrap_or_else(PoisonError::into_inner).insert(tp.clone(), partition);
     }
 
     /// Stops hosting a partition and deletes its data.
@@ -244,10 +246,7 @@ impl ReplicaManager {
             }
             let mut log = lock(&partition.log);
             let info = log.append_as_leader(records, partition.leader_epoch, now_ms)?;
-            let end = log.log_end_offset();
-            if state.maybe_advance_high_watermark(end, now_ms) {
-                log.raise_high_watermark(state.high_watermark());
-            }
+            let _ = advance_high_watermark(state, &mut log, now_ms);
             log.maybe_flush(now_ms)?;
             info
         };
@@ -291,18 +290,13 @@ impl ReplicaManager {
         required: i64,
         timeout: std::time::Duration,
     ) -> Result<(), BrokerError> {
-        let error = match Self::ack(partition, required) {
-            Ok(AckOutcome::Done) => return Ok(()),
-            Ok(AckOutcome::Pending) => {
-                let deadline = tokio::time::Instant::now() + timeout;
-                crate::metadata_quorum::block_on(Self::replicated(partition, required, deadline))
-            }
-            Ok(AckOutcome::NotEnoughReplicasAfterAppend) => Some(ResponseError::NotEnoughReplicasAfterAppend),
-            Err(e) => Some(e),
-        };
-        match error {
+        if matches!(Self::ack(partition, required), Ok(AckOutcome::Done)) {
+            return Ok(());
+        }
+        let deadline = Instant::now() + timeout;
+        match crate::metadata_quorum::block_on(Self::replicated(partition, required, deadline)) {
             None => Ok(()),
-            Some(error) => Err(BrokerError::Replica { partition: format!("{}", partition.topic_id), error }),
+            Some(error) => Err(BrokerError::Replica { partition: partition.topic_id.to_string(), error }),
         }
     }
 
@@ -441,10 +435,7 @@ impl ReplicaManager {
             let Role::Leader(state) = &mut *role else { return Err(not_leader(tp)) };
             let mut log = lock(&partition.log);
             let info = log.append_marker(marker, partition.leader_epoch, now_ms)?;
-            let end = log.log_end_offset();
-            if state.maybe_advance_high_watermark(end, now_ms) {
-                log.raise_high_watermark(state.high_watermark());
-            }
+            let _ = advance_high_watermark(state, &mut log, now_ms);
             log.maybe_flush(now_ms)?;
             info.last_offset + 1
         };

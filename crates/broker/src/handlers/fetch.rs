@@ -133,7 +133,7 @@ fn sessions(
     let session = SessionRequest {
         session_id: request.session_id,
         epoch: request.session_epoch,
-        privileged: request.replica_id.0 >= 0 || request.replica_state.replica_id.0 >= 0,
+        privileged: replica_of(ctx, request).is_some(),
         partitions,
         forgotten,
     };
