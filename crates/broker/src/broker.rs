@@ -51,6 +51,8 @@ pub(crate) struct Broker {
     broker_epoch: Arc<std::sync::atomic::AtomicI64>,
     /// The followers' fetchers, one per leader this broker follows partitions of.
     pub(crate) fetchers: crate::replica_fetcher::ReplicaFetchers,
+    /// The replication throttles of reassignments, as leader and as follower.
+    pub(crate) replication_quotas: Arc<crate::replication_quota::ReplicationQuotas>,
     /// Set by a controlled shutdown: no more heartbeats (they would unfence it again).
     stopping: std::sync::atomic::AtomicBool,
     /// Held by a heartbeat while it is sent, so that a controlled shutdown waits for the
@@ -79,12 +81,14 @@ impl Broker {
             config.broker_i64("min.incremental.fetch.session.eviction.ms"),
         );
         let broker_epoch = Arc::new(std::sync::atomic::AtomicI64::new(-1));
+        let replication_quotas = Arc::new(crate::replication_quota::ReplicationQuotas::new(&config));
         let fetchers = crate::replica_fetcher::ReplicaFetchers::new(
             crate::replica_fetcher::FetcherSettings::of(&config),
-            metadata.subscribe(),
-            broker_epoch.clone(),
+            (metadata.subscribe(), broker_epoch.clone()),
+            replication_quotas.clone(),
         );
         Self {
+            replication_quotas,
             txns,
             fetch_sessions,
             fetchers,
@@ -185,6 +189,7 @@ impl Broker {
         let _one_at_a_time = self.reconcile_lock.lock().unwrap_or_else(PoisonError::into_inner);
         let image = self.metadata.image();
         let config = self.config.with_dynamic(self.node_id, &image.broker_configs);
+        self.replication_quotas.refresh(&config, &image, self.node_id);
         let lag_max_ms = config.broker_i64("replica.lag.time.max.ms");
         let mut wanted = HashSet::new();
         let mut followed = Vec::new();
@@ -352,6 +357,25 @@ impl Broker {
             None => Err(ResponseError::UnknownTopicOrPartition),
             Some(p) if p.leader != self.node_id => Err(ResponseError::NotLeaderOrFollower),
             Some(_) => self.replicas.get(tp).ok_or(ResponseError::NotLeaderOrFollower),
+        }
+    }
+
+    /// A partition a consumer may read here from Fetch v11 on (KIP-392): one this broker
+    /// leads or follows, in its current epoch.
+    pub(crate) fn hosted_replica(
+        &self,
+        image: &MetadataImage,
+        tp: &TopicPartition,
+    ) -> Result<Arc<crate::replica_manager::Partition>, gregor_protocol::kafka_protocol::ResponseError> {
+        use gregor_protocol::kafka_protocol::ResponseError;
+        match image.topic(&tp.topic).and_then(|t| t.partitions.get(&tp.partition)) {
+            None => Err(ResponseError::UnknownTopicOrPartition),
+            Some(p) if !p.replicas.contains(&self.node_id) => Err(ResponseError::NotLeaderOrFollower),
+            Some(_) => self
+                .replicas
+                .get(tp)
+                .filter(|p| !matches!(*p.role(), crate::replica_manager::Role::Gone))
+                .ok_or(ResponseError::NotLeaderOrFollower),
         }
     }
 

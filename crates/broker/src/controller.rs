@@ -106,6 +106,12 @@ pub(crate) enum ControllerCommand {
         election: gregor_metadata::replication_control::ElectionType,
         partitions: Option<Vec<(String, i32)>>,
     },
+    /// AlterPartitionReassignments (KIP-455): per partition its target replicas, or
+    /// `None` to cancel; `allow_rf_change: false` refuses a target of another size (KIP-860).
+    AlterReassignments {
+        partitions: Vec<(String, i32, Option<Vec<i32>>)>,
+        allow_rf_change: bool,
+    },
 }
 
 /// What a command returns besides its records.
@@ -123,6 +129,8 @@ pub(crate) enum ControllerAnswer {
     },
     /// Per partition asked: `None` when elected, else why not.
     Elections(Vec<(String, i32, Option<gregor_metadata::replication_control::NoElection>)>),
+    /// Per partition asked: `None` when accepted, else the error.
+    Reassignments(Vec<(String, i32, Option<CommandFailure>)>),
 }
 
 /// STALE_BROKER_EPOCH: the broker must register again (its registration was replaced).
@@ -195,6 +203,9 @@ impl ControllerCommand {
                 done(if current.fenced { vec![] } else { fencing(*node_id, *epoch, true) })
             }
             Self::ElectLeaders { election, partitions } => Ok(elect_leaders(image, *election, partitions.as_deref())),
+            Self::AlterReassignments { partitions, allow_rf_change } => {
+                Ok(alter_reassignments(image, partitions, *allow_rf_change))
+            }
             Self::AlterPartition(request) => {
                 let next = gregor_metadata::replication_control::alter_partition(image, request)?;
                 done(vec![MetadataRecord::Partition(next)])
@@ -248,4 +259,38 @@ fn elect_leaders(
         }
     }
     (records, ControllerAnswer::Elections(results))
+}
+
+/// AlterPartitionReassignments: each partition decided on its own against `image`.
+fn alter_reassignments(
+    image: &MetadataImage,
+    partitions: &[(String, i32, Option<Vec<i32>>)],
+    allow_rf_change: bool,
+) -> (Vec<MetadataRecord>, ControllerAnswer) {
+    use gregor_metadata::reassignment;
+    let mut records = Vec::new();
+    let mut results = Vec::new();
+    for (topic, partition, target) in partitions {
+        let current = image.topic(topic).and_then(|t| t.partitions.get(partition));
+        let resized = current.zip(target.as_ref()).is_some_and(|(p, t)| p.target_replicas().len() != t.len());
+        let outcome = if resized && !allow_rf_change {
+            Err(CommandFailure {
+                code: gregor_protocol::kafka_protocol::ResponseError::InvalidReplicationFactor.code(),
+                message: "the reassignment changes the replication factor, which the request does not allow".into(),
+            })
+        } else {
+            reassignment::alter(image, (topic, *partition), target.as_deref()).map_err(|e| {
+                let e = BrokerError::from(e);
+                CommandFailure { code: e.code(), message: e.to_string() }
+            })
+        };
+        match outcome {
+            Ok(next) => {
+                records.extend(next.map(MetadataRecord::Partition));
+                results.push((topic.clone(), *partition, None));
+            }
+            Err(failure) => results.push((topic.clone(), *partition, Some(failure))),
+        }
+    }
+    (records, ControllerAnswer::Reassignments(results))
 }

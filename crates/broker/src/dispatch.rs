@@ -110,6 +110,8 @@ api_table! {
     ElectLeaders => m::ElectLeadersRequest, handlers::elect_leaders::handle, min 0;
     OffsetDelete => m::OffsetDeleteRequest, handlers::offset_delete::handle, min 0;
     IncrementalAlterConfigs => m::IncrementalAlterConfigsRequest, handlers::incremental_alter_configs::handle, min 0;
+    AlterPartitionReassignments => m::AlterPartitionReassignmentsRequest, handlers::alter_partition_reassignments::handle, min 0;
+    ListPartitionReassignments => m::ListPartitionReassignmentsRequest, handlers::list_partition_reassignments::handle, min 0;
     DescribeCluster => m::DescribeClusterRequest, handlers::describe_cluster::handle, min 0;
     DescribeQuorum => m::DescribeQuorumRequest, handlers::describe_quorum::handle, min 0;
     DescribeProducers => m::DescribeProducersRequest, handlers::describe_producers::handle, min 0;

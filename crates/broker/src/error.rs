@@ -128,6 +128,8 @@ fn metadata_error(e: &MetadataError) -> ResponseError {
     match e {
         MetadataError::TopicExists(_) => ResponseError::TopicAlreadyExists,
         MetadataError::UnknownTopic(_) => ResponseError::UnknownTopicOrPartition,
+        MetadataError::UnknownPartition { .. } => ResponseError::UnknownTopicOrPartition,
+        MetadataError::NoReassignmentInProgress => ResponseError::NoReassignmentInProgress,
         MetadataError::InvalidTopicName { .. } => ResponseError::InvalidTopicException,
         MetadataError::InvalidPartitions(_) => ResponseError::InvalidPartitions,
         MetadataError::InvalidReplicationFactor { .. } => ResponseError::InvalidReplicationFactor,

@@ -40,6 +40,7 @@ mod meta_properties;
 mod metadata_quorum;
 mod replica_fetcher;
 mod replica_manager;
+mod replication_quota;
 mod server;
 pub mod storage;
 mod txn_coordinator;

@@ -31,6 +31,7 @@ use crate::broker::now_ms;
 use crate::config::BrokerConfig;
 use crate::handlers::blocking;
 use crate::replica_manager::{Partition, ReplicaManager};
+use crate::replication_quota::ReplicationQuotas;
 
 /// The `replica.*` settings a fetcher runs with.
 #[derive(Debug, Clone, Copy)]
@@ -104,6 +105,7 @@ struct Shared {
     settings: FetcherSettings,
     image: watch::Receiver<Arc<MetadataImage>>,
     broker_epoch: Arc<AtomicI64>,
+    quotas: Arc<ReplicationQuotas>,
 }
 
 /// All fetchers of this broker, by source broker.
@@ -117,11 +119,11 @@ pub(crate) struct ReplicaFetchers {
 impl ReplicaFetchers {
     pub(crate) fn new(
         settings: FetcherSettings,
-        image: watch::Receiver<Arc<MetadataImage>>,
-        broker_epoch: Arc<AtomicI64>,
+        (image, broker_epoch): (watch::Receiver<Arc<MetadataImage>>, Arc<AtomicI64>),
+        quotas: Arc<ReplicationQuotas>,
     ) -> Self {
         Self {
-            shared: Arc::new(Shared { settings, image, broker_epoch }),
+            shared: Arc::new(Shared { settings, image, broker_epoch, quotas }),
             fetchers: Mutex::new(HashMap::new()),
             runtime: tokio::runtime::Handle::try_current().ok(),
         }
@@ -242,6 +244,7 @@ async fn round(
     for (tp, followed) in truncating {
         truncate(fetcher, shared, conn, &tp, &followed).await?;
     }
+    let fetching = unthrottled(shared, fetching);
     if fetching.is_empty() {
         return Ok(());
     }
@@ -250,6 +253,25 @@ async fn round(
     let response = conn.send_version(&request, version).await?;
     apply(fetcher, shared, fetching, response, version).await;
     Ok(())
+}
+
+/// Leaves out the throttled partitions this broker is not in sync for while the follower
+/// throttle is over its rate (Kafka's `shouldFollowerThrottle`); the next round may take
+/// them again.
+fn unthrottled(shared: &Shared, fetching: Vec<(TopicPartition, Followed)>) -> Vec<(TopicPartition, Followed)> {
+    if !shared.quotas.follower_limited() {
+        return fetching;
+    }
+    let now = now_ms();
+    let image = shared.image.borrow().clone();
+    let node_id = shared.settings.node_id;
+    let in_sync = |tp: &TopicPartition| {
+        image.topic(&tp.topic).and_then(|t| t.partitions.get(&tp.partition)).is_some_and(|p| p.isr.contains(&node_id))
+    };
+    fetching
+        .into_iter()
+        .filter(|(tp, f)| !shared.quotas.follower_holds_back((f.partition.topic_id, tp.partition), now) || in_sync(tp))
+        .collect()
 }
 
 fn fetch_request(shared: &Shared, fetching: &[(TopicPartition, Followed)], version: i16) -> FetchRequest {
@@ -325,6 +347,8 @@ async fn apply(
     for (tp, followed) in fetching {
         let Some(answer) = answers.remove(&tp) else { continue };
         let partition = followed.partition.clone();
+        let bytes = answer.records.as_ref().map_or(0, bytes::Bytes::len);
+        shared.quotas.follower_fetched((partition.topic_id, tp.partition), bytes, now_ms());
         let outcome = blocking(move || {
             let records = answer.records.unwrap_or_default();
             match ResponseError::try_from_code(answer.error_code) {

@@ -302,14 +302,15 @@ impl ReplicaManager {
 
     /// A follower's fetch from `fetch_offset`: the leader learns its position (and may
     /// advance the high watermark). Refused unless this broker leads the partition.
+    /// Returns whether the follower is in the ISR (throttles never apply to it).
     pub(crate) fn follower_fetched(
         &self,
         partition: &Partition,
         (replica_id, replica_epoch): (i32, i64),
         fetch_offset: i64,
         now_ms: i64,
-    ) -> Result<(), ResponseError> {
-        let advanced = {
+    ) -> Result<bool, ResponseError> {
+        let (advanced, in_sync) = {
             let mut role = partition.role();
             let Role::Leader(state) = &mut *role else { return Err(ResponseError::NotLeaderOrFollower) };
             if state.follower(replica_id).is_none() {
@@ -321,12 +322,29 @@ impl ReplicaManager {
             if advanced {
                 log.raise_high_watermark(state.high_watermark());
             }
-            advanced
+            (advanced, state.isr().contains(&replica_id))
         };
         if advanced {
             partition.appended.notify_waiters();
         }
-        Ok(())
+        Ok(in_sync)
+    }
+
+    /// The followers a consumer could read `fetch_offset` from instead of this leader
+    /// (KIP-392): in the ISR and holding that offset, as `(broker, log end offset, last
+    /// caught up)`. `None` unless this broker leads the partition.
+    pub(crate) fn read_replica_candidates(partition: &Partition, fetch_offset: i64) -> Option<Vec<(i32, i64, i64)>> {
+        let role = partition.role();
+        let Role::Leader(state) = &*role else { return None };
+        let log_start = lock(&partition.log).log_start_offset();
+        let candidates = state
+            .isr()
+            .iter()
+            .filter_map(|b| state.follower(*b))
+            .filter(|r| r.log_end_offset >= fetch_offset && fetch_offset >= log_start)
+            .map(|r| (r.broker_id, r.log_end_offset, r.last_caught_up_ms))
+            .collect();
+        Some(candidates)
     }
 
     /// Appends batches fetched from the leader as they are, then takes the leader's high

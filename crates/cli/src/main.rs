@@ -11,6 +11,7 @@ mod groups;
 mod groups_reset;
 mod local_cluster;
 mod produce;
+mod reassign;
 mod serve;
 mod storage;
 mod topics;

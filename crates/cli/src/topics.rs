@@ -73,6 +73,9 @@ enum TopicsCommand {
         #[arg(long, requires = "topic")]
         partition: Option<i32>,
     },
+    /// Move replicas between brokers or change replication factors
+    /// (kafka-reassign-partitions.sh): --generate, --execute, --verify, --cancel, --list.
+    Reassign(crate::reassign::ReassignArgs),
     /// Add partitions to a topic.
     Alter {
         /// Topic name.
@@ -101,6 +104,7 @@ pub(crate) fn run(args: TopicsArgs, global: &Global) -> Result<(), String> {
             TopicsCommand::ElectLeaders { election_type, topic, partition } => {
                 elect_leaders(&mut client, &election_type, topic, partition).await
             }
+            TopicsCommand::Reassign(args) => crate::reassign::run(&mut client, args).await,
             TopicsCommand::Alter { name, partitions } => {
                 let current = client.topic(&name).await?.partitions.len();
                 if usize::try_from(partitions).unwrap_or(0) <= current {

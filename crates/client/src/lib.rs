@@ -20,6 +20,7 @@ mod error;
 mod fetch;
 mod groups;
 mod produce;
+mod reassign;
 
 pub use admin::{
     ClusterDescription, ConfigEntry, ConfigOp, ConfigResource, ConfigSource, QuorumDescription, QuorumReplica,
@@ -34,3 +35,4 @@ pub use gregor_protocol::kafka_protocol;
 pub use gregor_protocol::kafka_protocol::records::Compression;
 pub use groups::{decode_assignment, CommittedOffset, GroupDescription, GroupListing, GroupMember};
 pub use produce::{encode_batch, murmur2, parse_compression, partition_for_key, ProduceOptions, ProduceRecord};
+pub use reassign::{OngoingReassignment, PartitionAnswer};

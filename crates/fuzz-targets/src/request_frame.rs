@@ -98,6 +98,8 @@ served_types! {
     CreatePartitions => m::CreatePartitionsRequest,
     DeleteGroups => m::DeleteGroupsRequest,
     ElectLeaders => m::ElectLeadersRequest,
+    AlterPartitionReassignments => m::AlterPartitionReassignmentsRequest,
+    ListPartitionReassignments => m::ListPartitionReassignmentsRequest,
     OffsetDelete => m::OffsetDeleteRequest,
     IncrementalAlterConfigs => m::IncrementalAlterConfigsRequest,
     DescribeCluster => m::DescribeClusterRequest,

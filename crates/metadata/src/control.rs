@@ -130,6 +130,7 @@ fn new_partition(topic_id: Uuid, partition: i32, replicas: Vec<i32>) -> Metadata
         replicas,
         leader_epoch: 0,
         partition_epoch: 0,
+        ..Default::default()
     })
 }
 

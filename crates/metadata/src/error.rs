@@ -34,6 +34,10 @@ pub enum MetadataError {
     InvalidUpdateVersion { current: i32 },
     #[error("invalid ISR: {0}")]
     InvalidIsr(String),
+    #[error("unknown partition {topic}-{partition}")]
+    UnknownPartition { topic: String, partition: i32 },
+    #[error("no reassignment is in progress for the partition")]
+    NoReassignmentInProgress,
     #[error("replica cannot join the ISR: {0}")]
     IneligibleReplica(String),
 }

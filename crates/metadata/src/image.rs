@@ -176,6 +176,7 @@ mod tests {
             leader: 1,
             leader_epoch: 0,
             partition_epoch: 0,
+            ..Default::default()
         })
     }
 

@@ -13,6 +13,7 @@ pub mod control;
 mod error;
 mod image;
 pub mod placement;
+pub mod reassignment;
 mod record;
 pub mod replication_control;
 

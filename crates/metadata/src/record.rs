@@ -26,15 +26,35 @@ pub struct BrokerRegistration {
 }
 
 /// Where a partition's replicas live and who leads it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartitionRegistration {
     pub topic_id: Uuid,
     pub partition: i32,
+    /// All replicas, during a reassignment the target ones first and then the ones
+    /// being removed (Kafka's order, so the preferred leader is the target's first).
     pub replicas: Vec<i32>,
     pub isr: Vec<i32>,
     pub leader: i32,
     pub leader_epoch: i32,
     pub partition_epoch: i32,
+    /// A reassignment in progress (KIP-455): replicas catching up to join, and replicas
+    /// that leave once every target replica is in sync. Both empty otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub adding_replicas: Vec<i32>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removing_replicas: Vec<i32>,
+}
+
+impl PartitionRegistration {
+    /// Whether a reassignment of this partition is in progress.
+    pub fn is_reassigning(&self) -> bool {
+        !self.adding_replicas.is_empty() || !self.removing_replicas.is_empty()
+    }
+
+    /// The replicas the partition will have once its reassignment completes.
+    pub fn target_replicas(&self) -> Vec<i32> {
+        self.replicas.iter().copied().filter(|b| !self.removing_replicas.contains(b)).collect()
+    }
 }
 
 /// What a config record applies to, as in DescribeConfigs' resource types.

@@ -254,7 +254,8 @@ pub fn alter_partition(
     let mut next = current.clone();
     next.isr = isr;
     next.partition_epoch += 1;
-    Ok(next)
+    // A reassignment completes with the ISR change that brings its last new replica in.
+    Ok(crate::reassignment::try_complete(image, next))
 }
 
 /// KIP-903: a replica joins the ISR only while registered, unfenced and of the broker epoch

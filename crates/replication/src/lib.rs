@@ -4,6 +4,9 @@
 //! - [`LeaderState`]: what the leader of one partition knows about its followers (their
 //!   log end offsets from their fetches, when each last caught up), the high watermark
 //!   it derives, and the ISR changes it asks the controller for (KIP-497).
+//! - [`quota`]: the replication throttles of a reassignment (a byte rate, and which
+//!   partitions a topic's throttled-replicas configs name).
+//! - [`selector`]: which replica a consumer in a given rack should read from (KIP-392).
 //! - [`truncation`]: where a follower cuts its log when a new leader epoch begins, from
 //!   the leader's answer to OffsetForLeaderEpoch (KIP-101, KIP-279).
 //!
@@ -19,6 +22,8 @@
 #![forbid(unsafe_code)]
 
 mod leader;
+pub mod quota;
+pub mod selector;
 pub mod truncation;
 
 pub use leader::{AckOutcome, Assignment, IsrChange, LeaderState, Replica};

@@ -59,7 +59,7 @@ impl BrokerConfig {
         let mut values = BTreeMap::new();
         for (k, v) in pairs {
             match broker_def(&k) {
-                Some(def) => validate(def.kind, def.min, &k, &v)?,
+                Some(def) => validate_broker_value(def, &k, &v)?,
                 None => tracing::warn!(key = %k, "the configuration '{k}' was supplied but isn't a known config"),
             }
             let _ = values.insert(k, v);
@@ -109,7 +109,7 @@ impl BrokerConfig {
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), BrokerError> {
         fail_closed::check_keys([(key, value)])?;
         if let Some(def) = broker_def(key) {
-            validate(def.kind, def.min, key, value)?;
+            validate_broker_value(def, key, value)?;
         }
         let _ = self.values.insert(key.to_owned(), value.to_owned());
         Ok(())
@@ -283,7 +283,21 @@ impl BrokerConfig {
 
 /// Broker keys AlterConfigs may change at run time: the defaults of topic configs.
 pub fn is_dynamic_broker_key(name: &str) -> bool {
-    defs::TOPIC_CONFIGS.iter().any(|d| d.broker_synonym == Some(name))
+    defs::TOPIC_CONFIGS.iter().any(|d| d.broker_synonym == Some(name)) || DYNAMIC_BROKER_ONLY.contains(&name)
+}
+
+/// Broker keys without a topic synonym that AlterConfigs may change (Kafka's
+/// `DynamicConfig.Broker`): the replication throttles a reassignment sets and clears.
+const DYNAMIC_BROKER_ONLY: [&str; 2] = ["leader.replication.throttled.rate", "follower.replication.throttled.rate"];
+
+/// Checks a broker key's value beyond its type: values Gregor has no implementation for
+/// refuse the start (Kafka fails on a class it cannot load).
+fn validate_broker_value(def: &defs::BrokerConfigDef, name: &str, value: &str) -> Result<(), BrokerError> {
+    validate(def.kind, def.min, name, value)?;
+    if name == "replica.selector.class" {
+        gregor_replication::selector::ReplicaSelector::from_class(Some(value)).map_err(BrokerError::InvalidConfig)?;
+    }
+    Ok(())
 }
 
 /// Checks a broker key and value for a dynamic update.
@@ -304,6 +318,11 @@ pub fn validate_dynamic_broker_config(name: &str, value: &str) -> Result<(), Bro
 pub fn validate_topic_config(name: &str, value: &str) -> Result<(), BrokerError> {
     let def = topic_def(name).ok_or_else(|| BrokerError::InvalidConfig(format!("unknown topic config '{name}'")))?;
     validate(def.kind, def.min, name, value)?;
+    if name.ends_with(".replication.throttled.replicas") {
+        return gregor_replication::quota::parse_throttled_replicas(value, -1)
+            .map(drop)
+            .map_err(|why| BrokerError::InvalidConfig(format!("invalid value for '{name}': {why}")));
+    }
     let allowed: &[&str] = match name {
         "cleanup.policy" => &["delete", "compact", "compact,delete", "delete,compact"],
         "message.timestamp.type" => &["CreateTime", "LogAppendTime"],

@@ -19,7 +19,7 @@ use futures_util::future::select_all;
 use gregor_protocol::kafka_protocol::messages::fetch_response::{
     AbortedTransaction, FetchableTopicResponse, PartitionData,
 };
-use gregor_protocol::kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId, TopicName};
+use gregor_protocol::kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId, TopicName};
 use gregor_protocol::kafka_protocol::ResponseError;
 use gregor_protocol::TopicPartition;
 use tokio::time::Instant;
@@ -27,8 +27,9 @@ use tokio::time::Instant;
 use super::{data_path, RequestContext, READ_COMMITTED};
 use crate::broker::Broker;
 use crate::fetch_session::{FetchPosition, PartitionKey, PartitionNews, SessionMode, SessionRequest};
-use crate::replica_manager::Partition;
+use crate::replica_manager::{Partition, ReplicaManager};
 use crate::BrokerError;
+use gregor_replication::selector::{ReplicaSelector, ReplicaView};
 
 /// One partition of the request, resolved against the hosted partitions.
 struct Wanted {
@@ -37,6 +38,15 @@ struct Wanted {
     fetch_offset: i64,
     max_bytes: usize,
     current_leader_epoch: i32,
+}
+
+/// How the request reads: its isolation, the follower fetching (if one is), and the
+/// consumer's rack when a replica closer to it may serve it (KIP-392).
+#[derive(Debug, Clone)]
+struct ReadSpec {
+    read_committed: bool,
+    replica: Option<(i32, i64)>,
+    client_rack: Option<Arc<str>>,
 }
 
 struct WantedTopic {
@@ -50,7 +60,9 @@ pub(crate) async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> R
         Ok(begun) => begun,
         Err(e) => return Ok(FetchResponse::default().with_error_code(e.code())),
     };
-    let topics = Arc::new(resolve(ctx, &wanted));
+    // Consumers from v11 on may read from a follower (KIP-392); followers only from the leader.
+    let follower_ok = ctx.api_version >= 11 && replica_of(ctx, &request).is_none();
+    let topics = Arc::new(resolve(ctx, &wanted, follower_ok));
     let max_wait = Duration::from_millis(u64::try_from(request.max_wait_ms).unwrap_or(0));
     let deadline = Instant::now() + max_wait;
     let min_bytes = usize::try_from(request.min_bytes).unwrap_or(0);
@@ -58,8 +70,12 @@ pub(crate) async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> R
     // asks: a client cannot make the broker buffer more than that per request.
     let cap = ctx.broker.config.max_fetch_response_bytes();
     let max_bytes = usize::try_from(request.max_bytes).unwrap_or(usize::MAX).min(cap);
-    let read_committed = request.isolation_level == READ_COMMITTED;
     let replica = replica_of(ctx, &request);
+    let spec = ReadSpec {
+        read_committed: request.isolation_level == READ_COMMITTED,
+        replica,
+        client_rack: client_rack(ctx, &request, replica),
+    };
     let waitable: Vec<Arc<Partition>> =
         topics.iter().flat_map(|t| t.partitions.iter()).filter_map(|p| p.partition.as_ref().ok().cloned()).collect();
     loop {
@@ -67,18 +83,16 @@ pub(crate) async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> R
         for w in &mut wakeups {
             w.as_mut().enable();
         }
-        let (broker, t) = (ctx.broker.clone(), topics.clone());
-        let (responses, bytes, failed) =
-            data_path(move || read_all(&broker, &t, max_bytes, (read_committed, replica))).await;
+        let (broker, t, s) = (ctx.broker.clone(), topics.clone(), spec.clone());
+        let (responses, bytes, failed) = data_path(move || read_all(&broker, &t, max_bytes, &s)).await;
         let now = Instant::now();
         if bytes >= min_bytes || failed || now >= deadline || wakeups.is_empty() {
             return Ok(respond(ctx, mode, &wanted, responses));
         }
         let woken = select_all(wakeups.iter_mut().map(Pin::as_mut));
         if tokio::time::timeout_at(deadline, woken).await.is_err() {
-            let (broker, t) = (ctx.broker.clone(), topics.clone());
-            let (responses, _, _) =
-                data_path(move || read_all(&broker, &t, max_bytes, (read_committed, replica))).await;
+            let (broker, t, s) = (ctx.broker.clone(), topics.clone(), spec.clone());
+            let (responses, _, _) = data_path(move || read_all(&broker, &t, max_bytes, &s)).await;
             return Ok(respond(ctx, mode, &wanted, responses));
         }
     }
@@ -93,6 +107,17 @@ fn replica_of(ctx: &RequestContext<'_>, request: &FetchRequest) -> Option<(i32, 
         (request.replica_id.0, -1)
     };
     (id >= 0).then_some((id, epoch))
+}
+
+/// The consumer's `client.rack` (v11+), when this broker's `replica.selector.class`
+/// may send it to a replica in its rack.
+fn client_rack(ctx: &RequestContext<'_>, request: &FetchRequest, replica: Option<(i32, i64)>) -> Option<Arc<str>> {
+    if replica.is_some() || ctx.api_version < 11 || request.rack_id.is_empty() {
+        return None;
+    }
+    let class = ctx.broker.config.broker_value("replica.selector.class").value;
+    let selector = ReplicaSelector::from_class(class.as_deref()).unwrap_or_default();
+    (selector == ReplicaSelector::RackAware).then(|| Arc::from(request.rack_id.as_str()))
 }
 
 /// The partitions to read, in order, and how the request's session serves them. Before
@@ -179,7 +204,7 @@ fn respond(
 
 /// Groups the partitions by topic (consecutive ones of the same topic share an entry, as
 /// the request had them) and resolves each against the hosted partitions.
-fn resolve(ctx: &RequestContext<'_>, wanted: &[(PartitionKey, FetchPosition)]) -> Vec<WantedTopic> {
+fn resolve(ctx: &RequestContext<'_>, wanted: &[(PartitionKey, FetchPosition)], follower_ok: bool) -> Vec<WantedTopic> {
     let image = ctx.broker.image();
     let mut topics: Vec<WantedTopic> = Vec::new();
     for (key, position) in wanted {
@@ -193,7 +218,14 @@ fn resolve(ctx: &RequestContext<'_>, wanted: &[(PartitionKey, FetchPosition)]) -
         } else {
             Ok(key.topic.as_str().into())
         };
-        let partition = name.and_then(|n| ctx.broker.leader_partition(&image, &TopicPartition::new(n, key.partition)));
+        let partition = name.and_then(|n| {
+            let tp = TopicPartition::new(n, key.partition);
+            if follower_ok {
+                ctx.broker.hosted_replica(&image, &tp)
+            } else {
+                ctx.broker.leader_partition(&image, &tp)
+            }
+        });
         let topic = topics.last_mut().expect("pushed above");
         topic.partitions.push(Wanted {
             index: key.partition,
@@ -212,7 +244,7 @@ fn read_all(
     broker: &Broker,
     topics: &[WantedTopic],
     max_bytes: usize,
-    (read_committed, replica): (bool, Option<(i32, i64)>),
+    spec: &ReadSpec,
 ) -> (Vec<FetchableTopicResponse>, usize, bool) {
     let mut budget = max_bytes;
     let mut total = 0;
@@ -224,7 +256,7 @@ fn read_all(
                 .partitions
                 .iter()
                 .map(|w| {
-                    let data = read_one(broker, w, (&mut budget, total == 0), (read_committed, replica));
+                    let data = read_one(broker, w, (&mut budget, total == 0), spec);
                     let n = data.records.as_ref().map_or(0, |r| r.len());
                     total += n;
                     failed |= data.error_code != 0;
@@ -240,12 +272,7 @@ fn read_all(
     (responses, total, failed)
 }
 
-fn read_one(
-    broker: &Broker,
-    w: &Wanted,
-    (budget, first_data): (&mut usize, bool),
-    (read_committed, replica): (bool, Option<(i32, i64)>),
-) -> PartitionData {
+fn read_one(broker: &Broker, w: &Wanted, (budget, first_data): (&mut usize, bool), spec: &ReadSpec) -> PartitionData {
     let base =
         PartitionData::default().with_partition_index(w.index).with_high_watermark(-1).with_last_stable_offset(-1);
     let partition = match &w.partition {
@@ -260,20 +287,36 @@ fn read_one(
         };
         return base.with_error_code(e.code());
     }
+    let now = crate::broker::now_ms();
+    let quotas = &broker.replication_quotas;
+    let key = (partition.topic_id, w.index);
     // A follower's fetch offset is its log end offset: the leader learns its position
     // (and may advance the high watermark) before reading for it, up to its own end.
-    if let Some(follower) = replica {
-        if let Err(e) = broker.replicas.follower_fetched(partition, follower, w.fetch_offset, crate::broker::now_ms()) {
-            return base.with_error_code(e.code());
+    let mut throttled = false;
+    if let Some(follower) = spec.replica {
+        match broker.replicas.follower_fetched(partition, follower, w.fetch_offset, now) {
+            Ok(in_sync) => throttled = !in_sync && quotas.leader_limited(),
+            Err(e) => return base.with_error_code(e.code()),
         }
     }
+    // A follower outside the ISR over the leader throttle gets nothing this time.
+    if throttled && quotas.leader_holds_back(key, now) {
+        return with_offsets(broker, partition, base).with_records(Some(bytes::Bytes::new()));
+    }
+    if let Some(other) = spec.client_rack.as_deref().and_then(|r| preferred_read_replica(broker, partition, w, r)) {
+        let base = base.with_preferred_read_replica(BrokerId(other));
+        return with_offsets(broker, partition, base).with_records(Some(bytes::Bytes::new()));
+    }
     let limit = w.max_bytes.min(*budget);
-    match broker.replicas.read(partition, w.fetch_offset, limit, (read_committed, replica.is_some())) {
+    match broker.replicas.read(partition, w.fetch_offset, limit, (spec.read_committed, spec.replica.is_some())) {
         Ok(read) => {
             // Past the first partition with data, limits are strict: a batch that does
             // not fit waits for the next request.
             let records = if !first_data && read.records.len() > limit { bytes::Bytes::new() } else { read.records };
             *budget = budget.saturating_sub(records.len());
+            if throttled {
+                quotas.leader_sent(key, records.len(), now);
+            }
             let aborted = read.aborted.map(|list| {
                 list.iter()
                     .map(|a| {
@@ -289,12 +332,35 @@ fn read_one(
                 .with_aborted_transactions(aborted)
                 .with_records(Some(records))
         }
-        Err(e) => {
-            let (start, hw, lso) = broker.replicas.offsets(partition);
-            base.with_error_code(e.code())
-                .with_high_watermark(hw)
-                .with_last_stable_offset(lso)
-                .with_log_start_offset(start)
-        }
+        Err(e) => with_offsets(broker, partition, base.with_error_code(e.code())),
     }
+}
+
+/// The partition's log start offset, high watermark and last stable offset, for an
+/// answer without records.
+fn with_offsets(broker: &Broker, partition: &Partition, base: PartitionData) -> PartitionData {
+    let (start, hw, lso) = broker.replicas.offsets(partition);
+    base.with_high_watermark(hw).with_last_stable_offset(lso).with_log_start_offset(start)
+}
+
+/// KIP-392 on the leader: the in-sync replica in the consumer's rack it should read from
+/// instead, as `RackAwareReplicaSelector` picks it; `None` to read here.
+fn preferred_read_replica(broker: &Broker, partition: &Partition, w: &Wanted, client_rack: &str) -> Option<i32> {
+    let candidates = ReplicaManager::read_replica_candidates(partition, w.fetch_offset)?;
+    let image = broker.image();
+    let rack_of = |b: i32| image.brokers.get(&b).filter(|r| !r.fenced).map(|r| r.rack.as_deref());
+    let leader = ReplicaView {
+        broker_id: broker.node_id,
+        rack: rack_of(broker.node_id).flatten(),
+        log_end_offset: i64::MAX,
+        last_caught_up_ms: i64::MAX,
+    };
+    let views: Vec<ReplicaView<'_>> = candidates
+        .iter()
+        .filter_map(|&(broker_id, log_end_offset, last_caught_up_ms)| {
+            Some(ReplicaView { broker_id, rack: rack_of(broker_id)?, log_end_offset, last_caught_up_ms })
+        })
+        .collect();
+    let chosen = ReplicaSelector::RackAware.select(client_rack, &leader, &views);
+    (chosen != broker.node_id).then_some(chosen)
 }

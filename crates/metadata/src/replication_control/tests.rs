@@ -21,6 +21,7 @@ fn image(isr: &[i32], leader: i32) -> MetadataImage {
             leader,
             leader_epoch: 5,
             partition_epoch: 9,
+            ..Default::default()
         }),
     );
     image
