@@ -495,6 +495,65 @@ def test_transactions_survive_leader_loss(replicated_cluster):
     assert set(counts) == expected, (sorted(expected - set(counts))[:10], sorted(set(counts) - expected)[:10])
 
 
+def java_hash_partition(key: str, partitions: int) -> int:
+    """Kafka's coordinator partition of a group or transactional id: Utils.abs(String.hashCode) % n."""
+    h = 0
+    for ch in key.encode("utf-16-be").decode("utf-16-be"):
+        h = (31 * h + ord(ch)) & 0xFFFFFFFF
+    h = h - (1 << 32) if h >= (1 << 31) else h
+    return (h & 0x7FFFFFFF) % partitions
+
+
+def test_transactional_offsets_with_coordinators_on_different_brokers(replicated_cluster):
+    """send_offsets_to_transaction when the group's coordinator is not the transaction's:
+    the group coordinator checks with the transaction coordinator on the other broker
+    that the transaction added the group's __consumer_offsets partition (KIP-890), and
+    the consume-transform-produce commits records and offsets together (this hung,
+    retrying NOT_COORDINATOR, when the check was asked only of the local broker)."""
+    internal = {"transaction.state.log.num.partitions": "3", "offsets.topic.num.partitions": "3"}
+    cl = replicated_cluster("txg", **internal)
+    cl.create_topic("txg-in", 1)
+    cl.create_topic("txg-out", 1)
+    produce_confluent(confluent_producer(cl.bootstrap, acks="all"), "txg-in",
+                      [{"value": f"v{i}".encode(), "partition": 0} for i in range(20)])
+    p = Producer({"bootstrap.servers": cl.bootstrap, "transactional.id": "txg-id", **FAST_RECONNECT})
+    p.init_transactions(30)
+    txn_leader = leader_of(cl.admin, "__transaction_state", java_hash_partition("txg-id", 3))
+    warm = Consumer({"bootstrap.servers": cl.bootstrap, "group.id": "txg-warmup", **FAST_RECONNECT})
+    warm.subscribe(["txg-in"])  # its FindCoordinator creates __consumer_offsets
+
+    def offsets_topic_leaders() -> list[int]:
+        warm.poll(0.2)
+        t = cl.admin.list_topics(timeout=5).topics.get("__consumer_offsets")
+        return [] if t is None or t.error else [t.partitions[i].leader for i in sorted(t.partitions)]
+    wait_until(offsets_topic_leaders, lambda ls: len(ls) == 3 and min(ls) >= 0, 30, "__consumer_offsets led")
+    warm.close()
+    group = next(g for g in (f"txg-group-{i}" for i in range(100))
+                 if leader_of(cl.admin, "__consumer_offsets", java_hash_partition(g, 3)) != txn_leader)
+    c = Consumer({"bootstrap.servers": cl.bootstrap, "group.id": group, "enable.auto.commit": False,
+                  "auto.offset.reset": "earliest", "isolation.level": "read_committed", **FAST_RECONNECT})
+    c.subscribe(["txg-in"])
+    try:
+        seen = []
+        deadline = time.monotonic() + 45
+        while len(seen) < 20 and time.monotonic() < deadline:
+            batch = [m for m in c.consume(20, 1.0) if m.error() is None]
+            if not batch:
+                continue
+            p.begin_transaction()
+            for m in batch:
+                p.produce("txg-out", value=m.value(), partition=0)
+            p.send_offsets_to_transaction(c.position(c.assignment()), c.consumer_group_metadata(), 20)
+            p.commit_transaction(20)
+            seen.extend(m.value() for m in batch)
+        assert len(seen) == 20, f"consumed {len(seen)} of 20"
+        committed = c.committed([TopicPartition("txg-in", 0)], timeout=10)
+        assert committed[0].offset == 20, committed
+    finally:
+        c.close()
+    assert sorted(read_committed_values(cl.bootstrap, "txg-out", 1)) == sorted(f"v{i}" for i in range(20))
+
+
 def read_committed_values(bootstrap: str, topic: str, partitions: int, timeout: float = 60.0) -> list[str]:
     """Every committed value, read with isolation.level=read_committed until each
     partition's position reached its high watermark (markers take offsets but are never

@@ -26,6 +26,7 @@ pub(crate) async fn run(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>
     let mut retention = every(broker.config.broker_i64("log.retention.check.interval.ms"));
     let mut flush = every(1_000);
     let mut checkpoint = every(broker.config.broker_i64("log.flush.offset.checkpoint.interval.ms"));
+    let mut hw_checkpoint = every(broker.config.broker_i64("replica.high.watermark.checkpoint.interval.ms"));
     let mut cleaner = every(broker.config.broker_i64("log.cleaner.backoff.ms").max(10));
     let cleaner_enabled = broker.config.broker_bool("log.cleaner.enable");
     let mut transactions =
@@ -38,6 +39,11 @@ pub(crate) async fn run(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>
             _ = checkpoint.tick() => |b| {
                 if let Err(e) = b.replicas.log_manager().checkpoint() {
                     tracing::warn!(error = %e, "writing checkpoints failed");
+                }
+            },
+            _ = hw_checkpoint.tick() => |b| {
+                if let Err(e) = b.replicas.log_manager().checkpoint_high_watermarks() {
+                    tracing::warn!(error = %e, "writing the high-watermark checkpoint failed");
                 }
             },
             _ = cleaner.tick(), if cleaner_enabled => |b| {

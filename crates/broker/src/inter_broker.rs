@@ -45,9 +45,31 @@ where
     .map_err(|e| unreachable(e.to_string()))
 }
 
-/// KIP-890 for a transactional produce into `tp` when the transaction's coordinator is
-/// another broker: asks it whether the producer's open transaction has added `tp`.
-pub(crate) fn verify_remotely(
+/// KIP-890's check that the producer's open transaction has added `tp` (a partition it
+/// produces to, or the group's `__consumer_offsets` partition of a TxnOffsetCommit):
+/// asked of the local transaction coordinator, or of the broker that coordinates the
+/// transactional id (AddPartitionsToTxn, verify only).
+pub(crate) fn verify_in_transaction(
+    broker: &Broker,
+    transactional_id: &str,
+    (producer_id, producer_epoch): (i64, i16),
+    tp: &TopicPartition,
+) -> Result<(), ResponseError> {
+    let partition = (tp.topic.to_string(), tp.partition);
+    let local = broker
+        .txns
+        .read(broker, transactional_id, |s| s.verify(transactional_id, producer_id, producer_epoch, &partition));
+    match local {
+        Err(ResponseError::NotCoordinator) => {
+            verify_remotely(broker, transactional_id, (producer_id, producer_epoch), tp)
+        }
+        other => other.and_then(|r| r),
+    }
+}
+
+/// KIP-890 when the transaction's coordinator is another broker: asks it whether the
+/// producer's open transaction has added `tp`.
+fn verify_remotely(
     broker: &Broker,
     transactional_id: &str,
     (producer_id, producer_epoch): (i64, i16),

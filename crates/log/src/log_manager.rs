@@ -15,7 +15,7 @@ use gregor_protocol::TopicPartition;
 
 use crate::checkpoint::{
     read_offset_checkpoint, sync_dir, write_atomically, write_offset_checkpoint, CLEANER_OFFSET_CHECKPOINT,
-    CLEAN_SHUTDOWN_FILE, LOG_START_OFFSET_CHECKPOINT, RECOVERY_POINT_CHECKPOINT,
+    CLEAN_SHUTDOWN_FILE, LOG_START_OFFSET_CHECKPOINT, RECOVERY_POINT_CHECKPOINT, REPLICATION_OFFSET_CHECKPOINT,
 };
 use crate::cleaner::CleanStats;
 use crate::config::LogConfig;
@@ -101,6 +101,12 @@ impl LogManager {
         let recovery_points = read_offset_checkpoint(&log_dir.join(RECOVERY_POINT_CHECKPOINT))?;
         let log_starts = read_offset_checkpoint(&log_dir.join(LOG_START_OFFSET_CHECKPOINT))?;
         let first_dirty = read_offset_checkpoint(&log_dir.join(CLEANER_OFFSET_CHECKPOINT))?;
+        // A high watermark is never above what was known committed: a log reopens at its
+        // checkpointed one (a partition missing from the file at its log start), never at
+        // its log end offset, which may hold records no other replica has. A dir written
+        // before the file existed keeps the log end offset.
+        let hw_path = log_dir.join(REPLICATION_OFFSET_CHECKPOINT);
+        let high_watermarks = hw_path.exists().then(|| read_offset_checkpoint(&hw_path)).transpose()?;
         let dirs = partition_dirs(&log_dir)?;
         let threads = std::thread::available_parallelism().map_or(1, usize::from).clamp(1, 8);
         let chunk = dirs.len().div_ceil(threads).max(1);
@@ -118,6 +124,10 @@ impl LogManager {
             .map(|mut log| {
                 if let Some(offset) = first_dirty.get(tp) {
                     log.set_first_dirty_offset(*offset);
+                }
+                if let Some(hws) = &high_watermarks {
+                    let hw = hws.get(tp).copied().unwrap_or(0).min(log.log_end_offset());
+                    log.update_high_watermark(hw);
                 }
                 (tp.clone(), Arc::new(Mutex::new(log)))
             })
@@ -222,7 +232,15 @@ impl LogManager {
         }
         write_offset_checkpoint(&self.log_dir.join(RECOVERY_POINT_CHECKPOINT), &recovery_points)?;
         write_offset_checkpoint(&self.log_dir.join(LOG_START_OFFSET_CHECKPOINT), &log_starts)?;
+        self.checkpoint_high_watermarks()?;
         self.checkpoint_cleaner_offsets()
+    }
+
+    /// Writes `replication-offset-checkpoint`: every partition's high watermark (Kafka
+    /// writes it every `replica.high.watermark.checkpoint.interval.ms` and at shutdown).
+    pub fn checkpoint_high_watermarks(&self) -> Result<(), LogError> {
+        let hws: Vec<_> = self.all_logs().into_iter().map(|(tp, log)| (tp, lock(&log).high_watermark())).collect();
+        write_offset_checkpoint(&self.log_dir.join(REPLICATION_OFFSET_CHECKPOINT), &hws)
     }
 
     /// Writes `cleaner-offset-checkpoint`: the first dirty offset of every compacted

@@ -1,5 +1,5 @@
 //! Contract: the log manager reopens every partition of a log dir with the recovery
-//! points and log start offsets it checkpointed, marks clean shutdowns, and deletes
+//! points, log start offsets and high watermarks it checkpointed, marks clean shutdowns, and deletes
 //! partitions by renaming their directory to `*-delete` before removing it.
 
 mod common;
@@ -113,4 +113,44 @@ fn given_expired_data_when_manager_runs_retention_and_flush_should_apply_to_all(
     for tp in manager.partitions() {
         assert_eq!(manager.get(&tp).unwrap().lock().unwrap().log_start_offset(), 60);
     }
+}
+
+#[test]
+fn given_high_watermarks_below_log_end_when_reopened_should_restore_them_not_the_log_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (TopicPartition::new("replicated", 0), TopicPartition::new("replicated", 1));
+    let manager = LogManager::open(dir.path().to_path_buf(), config, 0).unwrap();
+    for (tp, hw) in [(&a, 6), (&b, 20)] {
+        let log = manager.get_or_create(tp, config(tp), "id", 0).unwrap();
+        let mut log = log.lock().unwrap();
+        for i in 0..10 {
+            log.append_as_leader(&mut plain(2, 1_000 + i), 0, 1_000).unwrap();
+        }
+        // What a follower knows committed lags its log end; `b` asks for more than it has.
+        log.update_high_watermark(hw);
+    }
+    manager.checkpoint_high_watermarks().unwrap();
+    let hws = fs::read_to_string(dir.path().join("replication-offset-checkpoint")).unwrap();
+    assert_eq!(hws, "0\n2\nreplicated 0 6\nreplicated 1 20\n");
+    // A partition created after the last checkpoint reopens at its log start.
+    let c = TopicPartition::new("replicated", 2);
+    let log = manager.get_or_create(&c, config(&c), "id", 0).unwrap();
+    log.lock().unwrap().append_as_leader(&mut plain(2, 1_000), 0, 1_000).unwrap();
+    drop((log, manager));
+
+    let manager = LogManager::open(dir.path().to_path_buf(), config, 0).unwrap();
+    let hw = |tp: &TopicPartition| manager.get(tp).unwrap().lock().unwrap().high_watermark();
+    assert_eq!((hw(&a), hw(&b), hw(&c)), (6, 20, 0));
+}
+
+#[test]
+fn given_a_dir_without_high_watermark_checkpoint_when_reopened_should_keep_the_log_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = TopicPartition::new("old", 0);
+    let manager = LogManager::open(dir.path().to_path_buf(), config, 0).unwrap();
+    let log = manager.get_or_create(&a, config(&a), "id", 0).unwrap();
+    log.lock().unwrap().append_as_leader(&mut plain(3, 1_000), 0, 1_000).unwrap();
+    drop((log, manager));
+    let manager = LogManager::open(dir.path().to_path_buf(), config, 0).unwrap();
+    assert_eq!(manager.get(&a).unwrap().lock().unwrap().high_watermark(), 3);
 }

@@ -144,6 +144,7 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
     broker!("replica.fetch.backoff.ms", Int, Some("1000"), min 0),
     broker!("replica.socket.timeout.ms", Int, Some("30000"), min 1),
     broker!("num.replica.fetchers", Int, Some("1"), min 1),
+    broker!("replica.high.watermark.checkpoint.interval.ms", Long, Some("5000"), min 1),
     broker!("leader.replication.throttled.rate", Long, Some(LONG_MAX), min 0),
     broker!("follower.replication.throttled.rate", Long, Some(LONG_MAX), min 0),
     broker!("replication.quota.window.num", Int, Some("11"), min 1),

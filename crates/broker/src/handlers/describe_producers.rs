@@ -1,6 +1,8 @@
 //! DescribeProducers: the idempotent and transactional producers a partition remembers,
 //! with their open transaction's first offset (how `kafka-transactions.sh
-//! find-hanging` finds transactions to abort).
+//! find-hanging` finds transactions to abort). Every replica answers for its own copy,
+//! the leader or a follower (Kafka's `DescribeProducersOptions.brokerId` asks a chosen
+//! one): followers rebuild producer state from the replicated log.
 
 use gregor_protocol::kafka_protocol::messages::describe_producers_response::{
     PartitionResponse, ProducerState, TopicResponse,
@@ -27,7 +29,7 @@ pub(crate) async fn handle(
                     .map(|p| {
                         let base = PartitionResponse::default().with_partition_index(*p);
                         let tp = TopicPartition::new(t.name.as_str(), *p);
-                        let partition = match broker.leader_partition(&broker.image(), &tp) {
+                        let partition = match broker.hosted_replica(&broker.image(), &tp) {
                             Ok(partition) => partition,
                             Err(e) => return base.with_error_code(e.code()),
                         };

@@ -140,17 +140,8 @@ fn verify_transactional(
         return Ok(());
     }
     let Some(id) = transactional_id else { return Err(ResponseError::InvalidTxnState) };
-    let partition = (tp.topic.to_string(), tp.partition);
-    let verified =
-        match broker.txns.read(broker, id, |s| s.verify(id, header.producer_id(), header.producer_epoch(), &partition))
-        {
-            // The transaction's coordinator is another broker: ask it (KIP-890's broker check).
-            Err(ResponseError::NotCoordinator) => {
-                crate::inter_broker::verify_remotely(broker, id, (header.producer_id(), header.producer_epoch()), tp)
-            }
-            other => other.and_then(|r| r),
-        };
-    verified.map_err(|e| match e {
+    let producer = (header.producer_id(), header.producer_epoch());
+    crate::inter_broker::verify_in_transaction(broker, id, producer, tp).map_err(|e| match e {
         // Produce has no PRODUCER_FENCED: clients read INVALID_PRODUCER_EPOCH as fenced.
         ResponseError::ProducerFenced => ResponseError::InvalidProducerEpoch,
         e => e,

@@ -8,6 +8,7 @@ use gregor_protocol::kafka_protocol::messages::txn_offset_commit_response::{
 };
 use gregor_protocol::kafka_protocol::messages::{TopicName, TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 use gregor_protocol::kafka_protocol::ResponseError;
+use gregor_protocol::TopicPartition;
 
 use super::{blocking, caller, str_bytes, take_unknown_partitions, txn_error, RequestContext};
 use crate::group_coordinator::OFFSETS_TOPIC;
@@ -39,12 +40,11 @@ pub(crate) async fn handle(
         .map(|t| (t.name.clone(), t.partitions.iter().map(|p| p.partition_index).collect::<Vec<_>>()))
         .collect();
     let (broker, id) = (ctx.broker.clone(), request.transactional_id.0.to_string());
-    let offsets_partition = (OFFSETS_TOPIC.to_owned(), broker.groups.partition_for(&group));
-    let (producer_id, epoch) = (request.producer_id.0, request.producer_epoch);
-    let verified = blocking(move || {
-        broker.txns.read(&broker, &id, |s| s.verify(&id, producer_id, epoch, &offsets_partition)).and_then(|r| r)
-    })
-    .await;
+    let offsets_partition = TopicPartition::new(OFFSETS_TOPIC, broker.groups.partition_for(&group));
+    let producer = (request.producer_id.0, request.producer_epoch);
+    // The transaction coordinator of the id may be another broker than this group's.
+    let verified =
+        blocking(move || crate::inter_broker::verify_in_transaction(&broker, &id, producer, &offsets_partition)).await;
     let mut response = match verified {
         Err(e) => failed(shape, txn_error(e, version, FENCED_SINCE)),
         Ok(()) => {
