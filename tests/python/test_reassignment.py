@@ -7,13 +7,16 @@ Contract, one test each:
 
 - `test_reassignment_under_load_moves_the_leader_away`: moving an RF 2 partition to a
   new replica set without its leader (`--execute`) while an idempotent acks=all producer
-  writes loses nothing: the new replica catches up and joins the ISR before the leader
-  leaves, leadership moves to a target replica, every acknowledged record is read back
-  once, at its acknowledged offset, in production order; `--list` is empty afterwards,
-  `--verify` reports completion and the removed broker's log directory is deleted.
+  writes (min.insync.replicas 2) loses nothing: the move completes with the target
+  replicas in sync and one of them leading, the producer carries on there, every
+  acknowledged record is read back once, at its acknowledged offset, in production
+  order; `--list` is empty afterwards, `--verify` reports completion, the removed
+  broker's log directory is deleted and the new replica's log holds every record.
 - `test_raising_the_replication_factor_copies_the_data`: a plan with three replicas for
-  an RF 1 partition makes all three in sync; the new replicas hold the whole log on disk,
-  and after SIGKILL of the original sole replica everything is read from them.
+  an RF 1 partition is refused under `--disallow-replication-factor-change`
+  (INVALID_REPLICATION_FACTOR, KIP-860), otherwise makes all three in sync; the new
+  replicas hold the whole log on disk, and after SIGKILL of the original sole replica
+  everything is read from them.
 - `test_cancel_goes_back_to_the_original_replicas`: a reassignment toward a killed broker
   cannot complete: `--list` shows it with its adding and removing replicas, `--verify`
   says it is in progress, `--cancel` restores the original replicas and ISR (a second
@@ -23,10 +26,11 @@ Contract, one test each:
   sets the broker rates and the topic's throttled replicas (Kafka's layout); a new
   replica of a ~2 MB partition is not done after 5 s, and `--verify` keeps the
   throttles while it is running; once the rates are deleted (`gregor configs alter
-  --broker N --delete ...`) it completes, and `--verify` clears the topic throttles.
+  --broker N --delete ...`) it completes with every record copied, and `--verify`
+  clears the topic throttles.
 - `test_kafkajs_alters_and_lists_reassignments`: kafkajs's admin
   alterPartitionReassignments / listPartitionReassignments (the smoke matrix's install,
-  skipped when missing as in test_cluster_clients.py): a move toward a killed broker is
+  skipped when missing, as test_cluster_clients.py's kafkajs test is): a move toward a killed broker is
   listed with its adding and removing replicas (all topics, and by topic and
   partition), an unknown partition and an unregistered broker are refused per partition
   (UNKNOWN_TOPIC_OR_PARTITION, INVALID_REPLICA_ASSIGNMENT), and once the broker is back
@@ -51,7 +55,6 @@ import json
 import logging
 import os
 import re
-import shutil
 import struct
 import subprocess
 import time
@@ -64,6 +67,7 @@ from confluent_kafka.admin import ConfigResource, NewTopic, ResourceType
 import gregor_wire as w
 from conftest import REPO, Broker, broker_binary
 from gregor_support import assert_delivered, confluent_producer, produce_confluent, read_confluent
+from test_cluster_clients import KAFKAJS_DIR, NODE, kafkajs_installed  # noqa: F401 (the fixture)
 from test_replication import (
     ALL,
     FAILOVER,
@@ -84,9 +88,7 @@ pytestmark = pytest.mark.timeout(120)  # each should take well under a minute
 NOT_LEADER_OR_FOLLOWER = 6
 RACKS = {1: "a", 2: "b", 3: "c"}
 RACK_AWARE = "org.apache.kafka.common.replica.RackAwareReplicaSelector"
-KAFKAJS_DIR = REPO / "compat" / "smoke" / "kafkajs"
 KAFKAJS_SCRIPT = REPO / "tests" / "python" / "cluster_reassign_kafkajs.js"
-NODE = os.environ.get("NODE", "node")
 _LISTED = re.compile(r"^(?P<topic>.+)-(?P<partition>\d+): replicas: (?P<replicas>[\d,]*)\. "
                      r"adding: (?P<adding>[\d,]*)\. removing: (?P<removing>[\d,]*)\.$")
 
@@ -99,10 +101,14 @@ def live(cl: Cluster) -> str:
     return ",".join(b.bootstrap for b in cl.nodes.values() if b.running)
 
 
+def run_gregor(bootstrap: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(broker_binary()), "--bootstrap-server", bootstrap, *args], capture_output=True,
+                          text=True, timeout=60)
+
+
 def gregor(bootstrap: str, *args: str) -> str:
     """Runs `gregor --bootstrap-server B ARGS`; returns its stdout, fails on a non-zero exit."""
-    r = subprocess.run([str(broker_binary()), "--bootstrap-server", bootstrap, *args], capture_output=True,
-                       text=True, timeout=60)
+    r = run_gregor(bootstrap, *args)
     assert r.returncode == 0, f"gregor {' '.join(args)} exited with {r.returncode}:\n{r.stdout}\n{r.stderr}"
     return r.stdout
 
@@ -149,10 +155,9 @@ def wait_reassigned(cl: Cluster, topic: str, target: list[int], timeout: float =
     """Until nothing is listed for the partition and Metadata shows the target replicas,
     all in sync, led by one of them."""
     wait_until(lambda: listed(live(cl)).get((topic, 0)), lambda x: x is None, timeout, f"{topic}-0 reassigned")
-    md = wait_until(lambda: partition_metadata(cl.admin, topic, 0),
-                    lambda p: list(p.replicas) == target and sorted(p.isrs) == sorted(target) and p.leader in target,
-                    15, f"{topic}-0 on {target}, all in sync")
-    assert md.leader in target
+    wait_until(lambda: partition_metadata(cl.admin, topic, 0),
+               lambda p: list(p.replicas) == target and sorted(p.isrs) == sorted(target) and p.leader in target,
+               15, f"{topic}-0 on {target}, all in sync, led by one of them")
 
 
 def values_of(bootstrap: str, topic: str) -> list[str]:
@@ -231,7 +236,6 @@ def test_reassignment_under_load_moves_the_leader_away(replicated_cluster, tmp_p
         current = json.loads(out.split("Current partition replica assignment")[1].split("Save this")[0])
         assert current["partitions"][0]["replicas"] == before, out
         wait_reassigned(cl, "moving", target)
-        assert leader_of(cl.admin, "moving", 0) in target
         acked = producer.acks_on(0)
         wait_until(lambda: producer.acks_on(0), lambda n: n >= acked + 200, 30, "200 acks from the new leader")
     finally:
@@ -255,7 +259,8 @@ def test_reassignment_under_load_moves_the_leader_away(replicated_cluster, tmp_p
     assert "Reassignment of partition moving-0 is completed." in verified, verified
     wait_until(lambda: (cl.nodes[leader].data_dir / "moving-0").exists(), lambda there: not there, 15,
                f"the log dir of moving-0 deleted on the removed broker {leader}")
-    assert log_end_offset(cl.nodes[newcomer].data_dir / "moving-0") == len(msgs)
+    wait_until(lambda: log_end_offset(cl.nodes[newcomer].data_dir / "moving-0"), lambda end: end == len(msgs), 10,
+               f"node {newcomer}'s log of moving-0 at offset {len(msgs)}")
 
 
 def test_raising_the_replication_factor_copies_the_data(replicated_cluster, tmp_path):
@@ -267,6 +272,11 @@ def test_raising_the_replication_factor_copies_the_data(replicated_cluster, tmp_
                                        [{"partition": 0, "key": f"k{i}", "value": v} for i, v in enumerate(sent)]))
     target = [sole, *others]
     plan = write_plan(tmp_path / "plan.json", "grow", {0: target})
+    # KIP-860: a request that does not allow a change of the replication factor is refused.
+    refused = run_gregor(cl.bootstrap, "topics", "reassign", "--execute", "--reassignment-json-file", plan,
+                         "--disallow-replication-factor-change")
+    assert refused.returncode != 0 and "INVALID_REPLICATION_FACTOR" in refused.stderr, refused
+    assert listed(cl.bootstrap) == {}
     reassign(cl.bootstrap, "--execute", "--reassignment-json-file", plan)
     wait_reassigned(cl, "grow", target)
     assert isr_of(cl.admin, "grow", 0) == ALL
@@ -295,17 +305,17 @@ def test_cancel_goes_back_to_the_original_replicas(replicated_cluster, tmp_path)
     out = reassign(live(cl), "--execute", "--reassignment-json-file", plan)
     assert "Successfully started partition reassignments for cancel-0" in out, out
 
-    expected = ([before[0], down, before[1]], [down], [before[1]])  # target first, then the leaving replica
-    assert listed(live(cl)) == {("cancel", 0): expected}
+    expected = {("cancel", 0): ([before[0], down, before[1]], [down], [before[1]])}  # target, then who leaves
+    wait_until(lambda: listed(live(cl)), lambda found: found == expected, 10, "the reassignment listed")
     verified = reassign(live(cl), "--verify", "--reassignment-json-file", plan)
     assert "Reassignment of partition cancel-0 is still in progress." in verified, verified
     assert "Clearing" not in verified, verified
     time.sleep(3)
-    assert listed(live(cl)) == {("cancel", 0): expected}, "a move toward a dead broker completed"
+    assert listed(live(cl)) == expected, "a move toward a dead broker completed"
 
     out = reassign(live(cl), "--cancel", "--reassignment-json-file", plan)
     assert "Successfully cancelled partition reassignments for: cancel-0" in out, out
-    assert listed(live(cl)) == {}
+    wait_until(lambda: listed(live(cl)), lambda found: found == {}, 10, "no reassignment listed")
     md = wait_until(lambda: partition_metadata(cl.admin, "cancel", 0),
                     lambda p: list(p.replicas) == before and sorted(p.isrs) == sorted(before), 15,
                     f"cancel-0 back on {before}")
@@ -334,13 +344,16 @@ def test_throttle_holds_back_the_reassignment_until_removed(replicated_cluster, 
     out = reassign(cl.bootstrap, "--execute", "--reassignment-json-file", plan, "--throttle", "50000")
     assert "The inter-broker throttle limit was set to 50000 B/s" in out, out
     assert "Successfully started partition reassignments for throttled-0" in out, out
-    # Kafka's layout: the rate on every broker involved, the current replicas throttled
-    # as leaders and the new ones as followers.
-    for node in target:
-        assert broker_config(cl, node, "leader.replication.throttled.rate") == "50000"
-        assert broker_config(cl, node, "follower.replication.throttled.rate") == "50000"
-    assert topic_config(cl, "throttled", "leader.replication.throttled.replicas") == f"0:{sole}"
-    assert topic_config(cl, "throttled", "follower.replication.throttled.replicas") == f"0:{newcomer}"
+
+    def throttles():
+        """Kafka's layout: the rate on every broker involved, the current replicas
+        throttled as leaders and the new ones as followers."""
+        rates = [broker_config(cl, node, f"{side}.replication.throttled.rate")
+                 for node in target for side in ("leader", "follower")]
+        return rates, [topic_config(cl, "throttled", f"{side}.replication.throttled.replicas")
+                       for side in ("leader", "follower")]
+
+    wait_until(throttles, lambda t: t == (["50000"] * 4, [f"0:{sole}", f"0:{newcomer}"]), 10, "the throttles set")
 
     time.sleep(5)  # 2 MB at 50 KB/s take 40 s
     assert listed(cl.bootstrap) == {("throttled", 0): (target, [newcomer], [])}, "done within 5 s at 50 KB/s"
@@ -355,33 +368,18 @@ def test_throttle_holds_back_the_reassignment_until_removed(replicated_cluster, 
         gregor(cl.bootstrap, "configs", "alter", "--broker", str(node), "--delete", "leader.replication.throttled.rate",
                "--delete", "follower.replication.throttled.rate")
     wait_reassigned(cl, "throttled", target)
-    assert log_end_offset(cl.nodes[newcomer].data_dir / "throttled-0") == 200
+    wait_until(lambda: log_end_offset(cl.nodes[newcomer].data_dir / "throttled-0"), lambda end: end == 200, 10,
+               f"node {newcomer}'s log of throttled-0 at offset 200")
     verified = reassign(cl.bootstrap, "--verify", "--reassignment-json-file", plan)
     assert "Reassignment of partition throttled-0 is completed." in verified, verified
     assert "Clearing topic-level throttles on topic throttled" in verified, verified
-    assert topic_config(cl, "throttled", "leader.replication.throttled.replicas") in ("", None)
-    assert topic_config(cl, "throttled", "follower.replication.throttled.replicas") in ("", None)
+    for key in ("leader.replication.throttled.replicas", "follower.replication.throttled.replicas"):
+        wait_until(lambda: topic_config(cl, "throttled", key), lambda v: v in ("", None), 10, f"{key} cleared")
     values = values_of(cl.bootstrap, "throttled")
     assert [v.split(":")[0] for v in values] == [str(i) for i in range(200)]
 
 
 # ---------------------------------------------------------------- kafkajs
-
-
-@pytest.fixture
-def kafkajs_installed() -> None:
-    """As test_cluster_clients.py: before the cluster starts, so that a skip costs nothing;
-    COMPAT_REQUIRE_ALL=1 makes a missing client a failure."""
-    why = None
-    if shutil.which(NODE) is None:
-        why = f"{NODE} is not installed (the smoke matrix's kafkajs needs node)"
-    elif not (KAFKAJS_DIR / "node_modules" / "kafkajs" / "package.json").exists():
-        why = (f"kafkajs is not installed in {KAFKAJS_DIR}/node_modules: run `compat/smoke/run --client kafkajs` "
-               "(npm ci)")
-    if why is not None:
-        if os.environ.get("COMPAT_REQUIRE_ALL") == "1":
-            pytest.fail(f"{why} (COMPAT_REQUIRE_ALL=1)")
-        pytest.skip(why)
 
 
 def kafkajs(bootstrap: str, op: str, topics, log: Path) -> dict:
@@ -398,7 +396,8 @@ def kafkajs(bootstrap: str, op: str, topics, log: Path) -> dict:
         if line.startswith("RESULT "):
             return json.loads(line[len("RESULT "):])
     tail = "\n".join(r.stderr.splitlines()[-40:])
-    pytest.fail(f"kafkajs {op} failed (exit {r.returncode}): {r.stdout.strip()[-500:]}\n--- log tail ({log}) ---\n{tail}")
+    pytest.fail(f"kafkajs {op} failed (exit {r.returncode}): {r.stdout.strip()[-500:]}\n"
+                f"--- log tail ({log}) ---\n{tail}")
 
 
 def js_listed(result: dict) -> dict[tuple[str, int], tuple[list[int], list[int], list[int]]]:
@@ -417,19 +416,21 @@ def test_kafkajs_alters_and_lists_reassignments(kafkajs_installed, replicated_cl
                                        [{"partition": 0, "value": f"v{i}"} for i in range(100)]))
     cl.kill(down)
     target = [before[0], down]
-    moved = kafkajs(live(cl), "alter", [{"topic": "js-move", "partitionAssignment": [{"partition": 0, "replicas": target}]}],
-                    log)
+    moved = kafkajs(live(cl), "alter",
+                    [{"topic": "js-move", "partitionAssignment": [{"partition": 0, "replicas": target}]}], log)
     assert moved == {"ok": True, "value": None}, moved
 
     expected = {("js-move", 0): ([before[0], down, before[1]], [down], [before[1]])}
-    assert js_listed(kafkajs(live(cl), "list", None, log)) == expected
+    wait_until(lambda: js_listed(kafkajs(live(cl), "list", None, log)), lambda found: found == expected, 10,
+               "kafkajs listing the reassignment")
     assert js_listed(kafkajs(live(cl), "list", [{"topic": "js-move", "partitions": [0]}], log)) == expected
     assert js_listed(kafkajs(live(cl), "list", [{"topic": "js-still", "partitions": [0]}], log)) == {}
     assert listed(live(cl)) == expected, "the CLI sees what kafkajs started"
 
-    refused = kafkajs(live(cl), "alter", [
-        {"topic": "js-still", "partitionAssignment": [{"partition": 5, "replicas": [1]}, {"partition": 0, "replicas": [99]}]},
-    ], log)
+    refused = kafkajs(live(cl), "alter", [{"topic": "js-still", "partitionAssignment": [
+        {"partition": 5, "replicas": [1]},  # no such partition
+        {"partition": 0, "replicas": [99]},  # no such broker
+    ]}], log)
     assert not refused["ok"] and refused["error"]["name"] == "KafkaJSAggregateError", refused
     errors = {e["partition"]: e["type"] for e in refused["error"]["errors"]}
     assert errors == {5: "UNKNOWN_TOPIC_OR_PARTITION", 0: "INVALID_REPLICA_ASSIGNMENT"}, refused
@@ -437,7 +438,8 @@ def test_kafkajs_alters_and_lists_reassignments(kafkajs_installed, replicated_cl
 
     cl.restart(down)
     wait_reassigned(cl, "js-move", target)
-    assert js_listed(kafkajs(cl.bootstrap, "list", None, log)) == {}
+    wait_until(lambda: js_listed(kafkajs(cl.bootstrap, "list", None, log)), lambda found: found == {}, 10,
+               "kafkajs listing no reassignment")
     wait_until(lambda: log_end_offset(cl.nodes[down].data_dir / "js-move-0"), lambda end: end == 100, 10,
                f"node {down}'s log of js-move-0 at offset 100")
     assert values_of(cl.bootstrap, "js-move") == [f"v{i}" for i in range(100)]
@@ -488,7 +490,7 @@ def test_consumer_fetches_from_the_follower_in_its_rack(broker_factory):
     # The leader sends a consumer in the follower's rack there, with no records...
     error, _, preferred, batches = raw_fetch_v11(cl.nodes[leader].bootstrap, "racked", 0, 0, rack)
     assert (error, preferred, batches) == (0, follower, []), (error, preferred, batches)
-    # ... but serves one in its own rack (or an unknown one) itself.
+    # ... but serves one in its own rack itself.
     error, _, preferred, batches = raw_fetch_v11(cl.nodes[leader].bootstrap, "racked", 0, 0, RACKS[leader])
     assert (error, preferred) == (0, -1) and sum(b.record_count for b in batches) == 100, (error, preferred, batches)
     # The follower serves Fetch v11 from consumers, up to its high watermark.
@@ -515,9 +517,16 @@ def test_consumer_fetches_from_the_follower_in_its_rack(broker_factory):
     logger.addHandler(Collect())
     msgs = read_confluent(cl.bootstrap, "racked", {0: 0}, **{"client.rack": rack, "debug": "fetch", "logger": logger})
     assert [m.value.decode() for m in msgs] == sent
-    follower_name = f"{cl.nodes[follower].bootstrap}/{follower}"
-    fetches = [line for line in lines if "Fetch" in line and follower_name in line and "racked [0]" in line]
-    assert fetches, f"no fetch of racked [0] from {follower_name} in librdkafka's log:\n" + "\n".join(lines[-40:])
+    # librdkafka moves the partition to the broker the leader named, and every record came from there.
+    moved = [line for line in lines if f"racked [0]: migrating from broker {leader} to {follower}" in line
+             and "preferred replica updated" in line]
+    assert moved, f"librdkafka never moved racked [0] to the preferred replica {follower}:\n" + "\n".join(lines[-40:])
+    enqueued: Counter = Counter()
+    for line in lines:
+        m = re.search(r": (\S+/\d+): Enqueue (\d+) message\(s\) .* on racked \[0\] fetch queue", line)
+        if m:
+            enqueued[m[1]] += int(m[2])
+    assert enqueued == {f"{cl.nodes[follower].bootstrap}/{follower}": 100}, enqueued
 
 
 # ---------------------------------------------------------------- DescribeProducers
@@ -550,3 +559,4 @@ def test_describe_producers_is_answered_by_followers(replicated_cluster):
     cl.restart(follower)
     wait_until(lambda: producers_on(follower), lambda r: r == (0, on_leader), 20,
                f"follower {follower} describing the leader's producer after a restart")
+

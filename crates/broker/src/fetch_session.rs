@@ -142,6 +142,8 @@ impl FetchSessionCache {
                             last_used_ms: now_ms,
                         };
                         let _ = sessions.insert(id, session);
+                        let (privileged, partitions) = (request.privileged, request.partitions.len());
+                        tracing::debug!(session = id, partitions, privileged, "fetch session opened");
                         SessionMode::Full { id }
                     }
                     false => SessionMode::Sessionless,

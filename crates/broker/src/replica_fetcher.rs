@@ -7,7 +7,9 @@
 //! leader's (OffsetForLeaderEpoch, `gregor_replication::truncation`), then fetches from
 //! its log end offset; every Fetch carries the epoch it follows (KIP-320), so an answer
 //! from a deposed leader is refused there, and the broker epoch of this process
-//! (KIP-903), so the leader never counts an older incarnation's position.
+//! (KIP-903), so the leader never counts an older incarnation's position. A fetch
+//! session per connection (KIP-227) keeps the requests small: after the first, a Fetch
+//! names only the partitions whose position moved.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -16,13 +18,16 @@ use std::time::Duration;
 
 use gregor_client::Connection;
 use gregor_metadata::MetadataImage;
-use gregor_protocol::kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ReplicaState};
+use gregor_protocol::kafka_protocol::messages::fetch_request::{
+    FetchPartition, FetchTopic, ForgottenTopic, ReplicaState,
+};
 use gregor_protocol::kafka_protocol::messages::offset_for_leader_epoch_request::{
     OffsetForLeaderPartition, OffsetForLeaderTopic,
 };
 use gregor_protocol::kafka_protocol::messages::{FetchRequest, FetchResponse, OffsetForLeaderEpochRequest, TopicName};
 use gregor_protocol::kafka_protocol::ResponseError;
 use gregor_protocol::TopicPartition;
+use gregor_replication::fetch_session::{FetchPosition, FetchSessionHandler};
 use gregor_replication::truncation::{self, FollowerLog, Truncation};
 use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
@@ -187,9 +192,13 @@ impl ReplicaFetchers {
     }
 }
 
+/// A partition of a fetch session: the name and the id (requests carry one or the other).
+type SessionKey = (TopicPartition, gregor_metadata::Uuid);
+
 /// One fetcher's loop: connect, truncate what needs it, fetch, append; back off on errors.
 async fn run(fetcher: Arc<Fetcher>, shared: Arc<Shared>) {
     let mut connection: Option<Connection> = None;
+    let mut session = FetchSessionHandler::<SessionKey>::default();
     while !fetcher.stopped.load(Ordering::Relaxed) {
         let wake = fetcher.wake.notified();
         let now = Instant::now();
@@ -202,14 +211,17 @@ async fn run(fetcher: Arc<Fetcher>, shared: Arc<Shared>) {
         let conn = match connection.as_mut() {
             Some(c) => c,
             None => match connect(&fetcher, &shared).await {
-                Some(c) => connection.insert(c),
+                Some(c) => {
+                    session.reset(); // a session lives on one connection's leader
+                    connection.insert(c)
+                }
                 None => {
                     let _ = tokio::time::timeout(shared.settings.backoff, wake).await;
                     continue;
                 }
             },
         };
-        if let Err(e) = round(&fetcher, &shared, conn, ready).await {
+        if let Err(e) = round(&fetcher, &shared, (conn, &mut session), ready).await {
             tracing::debug!(leader = fetcher.leader, error = %e, "replica fetch failed; reconnecting");
             connection = None;
             tokio::time::sleep(shared.settings.backoff).await;
@@ -237,7 +249,7 @@ async fn connect(fetcher: &Fetcher, shared: &Shared) -> Option<Connection> {
 async fn round(
     fetcher: &Fetcher,
     shared: &Shared,
-    conn: &mut Connection,
+    (conn, session): (&mut Connection, &mut FetchSessionHandler<SessionKey>),
     ready: Vec<(TopicPartition, Followed)>,
 ) -> Result<(), gregor_client::ClientError> {
     let (fetching, truncating): (Vec<_>, Vec<_>) = ready.into_iter().partition(|(_, f)| f.truncated);
@@ -249,8 +261,21 @@ async fn round(
         return Ok(());
     }
     let version = conn.version_for::<FetchRequest>(None)?;
-    let request = fetch_request(shared, &fetching, version);
-    let response = conn.send_version(&request, version).await?;
+    let request = fetch_request(shared, &fetching, version, session);
+    let response = match conn.send_version(&request, version).await {
+        Ok(response) => response,
+        Err(e) => {
+            session.reset();
+            return Err(e);
+        }
+    };
+    if version >= 7 && !session.handle_response(response.error_code, response.session_id) && response.error_code != 0 {
+        tracing::debug!(
+            leader = fetcher.leader,
+            code = response.error_code,
+            "fetch session dropped; next fetch is full"
+        );
+    }
     apply(fetcher, shared, fetching, response, version).await;
     Ok(())
 }
@@ -274,52 +299,92 @@ fn unthrottled(shared: &Shared, fetching: Vec<(TopicPartition, Followed)>) -> Ve
         .collect()
 }
 
-fn fetch_request(shared: &Shared, fetching: &[(TopicPartition, Followed)], version: i16) -> FetchRequest {
+/// The Fetch for `fetching`: through the session from v7 (only moved, new and forgotten
+/// partitions after the first), every partition before.
+fn fetch_request(
+    shared: &Shared,
+    fetching: &[(TopicPartition, Followed)],
+    version: i16,
+    session: &mut FetchSessionHandler<SessionKey>,
+) -> FetchRequest {
     let s = &shared.settings;
-    let mut topics: Vec<FetchTopic> = Vec::new();
-    for (tp, followed) in fetching {
-        let (log_end, log_start) = {
+    let wanted: BTreeMap<SessionKey, FetchPosition> = fetching
+        .iter()
+        .map(|(tp, followed)| {
             let log = ReplicaManager::log(&followed.partition);
-            (log.log_end_offset(), log.log_start_offset())
-        };
-        let partition = FetchPartition::default()
-            .with_partition(tp.partition)
-            .with_current_leader_epoch(followed.partition.leader_epoch)
-            .with_fetch_offset(log_end)
-            .with_log_start_offset(log_start)
-            .with_partition_max_bytes(s.max_bytes);
-        let topic_id = followed.partition.topic_id;
-        match topics.last_mut().filter(|t| t.topic_id == topic_id && t.topic.0.as_str() == &*tp.topic) {
-            Some(t) => t.partitions.push(partition),
-            None => topics.push(
-                FetchTopic::default()
-                    .with_topic(TopicName(crate::handlers::str_bytes(&tp.topic)))
-                    .with_topic_id(topic_id)
-                    .with_partitions(vec![partition]),
-            ),
-        }
-    }
-    for t in &mut topics {
-        // Names up to v12, ids from v13: the other field must stay at its default.
-        if version >= 13 {
-            t.topic = TopicName::default();
-        } else {
-            t.topic_id = gregor_metadata::Uuid::nil();
-        }
-    }
+            let position = FetchPosition {
+                fetch_offset: log.log_end_offset(),
+                log_start_offset: log.log_start_offset(),
+                current_leader_epoch: followed.partition.leader_epoch,
+                max_bytes: s.max_bytes,
+            };
+            ((tp.clone(), followed.partition.topic_id), position)
+        })
+        .collect();
+    let (session_id, epoch, send, forgotten) = if version >= 7 {
+        let plan = session.build(wanted);
+        (plan.session_id, plan.epoch, plan.send, plan.forgotten)
+    } else {
+        (0, -1, wanted.into_iter().collect(), Vec::new())
+    };
     let request = FetchRequest::default()
         .with_max_wait_ms(s.wait_max_ms)
         .with_min_bytes(s.min_bytes)
         .with_max_bytes(s.response_max_bytes)
-        .with_session_id(0)
-        .with_session_epoch(-1)
-        .with_topics(topics);
-    let epoch = shared.broker_epoch.load(Ordering::Relaxed);
+        .with_session_id(session_id)
+        .with_session_epoch(epoch)
+        .with_topics(fetch_topics(&send, version))
+        .with_forgotten_topics_data(forgotten_topics(&forgotten, version));
+    let broker_epoch = shared.broker_epoch.load(Ordering::Relaxed);
     if version >= 15 {
-        request.with_replica_state(ReplicaState::default().with_replica_id(s.node_id.into()).with_replica_epoch(epoch))
+        request.with_replica_state(
+            ReplicaState::default().with_replica_id(s.node_id.into()).with_replica_epoch(broker_epoch),
+        )
     } else {
         request.with_replica_id(s.node_id.into())
     }
+}
+
+/// Names up to v12, ids from v13: the other field stays at its default.
+fn topic_key(tp: &TopicPartition, topic_id: gregor_metadata::Uuid, version: i16) -> (TopicName, gregor_metadata::Uuid) {
+    if version >= 13 {
+        (TopicName::default(), topic_id)
+    } else {
+        (TopicName(crate::handlers::str_bytes(&tp.topic)), gregor_metadata::Uuid::nil())
+    }
+}
+
+fn fetch_topics(send: &[(SessionKey, FetchPosition)], version: i16) -> Vec<FetchTopic> {
+    let mut topics: Vec<FetchTopic> = Vec::new();
+    for ((tp, topic_id), position) in send {
+        let partition = FetchPartition::default()
+            .with_partition(tp.partition)
+            .with_current_leader_epoch(position.current_leader_epoch)
+            .with_fetch_offset(position.fetch_offset)
+            .with_log_start_offset(position.log_start_offset)
+            .with_partition_max_bytes(position.max_bytes);
+        let (name, id) = topic_key(tp, *topic_id, version);
+        match topics.last_mut().filter(|t| t.topic == name && t.topic_id == id) {
+            Some(t) => t.partitions.push(partition),
+            None => {
+                topics.push(FetchTopic::default().with_topic(name).with_topic_id(id).with_partitions(vec![partition]))
+            }
+        }
+    }
+    topics
+}
+
+fn forgotten_topics(forgotten: &[SessionKey], version: i16) -> Vec<ForgottenTopic> {
+    let mut topics: Vec<ForgottenTopic> = Vec::new();
+    for (tp, topic_id) in forgotten {
+        let (name, id) = topic_key(tp, *topic_id, version);
+        match topics.last_mut().filter(|t| t.topic == name && t.topic_id == id) {
+            Some(t) => t.partitions.push(tp.partition),
+            None => topics
+                .push(ForgottenTopic::default().with_topic(name).with_topic_id(id).with_partitions(vec![tp.partition])),
+        }
+    }
+    topics
 }
 
 /// Appends what the leader sent and handles each partition's error.

@@ -4,6 +4,8 @@
 //! - [`LeaderState`]: what the leader of one partition knows about its followers (their
 //!   log end offsets from their fetches, when each last caught up), the high watermark
 //!   it derives, and the ISR changes it asks the controller for (KIP-497).
+//! - [`fetch_session`]: the follower's side of a fetch session (KIP-227), so a
+//!   follower's Fetch names only the partitions whose position changed.
 //! - [`quota`]: the replication throttles of a reassignment (a byte rate, and which
 //!   partitions a topic's throttled-replicas configs name).
 //! - [`selector`]: which replica a consumer in a given rack should read from (KIP-392).
@@ -21,6 +23,7 @@
 //!    the leader's epoch, with the broker epoch it fetched with (KIP-903).
 #![forbid(unsafe_code)]
 
+pub mod fetch_session;
 mod leader;
 pub mod quota;
 pub mod selector;

@@ -1,0 +1,237 @@
+"""The harness's driver: network and cluster up, workload on, the seeded fault schedule,
+heal and settle, the checker, and teardown whatever happens.
+
+Exit status: 0 clean; 1 the checker found violations; 3 no violation but a liveness
+problem (a client stuck or failed fatally, the cluster not whole after a fault);
+2 the harness itself failed, was interrupted or hit its time cap.
+"""
+from __future__ import annotations
+
+import argparse
+import faulthandler
+import json
+import os
+import random
+import shutil
+import signal
+import sys
+import time
+import traceback
+from dataclasses import asdict
+from pathlib import Path
+
+from . import netns
+from confluent_kafka import Consumer
+
+from .checker import check, read_final, watermarks
+from .faults import KINDS, Injector, schedule
+from .log import elapsed, log, to_file
+from .nodes import FAST_RECONNECT, Cluster, wait_for
+from .workload import Workload
+
+REPO = Path(__file__).resolve().parents[2]
+TOPIC, PARTITIONS, REPLICATION, MIN_ISR = "gchaos", 6, 3, "2"
+END_RESERVE_S = 300  # kept from the cap for healing, draining, the checker and teardown
+
+
+class Stop(BaseException):
+    """A signal or the time cap: unwinds to the teardown."""
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    a = argparse.ArgumentParser(prog="scripts/chaos", description=__doc__)
+    a.add_argument("--nodes", type=int, choices=(3, 5), default=3)
+    a.add_argument("--faults", type=int, default=6)
+    a.add_argument("--seed", type=int, default=None, help="default: a random one, printed")
+    a.add_argument("--duration-cap", type=float, default=900.0, help="hard cap in seconds (default 900)")
+    a.add_argument("--keep", action="store_true", help="keep the run dir also when clean")
+    a.add_argument("--bin", type=Path, default=REPO / "target" / "debug" / "gregor")
+    a.add_argument("--rate", type=float, default=150.0, help="records/s per producer (default 150)")
+    a.add_argument("--kinds", default=",".join(KINDS), help="fault kinds to draw from (comma-separated)")
+    a.add_argument("--run-dir", type=Path, default=None, help="default: target/chaos/<time>-seed<seed>")
+    a.add_argument("--cleanup", action="store_true", help="only remove a previous run's namespaces and links")
+    args = a.parse_args(argv)
+    unknown = set(args.kinds.split(",")) - set(KINDS)
+    if unknown:
+        a.error(f"unknown fault kinds {sorted(unknown)}; known: {KINDS}")
+    return args
+
+
+def replay_command(args: argparse.Namespace, seed: int) -> str:
+    extra = "" if args.kinds == ",".join(KINDS) else f" --kinds {args.kinds}"
+    return f"scripts/chaos --nodes {args.nodes} --faults {args.faults} --seed {seed} --rate {args.rate:g}{extra}"
+
+
+class Run:
+    def __init__(self, args: argparse.Namespace, seed: int, run_dir: Path):
+        self.args, self.seed, self.run_dir = args, seed, run_dir
+        self.ids = list(range(1, args.nodes + 1))
+        self.cluster: Cluster | None = None
+        self.workload: Workload | None = None
+        self.summary: dict = {"seed": seed, "replay": replay_command(args, seed), "nodes": args.nodes}
+        self.deadline = time.monotonic() + args.duration_cap - END_RESERVE_S
+
+    # ------------------------------------------------------------ phases
+
+    def setup(self) -> None:
+        leftovers = netns.destroy()
+        if leftovers:
+            log(f"removed a previous run's leftovers: {leftovers}")
+        binary = self.run_dir / "gregor"
+        shutil.copy2(self.args.bin, binary)  # a rebuild during the run must not change the nodes
+        netns.create(self.ids)
+        log(f"network up: {netns.BRIDGE} {netns.BRIDGE_IP}, nodes {[netns.node_ip(i) for i in self.ids]}")
+        self.cluster = Cluster(self.ids, binary, self.run_dir)
+        self.cluster.start_all()
+        self.cluster.create_topic(TOPIC, PARTITIONS, REPLICATION, {"min.insync.replicas": MIN_ISR})
+
+    def start_workload(self) -> None:
+        self.workload = Workload(self.cluster.bootstrap, TOPIC, PARTITIONS, self.args.rate)
+        self.workload.start()
+        wait_for(lambda: min(self.workload.acks_per_partition()) > 0, 60, "acks on every partition")
+        wait_for(lambda: self.workload.reads(), 60, "the group reading")
+        time.sleep(5)
+
+    def faults(self) -> tuple[float, float]:
+        """Runs the schedule; returns its (start, end) in monotonic time."""
+        plan = schedule(self.seed, self.args.faults, PARTITIONS, self.args.kinds.split(","))
+        log("schedule: " + ", ".join(f"{f.index}:{f.kind}" for f in plan))
+        injector = Injector(self.cluster, TOPIC, self.run_dir / "timeline.jsonl")
+        start, done = time.monotonic(), []
+        for f in plan:
+            if time.monotonic() > self.deadline:
+                log(f"time cap near: {len(plan) - len(done)} faults not run")
+                break
+            injector.run(f)
+            done.append(f)
+            time.sleep(f.gap)
+        self.summary["faults"] = [asdict(f) for f in done]
+        end = time.monotonic()
+        injector.heal_all()
+        self.summary["not_whole_after"] = [f.index for f in done if f.not_recovered]
+        return start, end
+
+    def drain(self) -> list[str]:
+        """Producers stopped and flushed, then the group given time to commit up to the
+        end; returns the liveness problems seen."""
+        problems = [f"producer {n} did not stop" for n in self.workload.stop_producers()]
+        ends = self.high_watermarks()
+        try:
+            wait_for(lambda: all(self.workload.committed().get(p, 0) >= o for p, o in ends.items()), 120,
+                     "the group committed up to the end")
+        except RuntimeError as e:
+            problems.append(f"{e}: committed {self.workload.committed()}, ends {ends}")
+        self.workload.stop_consumers()
+        return problems
+
+    def high_watermarks(self) -> dict[int, int]:
+        c = Consumer({"bootstrap.servers": self.cluster.bootstrap, "group.id": "gchaos-hw", **FAST_RECONNECT})
+        try:
+            return watermarks(c, TOPIC, PARTITIONS)
+        finally:
+            c.close()
+
+    def client_problems(self) -> list[str]:
+        problems = []
+        for c in self.workload.clients:
+            if c.crash is not None:
+                problems.append(f"{c.name} crashed: {c.crash!r}")
+            problems += [f"{c.name}: {e}" for e in c.errors if e.startswith("fatal")]
+        for p in self.workload.producers:
+            if p.unflushed:
+                problems.append(f"{p.name}: {p.unflushed} records never answered")
+        return problems
+
+    def execute(self) -> int:
+        self.setup()
+        self.start_workload()
+        window = self.faults()
+        wait_for(lambda: not self.cluster.unhealthy(), 120, "the cluster whole after the schedule")
+        liveness = self.drain() + self.client_problems()
+        if self.summary["not_whole_after"]:
+            liveness.append(f"cluster not whole within 60 s after faults {self.summary['not_whole_after']}")
+        log("settling 5 s, then reading the final log")
+        time.sleep(5)
+        final = read_final(self.cluster.bootstrap, TOPIC, PARTITIONS)
+        w = self.workload
+        report = check(len(self.summary["faults"]), w.acked(), w.reads(), w.commits(), w.sampler.samples,
+                       final, window)
+        self.record(report, final, liveness)
+        print(report.line(), flush=True)
+        for problem in liveness:
+            log(f"LIVENESS {problem}")
+        return 1 if report.violations else 3 if liveness else 0
+
+    def record(self, report, final, liveness: list[str]) -> None:
+        w = self.workload
+        self.summary.update({
+            "line": report.line(), "violations": report.violations, "examples": report.examples,
+            "hw_stable": report.hw_stable, "high_watermarks": final.high_watermarks, "liveness": liveness,
+            "clients": {p.name: {"produced": p.produced, "acked": len(p.acked), "failed": len(p.failed),
+                                 "failed_examples": p.failed[:5], "errors": p.errors[:10]} for p in w.producers},
+            "group": {m.name: {"reads": len(m.reads), "commits": len(m.commits)} for m in w.members},
+            "offset_samples": len(w.sampler.samples), "elapsed_s": round(elapsed(), 1)})
+
+    def teardown(self) -> None:
+        if self.workload is not None:
+            for c in self.workload.clients:
+                c.stopping.set()
+        if self.cluster is not None:
+            self.cluster.stop_all()
+        removed = netns.destroy()
+        log(f"removed {removed}")
+        (self.run_dir / "gregor").unlink(missing_ok=True)
+        (self.run_dir / "summary.json").write_text(json.dumps(self.summary, indent=1, default=str))
+
+
+def on_signal(signum, _frame):
+    raise Stop(f"signal {signal.Signals(signum).name}")
+
+
+def run(args: argparse.Namespace) -> int:
+    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1 << 31)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    run_dir = args.run_dir or REPO / "target" / "chaos" / f"{stamp}-seed{seed}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    to_file(run_dir / "harness.log")
+    log(f"seed {seed}, {args.nodes} nodes, {args.faults} faults, cap {args.duration_cap:g} s, run dir {run_dir}")
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGALRM):
+        signal.signal(sig, on_signal)
+    signal.alarm(int(args.duration_cap))
+    state, code = Run(args, seed, run_dir), 2
+    try:
+        code = state.execute()
+    except (Stop, Exception) as e:
+        log(f"harness stopped: {e!r}\n{traceback.format_exc()}")
+        state.summary["error"] = repr(e)
+    finally:
+        signal.alarm(0)
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)  # let the teardown finish
+        state.teardown()
+    conclude(code, args, seed, run_dir)
+    return code
+
+
+def conclude(code: int, args: argparse.Namespace, seed: int, run_dir: Path) -> None:
+    if code == 0 and not args.keep:
+        for path in [*run_dir.glob("node-*"), run_dir / "logs"]:
+            shutil.rmtree(path, ignore_errors=True)
+        log(f"clean; timeline and summary in {run_dir}")
+        return
+    outcome = {0: "clean (kept)", 1: "VIOLATIONS", 2: "HARNESS ERROR", 3: "LIVENESS PROBLEMS"}[code]
+    log(f"{outcome}: seed {seed}; run dir kept: {run_dir} (logs/, node-*/, timeline.jsonl, summary.json)")
+    log(f"replay: {replay_command(args, seed)}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    faulthandler.enable(all_threads=True)  # a crash inside a client library shows every thread
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.cleanup:
+        log(f"removed {netns.destroy()}")
+        code = 0
+    else:
+        code = run(args)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # client threads may still sit in librdkafka: do not wait for them
