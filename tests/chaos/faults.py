@@ -139,8 +139,7 @@ class Injector:
         node = choose(self.ids, f.pick)
         delay, jitter, loss = 100 + int(f.pick * 200), 50, 5 + f.pick * 15
         f.targets = [node]
-        f.detail += f"netem delay {delay}ms ±{jitter}ms loss {loss:.1f}%; "
-        netns.netem(node, delay, jitter, loss)
+        f.detail += netns.netem(node, delay, jitter, loss) + "; "
 
     def heal(self, f: Fault) -> None:
         for node in f.targets:

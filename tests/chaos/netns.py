@@ -138,11 +138,23 @@ def cut(node: int, peers: list[int]) -> None:
         drop_to(node, peer)
 
 
-def netem(node: int, delay_ms: int, jitter_ms: int, loss_pct: float) -> None:
-    """Delay and loss on both ends of the node's veth: to and from the node."""
+def netem(node: int, delay_ms: int, jitter_ms: int, loss_pct: float) -> str:
+    """A bad link on both ends of the node's veth (to and from the node): tc netem delay
+    and loss; where the kernel has no netem (sch_netem), a slow link instead (tbf: 1 Mbit/s,
+    up to `delay_ms` of queueing, then drops) plus random loss with iptables' statistic
+    match. Returns what was applied."""
     spec = ["netem", "delay", f"{delay_ms}ms", f"{jitter_ms}ms", "loss", f"{loss_pct:.1f}%"]
+    if sh("tc", "qdisc", "replace", "dev", veth_name(node), "root", *spec, check=False).returncode == 0:
+        in_ns(node, "tc", "qdisc", "replace", "dev", NS_DEV, "root", *spec)
+        return " ".join(spec)
+    spec = ["tbf", "rate", "1mbit", "burst", "32kbit", "latency", f"{delay_ms}ms"]
     sh("tc", "qdisc", "replace", "dev", veth_name(node), "root", *spec)
     in_ns(node, "tc", "qdisc", "replace", "dev", NS_DEV, "root", *spec)
+    probability = f"{loss_pct / 100:.3f}"
+    for chain in ("INPUT", "OUTPUT"):
+        in_ns(node, "iptables", "-A", chain, "-m", "statistic", "--mode", "random",
+              "--probability", probability, "-j", "DROP")
+    return f"no netem in this kernel: {' '.join(spec)} + iptables random loss {loss_pct:.1f}% each way"
 
 
 def heal(node: int) -> None:

@@ -199,24 +199,35 @@ async fn set_throttles(client: &mut Client, plan: &Plan, current: &Plan, rate: u
     Ok(())
 }
 
+/// Deletes the throttles: the topics' first (any broker takes them), then each broker's
+/// rates on that broker; a broker that cannot be reached keeps its rate and is named, so
+/// the operator knows the move itself is done and what to clear again.
 async fn clear_throttles(client: &mut Client, plan: &Plan) -> CliResult {
-    let meta = client.metadata(Some(&[])).await?;
-    let brokers: Vec<i32> = meta.brokers.iter().map(|b| b.node_id).collect();
-    for &broker in &brokers {
-        let ops: Vec<ConfigOp> = BROKER_THROTTLES.iter().map(|k| ConfigOp::Delete((*k).into())).collect();
-        client.alter_configs(&ConfigResource::Broker(broker), &ops).await?;
-    }
     let topics: BTreeSet<&str> = plan.iter().map(|(t, _, _)| t.as_str()).collect();
     for topic in &topics {
         let ops: Vec<ConfigOp> = TOPIC_THROTTLES.iter().map(|k| ConfigOp::Delete((*k).into())).collect();
         client.alter_configs(&ConfigResource::Topic((*topic).to_owned()), &ops).await?;
-    }
-    let ids: Vec<String> = brokers.iter().map(ToString::to_string).collect();
-    emitln(&format!("Clearing broker-level throttles on brokers {}", ids.join(",")))?;
-    for topic in topics {
         emitln(&format!("Clearing topic-level throttles on topic {topic}"))?;
     }
-    Ok(())
+    let meta = client.metadata(Some(&[])).await?;
+    let brokers: Vec<i32> = meta.brokers.iter().map(|b| b.node_id).collect();
+    let (mut cleared, mut failed_on) = (Vec::new(), Vec::new());
+    for &broker in &brokers {
+        let ops: Vec<ConfigOp> = BROKER_THROTTLES.iter().map(|k| ConfigOp::Delete((*k).into())).collect();
+        match client.alter_configs(&ConfigResource::Broker(broker), &ops).await {
+            Ok(()) => cleared.push(broker.to_string()),
+            Err(e) => failed_on.push(format!("broker {broker} ({e})")),
+        }
+    }
+    emitln(&format!("Clearing broker-level throttles on brokers {}", cleared.join(",")))?;
+    if failed_on.is_empty() {
+        return Ok(());
+    }
+    Err(failed(format!(
+        "could not clear the replication throttle rates on {}: run --verify again once they are reachable, \
+         or gregor configs alter --broker N --delete leader.replication.throttled.rate --delete follower.replication.throttled.rate",
+        failed_on.join(", ")
+    )))
 }
 
 async fn verify(client: &mut Client, plan: &Plan, preserve_throttles: bool) -> CliResult {
