@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-from .log import log
+from .log import START, log
 from .nodes import FAST_RECONNECT
 from .workload import Ack, Commit, Read
 
@@ -76,18 +76,27 @@ class Report:
     phantom: int = 0
     offsets_backwards: int = 0
     max_unavailable_s: float = 0.0
+    max_partition_unavailable_s: float = 0.0  # the same, per partition, the worst one
     hw_stable: bool = True
+    replicas_compared: int = 0
+    diverged: int = 0  # replica records that differ from the final log (replicas.py)
     examples: dict[str, list] = field(default_factory=dict)
 
     @property
     def violations(self) -> int:
         return self.lost + self.duplicated + self.reordered + self.phantom + self.offsets_backwards \
-            + (0 if self.hw_stable else 1)
+            + self.diverged + (0 if self.hw_stable else 1)
 
     def line(self) -> str:
         return (f"faults={self.faults} acked={self.acked} lost={self.lost} duplicated={self.duplicated} "
                 f"reordered={self.reordered} phantom={self.phantom} offsets_backwards={self.offsets_backwards} "
                 f"max_unavailable_s={self.max_unavailable_s:.1f}")
+
+    def extra(self) -> str:
+        """What the one line leaves out (logged, and in summary.json)."""
+        return (f"max_partition_unavailable_s={self.max_partition_unavailable_s:.1f} "
+                f"replicas_compared={self.replicas_compared} replicas_diverged={self.diverged} "
+                f"hw_stable={str(self.hw_stable).lower()}")
 
 
 def split_value(value: str) -> tuple[str, int]:
@@ -96,10 +105,20 @@ def split_value(value: str) -> tuple[str, int]:
 
 
 def lost(acked: list[Ack], final: FinalLog) -> list[dict]:
+    """An ack with an offset must find its value at that offset. librdkafka also acks
+    without an offset (None) when a later request of the same idempotent producer
+    succeeded after an earlier one timed out ("implicit ack": the earlier records must
+    be in the log); those must find their value somewhere in their partition."""
     where = {v: (p, o) for p, recs in final.records.items() for o, v in recs.items()}
-    return [{"partition": a.partition, "offset": a.offset, "value": a.value,
-             "final_at_offset": final.records.get(a.partition, {}).get(a.offset), "final_position_of_value": where.get(a.value)}
-            for a in acked if final.records.get(a.partition, {}).get(a.offset) != a.value]
+
+    def missing(a: Ack) -> bool:
+        if a.offset is None or a.offset < 0:
+            return where.get(a.value, (None,))[0] != a.partition
+        return final.records.get(a.partition, {}).get(a.offset) != a.value
+    return [{"partition": a.partition, "offset": a.offset, "value": a.value, "acked_at": round(a.time - START, 2),
+             "final_at_offset": None if a.offset is None else final.records.get(a.partition, {}).get(a.offset),
+             "final_position_of_value": where.get(a.value)}
+            for a in acked if missing(a)]
 
 
 def duplicated(final: FinalLog) -> list[dict]:
@@ -145,8 +164,8 @@ def commits_backwards(commits: list[Commit]) -> list[dict]:
                 i += 1
             if best is not None and c.offset < best.offset:
                 found.append({"partition": c.partition, "offset": c.offset, "member": c.member,
-                              "asked_at": round(c.start, 2), "after": best.offset, "by": best.member,
-                              "confirmed_at": round(best.end, 2)})
+                              "asked_at": round(c.start - START, 2), "after": best.offset, "by": best.member,
+                              "confirmed_at": round(best.end - START, 2)})
     return found
 
 
@@ -154,8 +173,8 @@ def samples_backwards(samples: list[tuple[float, int, int]]) -> list[dict]:
     found, best = [], {}
     for t, p, o in sorted(samples):
         if p in best and o < best[p][1]:
-            found.append({"partition": p, "offset": o, "at": round(t, 2), "after": best[p][1],
-                          "seen_at": round(best[p][0], 2)})
+            found.append({"partition": p, "offset": o, "at": round(t - START, 2), "after": best[p][1],
+                          "seen_at": round(best[p][0] - START, 2)})
         if p not in best or o > best[p][1]:
             best[p] = (t, o)
     return found
@@ -174,7 +193,9 @@ def check(faults: int, acked: list[Ack], reads: list[Read], commits: list[Commit
     report = Report(faults, len(acked), lost=len(found["lost"]), duplicated=len(found["duplicated"]),
                     reordered=len(found["reordered"]), phantom=len(found["phantom"]),
                     offsets_backwards=len(found["commits_backwards"]) + len(found["samples_backwards"]),
-                    max_unavailable_s=max_gap([a.time for a in acked], *window), hw_stable=final.stable)
+                    max_unavailable_s=max_gap([a.time for a in acked], *window), hw_stable=final.stable,
+                    max_partition_unavailable_s=max(max_gap([a.time for a in acked if a.partition == p], *window)
+                                                    for p in final.records))
     report.examples = {k: v[:EXAMPLES] for k, v in found.items() if v}
     for kind, items in report.examples.items():
         log(f"VIOLATION {kind}: {len(found[kind])}, e.g. {items[:3]}")

@@ -71,6 +71,7 @@ class Injector:
     def leader(self, f: Fault) -> int:
         leader = self.cluster.leader_of(self.topic, f.partition)
         if leader in self.ids:
+            f.detail += f"leader of {self.topic}-{f.partition}; "
             return leader
         f.detail += f"no leader of partition {f.partition}, random node; "
         return choose(self.ids, f.pick)
@@ -78,6 +79,7 @@ class Injector:
     def controller(self, f: Fault) -> int:
         c = self.cluster.active_controller()
         if c in self.ids:
+            f.detail += f"active controller {c}; "
             return c
         f.detail += "active controller unknown, random node; "
         return choose(self.ids, f.pick)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import struct
 import subprocess
 import time
 from pathlib import Path
@@ -14,7 +15,7 @@ from pathlib import Path
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from . import netns
+from . import netns, wire
 from .log import CLIENTS, log
 
 CLIENT_PORT, CONTROLLER_PORT = 9092, 9093
@@ -181,16 +182,29 @@ class Cluster:
             return -1
 
     def unhealthy(self) -> list[str]:
-        """What keeps the cluster from being whole: a node down or paused, a broker not
-        registered, a partition without a leader or with a replica out of its ISR."""
+        """What keeps the cluster from being whole, as every node itself sees it (Metadata
+        asked of each node: a node just cut off answers from a stale image): a node down,
+        paused or silent, a broker missing, a partition without a leader or with a
+        replica out of its ISR, nodes that disagree on the leaders."""
         problems = [f"node {i} down" for i, n in self.nodes.items() if not n.running]
         problems += [f"node {i} paused" for i, n in self.nodes.items() if n.paused]
-        brokers = self.broker_ids()
-        if brokers != self.ids:
-            return problems + [f"brokers {brokers}"]
-        for (t, p), pm in sorted(self.partitions().items()):
-            if pm.leader < 0 or sorted(pm.isrs) != sorted(pm.replicas):
-                problems.append(f"{t}-{p} leader {pm.leader} isr {sorted(pm.isrs)} of {sorted(pm.replicas)}")
+        if problems:
+            return problems
+        views = {}
+        for i, n in self.nodes.items():
+            try:
+                views[i] = wire.metadata(n.address)
+            except (OSError, struct.error) as e:
+                problems.append(f"node {i} does not answer Metadata: {e!r}")
+        for i, v in views.items():
+            if list(v.brokers) != self.ids:
+                problems.append(f"node {i} sees brokers {list(v.brokers)}")
+            problems += [f"node {i} sees {t}-{p} leader {pv.leader} isr {sorted(pv.isr)} of {sorted(pv.replicas)}"
+                         for (t, p), pv in sorted(v.partitions.items())
+                         if pv.leader < 0 or sorted(pv.isr) != sorted(pv.replicas)]
+        leaders = {tuple(sorted((k, pv.leader) for k, pv in v.partitions.items())) for v in views.values()}
+        if len(leaders) > 1:
+            problems.append("nodes disagree on partition leaders")
         return problems
 
 

@@ -27,6 +27,7 @@ from .checker import check, read_final, watermarks
 from .faults import KINDS, Injector, schedule
 from .log import elapsed, log, to_file
 from .nodes import FAST_RECONNECT, Cluster, wait_for
+from .replicas import diverged
 from .workload import Workload
 
 REPO = Path(__file__).resolve().parents[2]
@@ -69,7 +70,7 @@ class Run:
         self.cluster: Cluster | None = None
         self.workload: Workload | None = None
         self.summary: dict = {"seed": seed, "replay": replay_command(args, seed), "nodes": args.nodes}
-        self.deadline = time.monotonic() + args.duration_cap - END_RESERVE_S
+        self.deadline = time.monotonic() + args.duration_cap - min(END_RESERVE_S, 0.4 * args.duration_cap)
 
     # ------------------------------------------------------------ phases
 
@@ -156,20 +157,31 @@ class Run:
         w = self.workload
         report = check(len(self.summary["faults"]), w.acked(), w.reads(), w.commits(), w.sampler.samples,
                        final, window)
+        self.compare_replicas(report, final)
         self.record(report, final, liveness)
         print(report.line(), flush=True)
         for problem in liveness:
             log(f"LIVENESS {problem}")
         return 1 if report.violations else 3 if liveness else 0
 
+    def compare_replicas(self, report, final) -> None:
+        dirs = {i: n.data_dir for i, n in self.cluster.nodes.items()}
+        report.replicas_compared, found = diverged(self.cluster.binary, dirs, TOPIC, final)
+        report.diverged = len(found)
+        if found:
+            report.examples["replicas_diverged"] = found[:10]
+            log(f"VIOLATION replicas_diverged: {len(found)}, e.g. {found[:3]}")
+        log(report.extra())
+
     def record(self, report, final, liveness: list[str]) -> None:
         w = self.workload
         self.summary.update({
-            "line": report.line(), "violations": report.violations, "examples": report.examples,
+            "line": report.line(), "extra": report.extra(), "violations": report.violations, "examples": report.examples,
             "hw_stable": report.hw_stable, "high_watermarks": final.high_watermarks, "liveness": liveness,
             "clients": {p.name: {"produced": p.produced, "acked": len(p.acked), "failed": len(p.failed),
                                  "failed_examples": p.failed[:5], "errors": p.errors[:10]} for p in w.producers},
             "group": {m.name: {"reads": len(m.reads), "commits": len(m.commits)} for m in w.members},
+            "acked_offset_unknown": [a.value for a in w.acked() if a.offset is None or a.offset < 0][:100],
             "offset_samples": len(w.sampler.samples), "elapsed_s": round(elapsed(), 1)})
 
     def teardown(self) -> None:

@@ -217,6 +217,9 @@ impl Broker {
         for tp in self.replicas.hosted() {
             if !wanted.contains(&tp) {
                 self.replicas.delete(&tp)?;
+                if image.topic(&tp.topic).is_none() {
+                    self.replicas.metrics.forget_topic(&tp.topic); // deleted, not moved away
+                }
             }
         }
         Ok(())

@@ -39,6 +39,7 @@ impl Connection {
     pub(crate) async fn run(self) {
         let Self { socket, peer, broker, mut shutdown } = self;
         tracing::debug!(%peer, "connection opened");
+        broker.replicas.metrics.connection_opened();
         let (mut reader, writer) = socket.into_split();
         let mut writer = BufWriter::new(writer);
         let mut buf = BytesMut::with_capacity(READ_CHUNK);
@@ -76,6 +77,7 @@ impl Connection {
             }
         }
         let _ = writer.shutdown().await;
+        broker.replicas.metrics.connection_closed();
         tracing::debug!(%peer, "connection closed");
     }
 }
@@ -105,7 +107,11 @@ async fn serve_buffered(
         }
         buf.advance(LENGTH_PREFIX);
         let frame = buf.split_to(len).freeze();
-        let response = dispatch::handle_frame(broker, frame, peer).await.map_err(|e| e.to_string())?;
+        let api_key = gregor_protocol::frame::RequestPrefix::peek(&frame).map_or(-1, |p| p.api_key);
+        let started = std::time::Instant::now();
+        let response = dispatch::handle_frame(broker, frame, peer).await;
+        broker.replicas.metrics.request(api_key, started.elapsed(), response.is_err());
+        let response = response.map_err(|e| e.to_string())?;
         if let Some(response) = response {
             writer.write_all(&response).await.map_err(|e| e.to_string())?;
         }

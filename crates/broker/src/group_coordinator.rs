@@ -183,6 +183,12 @@ impl GroupCoordinator {
         self.runtime.each(|_, shard| f(shard))
     }
 
+    /// Runs `f` on the shards already loaded, creating and loading nothing (a metrics
+    /// scrape must not create `__consumer_offsets`).
+    pub(crate) fn each_loaded_shard<T>(&self, mut f: impl FnMut(&mut GroupCoordinatorShard) -> Vec<T>) -> Vec<T> {
+        self.runtime.each(|_, shard| f(shard))
+    }
+
     /// Carries out a shard's outputs, in order. Called with the shard's lock held.
     ///
     /// If records cannot be written, the shard is rebuilt from its partition (undoing the

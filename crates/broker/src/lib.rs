@@ -38,6 +38,8 @@ mod handlers;
 mod inter_broker;
 mod meta_properties;
 mod metadata_quorum;
+pub mod metrics;
+mod observe;
 mod replica_fetcher;
 mod replica_manager;
 mod replication_quota;
@@ -55,6 +57,7 @@ use tokio::task::JoinHandle;
 pub use config::BrokerConfig;
 pub use dispatch::supported_apis;
 pub use error::BrokerError;
+pub use observe::{BrokerHandle, ControllerGauges, GroupLag, MetricsSnapshot, PartitionGauges, ReplicaGauges};
 
 use crate::broker::{now_ms, Broker};
 use crate::replica_manager::ReplicaManager;
@@ -110,6 +113,14 @@ impl RunningBroker {
     /// Whether this node serves clients (`process.roles` includes `broker`).
     pub fn is_broker(&self) -> bool {
         matches!(self.node, Node::Broker(_))
+    }
+
+    /// The broker for the HTTP listener (metrics, admin API); `None` on a controller-only node.
+    pub fn handle(&self) -> Option<BrokerHandle> {
+        match &self.node {
+            Node::Broker(broker) => Some(BrokerHandle(broker.clone())),
+            Node::Controller { .. } => None,
+        }
     }
 
     /// In a cluster, first a controlled shutdown (this broker is fenced and the quorum's

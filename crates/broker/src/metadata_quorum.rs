@@ -223,6 +223,11 @@ impl MetadataQuorum {
         }
     }
 
+    /// Whether this node is the active controller (the quorum's leader).
+    pub(crate) fn is_active_controller(&self) -> bool {
+        self.inner.quorum.is_leader()
+    }
+
     /// The controller listener's bound address, if this node has one.
     pub(crate) fn controller_addr(&self) -> Option<SocketAddr> {
         self.inner.quorum.local_addr()

@@ -44,6 +44,8 @@ pub(crate) struct Partition {
     pub(crate) leader_epoch: i32,
     pub(crate) topic_id: gregor_metadata::Uuid,
     pub(crate) role: Mutex<Role>,
+    /// The topic's traffic counters, shared by its partitions and kept across epochs.
+    pub(crate) traffic: Arc<crate::metrics::TopicMetrics>,
 }
 
 impl Partition {
@@ -75,6 +77,7 @@ pub(crate) struct ReadResult {
 pub(crate) struct ReplicaManager {
     logs: LogManager,
     partitions: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
+    pub(crate) metrics: crate::metrics::BrokerMetrics,
 }
 
 fn lock(log: &Mutex<PartitionLog>) -> MutexGuard<'_, PartitionLog> {
@@ -107,7 +110,7 @@ fn not_leader(tp: &TopicPartition) -> BrokerError {
 
 impl ReplicaManager {
     pub(crate) fn new(logs: LogManager) -> Self {
-        Self { logs, partitions: RwLock::new(HashMap::new()) }
+        Self { logs, partitions: RwLock::new(HashMap::new()), metrics: crate::metrics::BrokerMetrics::default() }
     }
 
     pub(crate) fn log_manager(&self) -> &LogManager {
@@ -207,6 +210,7 @@ impl ReplicaManager {
             leader_epoch: registration.leader_epoch,
             topic_id: registration.topic_id,
             role: Mutex::new(role),
+            traffic: self.metrics.topic(&tp.topic),
         });
         // The old epoch, if any, was ended by `retire` first.
         let _ = self.partitions.write().unwrap_or_else(PoisonError::into_inner).insert(tp.clone(), partition);
@@ -250,6 +254,9 @@ impl ReplicaManager {
             log.maybe_flush(now_ms)?;
             info
         };
+        if !info.duplicate {
+            partition.traffic.produced(info.record_count, records.len());
+        }
         partition.appended.notify_waiters();
         Ok((info, partition))
     }
@@ -366,6 +373,7 @@ impl ReplicaManager {
             let mut log = lock(&partition.log);
             if !records.is_empty() {
                 let _ = log.append_as_follower(records, now_ms)?;
+                partition.traffic.replicated_in(records.len());
             }
             let end = log.log_end_offset();
             log.raise_high_watermark(leader_high_watermark.min(end));

@@ -102,6 +102,11 @@ fn spawn(
     for kv in &args.set {
         command.args(["--set", kv]);
     }
+    // One console per machine: node 1 takes the default HTTP port, the others none
+    // (unless --set http.listeners says otherwise).
+    if id != 1 && !args.set.iter().any(|kv| kv.starts_with("http.listeners=")) {
+        command.args(["--http-listen", "none"]);
+    }
     let child = command
         .stdin(Stdio::null())
         .stdout(file)

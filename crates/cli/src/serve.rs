@@ -31,6 +31,11 @@ pub(crate) struct ServeArgs {
     /// form one cluster, no format step needed.
     #[arg(long, value_name = "ID@HOST:PORT,...")]
     controller_quorum: Option<String>,
+    /// The HTTP listener (Prometheus `/metrics`, `/api/v1/health`, later the console and
+    /// admin API), Gregor's `http.listeners`: HOST:PORT, or `none`. Default
+    /// localhost:8089; when the default port is taken the broker starts without it.
+    #[arg(long, value_name = "HOST:PORT|none")]
+    http_listen: Option<String>,
     /// A Kafka `server.properties` style file of `key=value` lines.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -70,6 +75,9 @@ impl ServeArgs {
         if let Some(voters) = &self.controller_quorum {
             pairs.push(("controller.quorum.voters".into(), voters.clone()));
         }
+        if let Some(http) = &self.http_listen {
+            pairs.push(("http.listeners".into(), http.clone()));
+        }
         BrokerConfig::from_pairs(pairs).map_err(|e| e.to_string())
     }
 }
@@ -108,23 +116,68 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), String> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
     runtime.block_on(async move {
         let data_dir = config.data_dir();
+        // Bound before the broker starts, so a port conflict refuses the start early.
+        let http = bind_http(&config).await?;
         let broker = gregor_broker::start(config).await.map_err(|e| e.to_string())?;
+        let console = start_http(http, &broker);
         let addrs: Vec<String> = broker.local_addrs().iter().map(ToString::to_string).collect();
         // A controller-only node (process.roles=controller) serves no clients.
         let role = if broker.is_broker() { "" } else { "controller " };
         println!(
-            "Gregor {} {role}listening on {} (advertised {}), node {}, cluster {}, data in {}",
+            "Gregor {} {role}listening on {} (advertised {}), node {}, cluster {}, data in {}{}",
             env!("CARGO_PKG_VERSION"),
             addrs.join(", "),
             broker.bootstrap_servers(),
             broker.node_id(),
             broker.cluster_id(),
-            data_dir.display()
+            data_dir.display(),
+            console.as_ref().map(|(url, _)| format!(", console {url}")).unwrap_or_default()
         );
         wait_for_signal().await;
         tracing::info!("shutting down");
+        if let Some((_, stop)) = console {
+            let _ = stop.send(true);
+        }
         broker.shutdown().await.map_err(|e| e.to_string())
     })
+}
+
+/// The HTTP listener of `http.listeners`: `None` when it is `none`, or when the default
+/// port is taken (a warning: a second broker on one machine still starts); a port given
+/// explicitly that cannot be bound refuses the start.
+async fn bind_http(config: &BrokerConfig) -> Result<Option<tokio::net::TcpListener>, String> {
+    let value = config.broker_str("http.listeners");
+    let address = value.trim();
+    if address.is_empty() || address.eq_ignore_ascii_case("none") {
+        return Ok(None);
+    }
+    match gregor_http::bind(address).await {
+        Ok(listener) => Ok(Some(listener)),
+        Err(e) if config.broker_value("http.listeners").source == gregor_broker::config::ConfigSource::Default => {
+            tracing::warn!(%address, error = %e, "HTTP listener not started: the default address is taken (set http.listeners or --http-listen)");
+            Ok(None)
+        }
+        Err(e) => Err(format!("cannot listen for HTTP on {address}: {e}")),
+    }
+}
+
+/// Serves `/metrics` and the API on `listener`; returns the URL and the stop switch.
+fn start_http(
+    listener: Option<tokio::net::TcpListener>,
+    broker: &gregor_broker::RunningBroker,
+) -> Option<(String, tokio::sync::watch::Sender<bool>)> {
+    let (listener, handle) = (listener?, broker.handle()?);
+    let url = format!("http://{}/", listener.local_addr().ok()?);
+    let (stop, mut stopped) = tokio::sync::watch::channel(false);
+    let shutdown = async move {
+        let _ = stopped.changed().await;
+    };
+    let _task = tokio::spawn(async move {
+        if let Err(e) = gregor_http::serve(listener, handle, shutdown).await {
+            tracing::error!(error = %e, "HTTP listener failed");
+        }
+    });
+    Some((url, stop))
 }
 
 fn init_logging() {

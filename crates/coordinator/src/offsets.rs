@@ -195,6 +195,18 @@ impl GroupCoordinatorShard {
         let _ = self.offsets.entry(group_id.to_owned()).or_default().insert((topic.to_owned(), partition), value);
     }
 
+    /// Every committed offset of every group of this shard, as `(group, topic,
+    /// partition, offset)` (the lag a scrape reports; staged transactional offsets are
+    /// not committed yet and are left out).
+    pub fn committed_offsets(&self) -> Vec<(String, String, i32, i64)> {
+        self.offsets
+            .iter()
+            .flat_map(|(group, offsets)| {
+                offsets.iter().map(move |((topic, partition), v)| (group.clone(), topic.clone(), *partition, v.offset))
+            })
+            .collect()
+    }
+
     /// OffsetFetch for one group: `None` asks for every committed partition. Partitions
     /// never committed answer offset -1 and metadata "" (an unknown group is no error).
     pub fn fetch_offsets(

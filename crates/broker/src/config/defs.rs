@@ -183,6 +183,8 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
     broker!("broker.heartbeat.interval.ms", Int, Some("2000"), min 1),
     broker!("broker.session.timeout.ms", Int, Some("9000"), min 1),
     broker!("broker.rack", String, None),
+    // Gregor's HTTP listener (console, admin API, /metrics): HOST:PORT, or `none`.
+    broker!("http.listeners", String, Some("localhost:8089")),
     broker!("controller.quorum.election.timeout.ms", Int, Some("1000"), min 10),
     broker!("controlled.shutdown.enable", Boolean, Some("true")),
     broker!("max.incremental.fetch.session.cache.slots", Int, Some("1000"), min 0),

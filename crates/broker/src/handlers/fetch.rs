@@ -314,6 +314,7 @@ fn read_one(broker: &Broker, w: &Wanted, (budget, first_data): (&mut usize, bool
             // not fit waits for the next request.
             let records = if !first_data && read.records.len() > limit { bytes::Bytes::new() } else { read.records };
             *budget = budget.saturating_sub(records.len());
+            partition.traffic.fetched(records.len(), spec.replica.is_some());
             if throttled {
                 quotas.leader_sent(key, records.len(), now);
             }
