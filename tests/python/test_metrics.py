@@ -11,7 +11,8 @@ Contract, one test each:
   `kafka_consumergroup_lag` = high watermark - committed offset per partition (the
   group's committed offsets as the admin client lists them); request counts and latency
   histograms exist for Produce and Fetch with `_count` = the `+Inf` bucket; one
-  connection or more is open; the node is the active controller of its one-node cluster.
+  connection or more is open; the node is the active controller of its one-node cluster;
+  every metric docs/grafana/gregor.json queries is in the scrape.
 - `test_health_and_listener_options`: `/api/v1/health` answers JSON with the node and
   cluster id, the start line prints the console URL; `--http-listen none` serves no HTTP
   and prints none; an explicit address that is taken refuses the start with a sentence
@@ -20,6 +21,7 @@ Contract, one test each:
 from __future__ import annotations
 
 import json
+import re
 import socket
 import subprocess
 import urllib.request
@@ -99,6 +101,13 @@ def test_metrics_match_what_the_kafka_api_reports(broker_factory):
     assert value(s, "kafka_server_replicamanager_underreplicatedpartitions") == 0
     assert value(s, "kafka_server_replicamanager_leadercount") >= 2
     assert value(s, "kafka_coordinator_group_groupmetadatamanager_numgroups") == 1
+
+    # The Grafana dashboard of the repo reads these names, none renamed.
+    dashboard = json.loads((Path(__file__).parents[2] / "docs" / "grafana" / "gregor.json").read_text())
+    exprs = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
+    used = {name for e in exprs for name in re.findall(r"\b(?:kafka|gregor)_[a-z_]+", e)}
+    scraped = {name for name, _ in s}
+    assert used and not used - scraped, f"dashboard names missing from /metrics: {sorted(used - scraped)}"
 
 
 def test_health_and_listener_options(broker_factory):
