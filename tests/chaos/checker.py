@@ -15,13 +15,15 @@ import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
 from .log import START, log
 from .nodes import FAST_RECONNECT
 from .workload import Ack, Commit, Read
 
 EXAMPLES = 10
+RETRIED = {KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE, KafkaError.OFFSET_NOT_AVAILABLE,
+           KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._TIMED_OUT, KafkaError._TRANSPORT}
 
 
 @dataclass
@@ -34,8 +36,21 @@ class FinalLog:
         return all(hw == self.high_watermarks[0] for hw in self.high_watermarks)
 
 
-def watermarks(c: Consumer, topic: str, partitions: int) -> dict[int, int]:
-    return {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=15)[1] for p in range(partitions)}
+def watermarks(c: Consumer, topic: str, partitions: int, timeout: float = 60.0) -> dict[int, int]:
+    """Each partition's high watermark from its leader, retried while leadership moves
+    (a preferred-leader election may run at any time)."""
+    return {p: watermark(c, TopicPartition(topic, p), timeout) for p in range(partitions)}
+
+
+def watermark(c: Consumer, tp: TopicPartition, timeout: float) -> int:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return c.get_watermark_offsets(tp, timeout=10)[1]
+        except KafkaException as e:
+            if (not e.args[0].retriable() and e.args[0].code() not in RETRIED) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 def read_final(bootstrap: str, topic: str, partitions: int, timeout: float = 180.0) -> FinalLog:

@@ -23,9 +23,9 @@ from pathlib import Path
 from . import netns
 from confluent_kafka import Consumer
 
-from .checker import check, read_final, watermarks
+from .checker import check, max_gap, read_final, watermarks
 from .faults import KINDS, Injector, schedule
-from .log import elapsed, log, to_file
+from .log import START, elapsed, log, to_file
 from .nodes import FAST_RECONNECT, Cluster, wait_for
 from .replicas import diverged
 from .workload import Workload
@@ -112,6 +112,13 @@ class Run:
         self.summary["not_whole_after"] = [f.index for f in done if f.not_recovered]
         return start, end
 
+    def wait_whole(self) -> list[str]:
+        try:
+            wait_for(lambda: not self.cluster.unhealthy(), 120, "the cluster whole after the schedule")
+            return []
+        except RuntimeError as e:
+            return [f"{e}: {self.cluster.unhealthy()[:10]}"]
+
     def drain(self) -> list[str]:
         """Producers stopped and flushed, then the group given time to commit up to the
         end; returns the liveness problems seen."""
@@ -147,8 +154,8 @@ class Run:
         self.setup()
         self.start_workload()
         window = self.faults()
-        wait_for(lambda: not self.cluster.unhealthy(), 120, "the cluster whole after the schedule")
-        liveness = self.drain() + self.client_problems()
+        liveness = self.wait_whole()
+        liveness += self.drain() + self.client_problems()
         if self.summary["not_whole_after"]:
             liveness.append(f"cluster not whole within 60 s after faults {self.summary['not_whole_after']}")
         log("settling 5 s, then reading the final log")
@@ -175,6 +182,10 @@ class Run:
 
     def record(self, report, final, liveness: list[str]) -> None:
         w = self.workload
+        acks = [[a.time - START for a in w.acked() if a.partition == p] for p in range(PARTITIONS)]
+        for f in self.summary["faults"]:  # the longest stall of one partition's acks around each fault
+            end = (f["recovered"] or f["heal"]) + f["gap"]
+            f["max_partition_ack_gap_s"] = round(max(max_gap(times, f["start"], end) for times in acks), 1)
         self.summary.update({
             "line": report.line(), "extra": report.extra(), "violations": report.violations, "examples": report.examples,
             "hw_stable": report.hw_stable, "high_watermarks": final.high_watermarks, "liveness": liveness,
@@ -196,11 +207,21 @@ class Run:
         (self.run_dir / "summary.json").write_text(json.dumps(self.summary, indent=1, default=str))
 
 
+_stopping = False
+
+
 def on_signal(signum, _frame):
-    raise Stop(f"signal {signal.Signals(signum).name}")
+    """The first signal (or the cap's SIGALRM) unwinds to the teardown; later ones are
+    ignored so they cannot interrupt it."""
+    global _stopping
+    if _stopping:
+        return
+    _stopping = True
+    raise Stop("time cap reached" if signum == signal.SIGALRM else f"signal {signal.Signals(signum).name}")
 
 
 def run(args: argparse.Namespace) -> int:
+    global _stopping
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1 << 31)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     run_dir = args.run_dir or REPO / "target" / "chaos" / f"{stamp}-seed{seed}"
@@ -217,9 +238,8 @@ def run(args: argparse.Namespace) -> int:
         log(f"harness stopped: {e!r}\n{traceback.format_exc()}")
         state.summary["error"] = repr(e)
     finally:
+        _stopping = True  # let the teardown finish
         signal.alarm(0)
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(sig, signal.SIG_IGN)  # let the teardown finish
         state.teardown()
     conclude(code, args, seed, run_dir)
     return code

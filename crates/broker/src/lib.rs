@@ -23,6 +23,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod admin_api;
 mod background;
 mod broker;
 pub mod config;

@@ -118,8 +118,21 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), String> {
         let data_dir = config.data_dir();
         // Bound before the broker starts, so a port conflict refuses the start early.
         let http = bind_http(&config).await?;
+        let console_users = config.broker_str("console.users");
+        // Checked before the broker starts: a bad console.users refuses the start.
+        gregor_http::auth::Users::parse(&console_users).map_err(|e| format!("console.users: {e}"))?;
         let broker = gregor_broker::start(config).await.map_err(|e| e.to_string())?;
-        let console = start_http(http, &broker);
+        let console = match http {
+            Some(listener) if broker.is_broker() => {
+                let (users, new_password) = gregor_http::auth::Users::load_or_generate(&console_users, &data_dir)?;
+                if let Some(password) = new_password {
+                    // Once: only its hash is kept (data dir, console-admin.sha256).
+                    eprintln!("gregor: admin API and console user 'admin', password {password} (shown once)");
+                }
+                start_http(listener, users, &broker)
+            }
+            _ => None,
+        };
         let addrs: Vec<String> = broker.local_addrs().iter().map(ToString::to_string).collect();
         // A controller-only node (process.roles=controller) serves no clients.
         let role = if broker.is_broker() { "" } else { "controller " };
@@ -163,17 +176,18 @@ async fn bind_http(config: &BrokerConfig) -> Result<Option<tokio::net::TcpListen
 
 /// Serves `/metrics` and the API on `listener`; returns the URL and the stop switch.
 fn start_http(
-    listener: Option<tokio::net::TcpListener>,
+    listener: tokio::net::TcpListener,
+    users: gregor_http::auth::Users,
     broker: &gregor_broker::RunningBroker,
 ) -> Option<(String, tokio::sync::watch::Sender<bool>)> {
-    let (listener, handle) = (listener?, broker.handle()?);
+    let handle = broker.handle()?;
     let url = format!("http://{}/", listener.local_addr().ok()?);
     let (stop, mut stopped) = tokio::sync::watch::channel(false);
     let shutdown = async move {
         let _ = stopped.changed().await;
     };
     let _task = tokio::spawn(async move {
-        if let Err(e) = gregor_http::serve(listener, handle, shutdown).await {
+        if let Err(e) = gregor_http::serve(listener, handle, users, shutdown).await {
             tracing::error!(error = %e, "HTTP listener failed");
         }
     });

@@ -1,9 +1,12 @@
 //! The broker's HTTP listener (`http.listeners`, `gregor serve --http-listen`): Prometheus
-//! `/metrics` and `/api/v1/health` today, the admin API and the web console as they
-//! land (issue 19). It reads the broker through [`gregor_broker::BrokerHandle`], never
-//! through a Kafka client over loopback.
+//! `/metrics`, `/api/v1/health` (both open), and the admin API under `/api/v1/` (basic
+//! auth of `console.users`, see [`auth`] and `api.rs`); the web console will join them
+//! (issue 19). It calls the broker through [`gregor_broker::BrokerHandle`], never through
+//! a Kafka client over loopback.
 #![forbid(unsafe_code)]
 
+mod api;
+pub mod auth;
 pub mod prometheus;
 
 use std::future::Future;
@@ -17,6 +20,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use gregor_broker::BrokerHandle;
+use std::sync::Arc;
 use tokio::net::TcpListener;
 
 use crate::prometheus::DiskUsage;
@@ -43,17 +47,24 @@ pub async fn bind(address: &str) -> io::Result<TcpListener> {
 pub async fn serve(
     listener: TcpListener,
     broker: BrokerHandle,
+    users: auth::Users,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
+    let state = api::AppState { broker, users: Arc::new(users) };
     let app = Router::new()
         .route("/", get(index))
         .route("/metrics", get(metrics))
         .route("/api/v1/health", get(health))
-        .with_state(broker);
+        .route("/api/v1/cluster", get(api::cluster))
+        .route("/api/v1/topics", get(api::topics).post(api::create_topic))
+        .route("/api/v1/topics/{name}", get(api::topic).delete(api::delete_topic))
+        .route("/api/v1/groups", get(api::groups))
+        .with_state(state);
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await
 }
 
-async fn index(State(broker): State<BrokerHandle>) -> Html<String> {
+async fn index(State(state): State<api::AppState>) -> Html<String> {
+    let broker = &state.broker;
     Html(format!(
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>Gregor node {id}</title></head>\
          <body><h1>Gregor node {id}</h1><p>Cluster {cluster}.</p>\
@@ -64,7 +75,8 @@ async fn index(State(broker): State<BrokerHandle>) -> Html<String> {
     ))
 }
 
-async fn health(State(broker): State<BrokerHandle>) -> Json<serde_json::Value> {
+async fn health(State(state): State<api::AppState>) -> Json<serde_json::Value> {
+    let broker = &state.broker;
     Json(serde_json::json!({
         "status": "ok",
         "node_id": broker.node_id(),
@@ -72,7 +84,8 @@ async fn health(State(broker): State<BrokerHandle>) -> Json<serde_json::Value> {
     }))
 }
 
-async fn metrics(State(broker): State<BrokerHandle>) -> Response {
+async fn metrics(State(state): State<api::AppState>) -> Response {
+    let broker = state.broker.clone();
     // The snapshot reads logs and takes coordinator locks: off the async workers.
     let rendered = tokio::task::spawn_blocking(move || {
         let snapshot = broker.metrics();

@@ -23,6 +23,15 @@ fn fail<T>(invariant: &'static str, detail: String) -> Result<T, Failure> {
     Err(Failure { invariant, detail })
 }
 
+/// Every replica of `p` compared with `reference`, for a failure's detail.
+fn logs_of(p: i32, brokers: &BTreeMap<i32, Broker>, reference: &ReplicaLog) -> String {
+    let lines = brokers.iter().filter_map(|(id, b)| {
+        let state = if b.up { "" } else { " (down)" };
+        b.logs.get(&p).map(|log| format!("\n    b{id}{state}: {}", log.describe(reference)))
+    });
+    lines.collect()
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Checker {
     min_isr: usize,
@@ -82,7 +91,11 @@ impl Checker {
             if log.prefix_hash(n) != self.committed_prefix(p, n) {
                 return fail(
                     "a new leader holds every record committed before its epoch",
-                    format!("b{broker} leads p{p} in epoch {epoch} with LEO {} but {n} records were committed before", log.log_end_offset()),
+                    format!(
+                        "b{broker} leads p{p} in epoch {epoch} with LEO {} but {n} records were committed before; vs committed:{}",
+                        log.log_end_offset(),
+                        logs_of(p, brokers, &self.committed[&p])
+                    ),
                 );
             }
         }
@@ -172,7 +185,7 @@ impl Checker {
         if copies < self.min_isr {
             return fail(
                 "min.insync.replicas copies below the high watermark",
-                format!("b{id} p{p} HW {hw}: {copies} copies"),
+                format!("b{id} p{p} HW {hw}: {copies} copies; vs b{id}:{}", logs_of(p, brokers, log)),
             );
         }
         let isr = controller.partition(p).map(|r| r.isr.clone()).unwrap_or_default();
@@ -182,7 +195,10 @@ impl Checker {
                 let end = theirs.map_or(-1, ReplicaLog::log_end_offset);
                 return fail(
                     "every ISR member holds what is below a leader's high watermark (StrongIsr)",
-                    format!("b{id} p{p} HW {hw}; ISR member b{member} (LEO {end}) lacks or differs"),
+                    format!(
+                        "b{id} p{p} HW {hw}; ISR member b{member} (LEO {end}) lacks or differs; vs b{id}:{}",
+                        logs_of(p, brokers, log)
+                    ),
                 );
             }
         }

@@ -20,8 +20,25 @@ pub struct SimConfig {
     pub unclean_leader_election: bool,
     /// Records a leader returns per Fetch at most (replica.fetch.max.bytes, in records).
     pub fetch_max_records: usize,
+    /// Whose epoch-cache rules the log model follows.
+    pub epoch_cache: EpochCache,
     pub faults: Faults,
     pub timing: Timing,
+}
+
+/// Which rules the log model's leader-epoch cache follows where Gregor's and Kafka's
+/// differ. `Gregor` copies `gregor_log` as it is; `Kafka` copies `LeaderEpochFileCache`
+/// and `UnifiedLog.truncateTo`:
+/// - an epoch older than every known one: Gregor answers `None` (as for an empty cache),
+///   Kafka `(epoch, start of the first known epoch)`;
+/// - a truncation at or past the log end: Gregor changes nothing, Kafka still drops the
+///   cache's entries from the log end on (a leader's epoch start with no records yet).
+///
+/// They differ in safety: see README.md, "Findings".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EpochCache {
+    Gregor,
+    Kafka,
 }
 
 /// Fault probabilities. The nemesis wakes every `nemesis_every_ms` and picks one fault by
@@ -37,7 +54,7 @@ pub struct Faults {
     pub crash: f64,
     /// One broker cut from everyone, the controller included.
     pub isolate: f64,
-    /// The link between two brokers cut (they still reach the controller).
+    /// The link between two brokers, or between a broker and the controller, cut.
     pub cut_link: f64,
     /// SIGSTOP for `fault_ms`: the process (and its clock) stops, then resumes as a zombie.
     pub pause: f64,
@@ -86,6 +103,7 @@ impl Default for SimConfig {
             max_in_flight: 2,
             unclean_leader_election: false,
             fetch_max_records: 20,
+            epoch_cache: EpochCache::Gregor,
             faults: Faults::default(),
             timing: Timing::default(),
         }
@@ -95,12 +113,12 @@ impl Default for SimConfig {
 impl Default for Faults {
     fn default() -> Self {
         Self {
-            drop: 0.01,
+            drop: 0.05,
             delay_ms: (1, 15),
             nemesis_every_ms: (300, 1_500),
             crash: 0.3,
             isolate: 0.2,
-            cut_link: 0.2,
+            cut_link: 0.8,
             pause: 0.3,
             fault_ms: (100, 2_500),
         }
@@ -149,6 +167,7 @@ impl SimConfig {
             min_insync_replicas: self.min_insync_replicas,
             steps: self.steps,
             unclean_leader_election: self.unclean_leader_election,
+            epoch_cache: self.epoch_cache,
             faults: if self.faults == Faults::none() { Faults::none() } else { Faults::default() },
             ..Self::default()
         };
@@ -161,6 +180,9 @@ impl SimConfig {
         );
         if self.unclean_leader_election {
             flags.push_str(" --unclean");
+        }
+        if self.epoch_cache == EpochCache::Kafka {
+            flags.push_str(" --kafka-epoch-cache");
         }
         if self.faults == Faults::none() {
             flags.push_str(" --no-faults");

@@ -26,7 +26,7 @@ mod world;
 
 use std::fmt;
 
-pub use config::{Faults, SimConfig, Timing};
+pub use config::{EpochCache, Faults, SimConfig, Timing};
 
 /// What a run did (summed over seeds by the soak).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -157,7 +157,9 @@ fn drive(world: &mut world::World, step: &mut u64) -> Result<Stats, checker::Fai
     let deadline = world.now + world.cfg.timing.heal_budget_ms;
     while let Some(why) = world.unquiet() {
         if world.now > deadline || !world.step()? {
-            return Err(checker::Failure { invariant: "the cluster heals (liveness)", detail: why });
+            let brokers: String = world.brokers.values().map(|b| format!("\n    {}", b.describe())).collect();
+            let detail = format!("{why}{brokers}");
+            return Err(checker::Failure { invariant: "the cluster heals (liveness)", detail });
         }
         *step += 1;
     }

@@ -66,12 +66,14 @@ impl World {
         }
     }
 
+    /// Two brokers, or a broker and the controller (id 0), stop reaching each other.
     fn cut_link(&mut self, lasts: u64, ctx: &mut Ctx) {
-        let all: Vec<i32> = self.brokers.keys().copied().collect();
+        let all: Vec<i32> = std::iter::once(0).chain(self.brokers.keys().copied()).collect();
         let (Some(a), Some(b)) = (self.rng.pick(&all), self.rng.pick(&all)) else { return };
         if a != b && self.net.cut(a, b) {
             ctx.stats.cut_links += 1;
-            ctx.note(|| format!("nemesis: link b{a} <-> b{b} cut for {lasts} ms"));
+            let name = |id: i32| if id == 0 { "controller".to_owned() } else { format!("b{id}") };
+            ctx.note(|| format!("nemesis: link {} <-> {} cut for {lasts} ms", name(a), name(b)));
             self.schedule(self.now + lasts, Event::Mend(a, b));
         }
     }

@@ -104,7 +104,7 @@ pub(crate) struct Envelope {
 pub(crate) struct Network {
     /// Brokers cut from every other node.
     isolated: BTreeSet<i32>,
-    /// Broker pairs (lower id first) that cannot reach each other.
+    /// Pairs (lower id first) that cannot reach each other; 0 is the controller.
     cut: BTreeSet<(i32, i32)>,
     /// When the last message on each directed link arrives, so the next comes after it.
     last_arrival: BTreeMap<(Node, Node), u64>,
@@ -117,11 +117,12 @@ fn pair(a: i32, b: i32) -> (i32, i32) {
 
 impl Network {
     pub(crate) fn reachable(&self, from: Node, to: Node) -> bool {
-        let broker = |n: Node| match n {
+        let id = |n: Node| match n {
             Node::Broker(b) => Some(b),
-            _ => None,
+            Node::Controller => Some(0),
+            Node::Producer(_) => None,
         };
-        let (a, b) = (broker(from), broker(to));
+        let (a, b) = (id(from), id(to));
         if a.is_some_and(|a| self.isolated.contains(&a)) || b.is_some_and(|b| self.isolated.contains(&b)) {
             return false;
         }

@@ -7,6 +7,7 @@
 //! Each record also carries a hash of the log up to it, so "these two logs hold the same
 //! records below offset n" is one comparison (the invariants ask it at every step).
 
+use crate::config::EpochCache;
 use crate::rng::mix;
 
 /// One record: its offset, the leader epoch it was written in, and a unique value.
@@ -101,10 +102,13 @@ impl ReplicaLog {
         }
     }
 
-    /// `truncate_to`. Like Gregor's (and unlike Kafka's `UnifiedLog.truncateTo`), a cut at
-    /// or past the end changes nothing, the epoch cache included.
-    pub(crate) fn truncate_to(&mut self, offset: i64) {
+    /// `truncate_to`. With Gregor's rules a cut at or past the end changes nothing, the
+    /// epoch cache included; Kafka's still cuts the cache at the log end.
+    pub(crate) fn truncate_to(&mut self, offset: i64, rules: EpochCache) {
         if offset >= self.log_end_offset() {
+            if rules == EpochCache::Kafka {
+                self.truncate_epochs_from_end(self.log_end_offset());
+            }
             return;
         }
         let keep = offset.max(0) as usize;
@@ -141,12 +145,32 @@ impl ReplicaLog {
     }
 
     /// `end_offset_for`: the largest epoch at or below `epoch` and where it ends (the next
-    /// epoch's start, or the log end offset for the latest).
-    pub(crate) fn end_offset_for_epoch(&self, epoch: i32) -> Option<(i32, i64)> {
+    /// epoch's start, or the log end offset for the latest). For an epoch below every
+    /// known one, Gregor's answers `None` (as for an empty cache); Kafka's
+    /// `LeaderEpochFileCache.endOffsetFor` answers `(epoch, start of the first epoch)`.
+    pub(crate) fn end_offset_for_epoch(&self, epoch: i32, rules: EpochCache) -> Option<(i32, i64)> {
         let idx = self.epochs.partition_point(|e| e.epoch <= epoch);
-        let found = self.epochs.get(idx.checked_sub(1)?)?;
+        let Some(found) = idx.checked_sub(1).and_then(|i| self.epochs.get(i)) else {
+            return match (rules, self.epochs.first()) {
+                (EpochCache::Kafka, Some(first)) if epoch >= 0 => Some((epoch, first.start)),
+                _ => None,
+            };
+        };
         let end = self.epochs.get(idx).map_or(self.log_end_offset(), |next| next.start);
         Some((found.epoch, end))
+    }
+
+    /// For failure reports: the log's shape, and where it first differs from `other`.
+    pub(crate) fn describe(&self, other: &ReplicaLog) -> String {
+        let first_diff = (0..self.log_end_offset().max(other.log_end_offset())).find(|&o| self.get(o) != other.get(o));
+        let epochs: Vec<(i32, i64)> = self.epochs.iter().map(|e| (e.epoch, e.start)).collect();
+        let diff = first_diff.map(|o| format!(", first differs at {o}: {:?} vs {:?}", self.get(o), other.get(o)));
+        format!(
+            "LEO {} HW {} epochs {epochs:?}{}",
+            self.log_end_offset(),
+            self.high_watermark,
+            diff.unwrap_or_default()
+        )
     }
 
     /// A follower's read from `from`, at most `max` records; `None` past the end
@@ -180,7 +204,7 @@ mod tests {
             b.append_as_follower(&[r]).unwrap();
         }
         assert_eq!(a.prefix_hash(5), b.prefix_hash(5));
-        b.truncate_to(3);
+        b.truncate_to(3, EpochCache::Gregor);
         let _ = b.append_as_leader(2, 99);
         assert_eq!(a.prefix_hash(3), b.prefix_hash(3));
         assert_ne!(a.prefix_hash(4), b.prefix_hash(4));
@@ -194,10 +218,12 @@ mod tests {
         let _ = log.append_as_leader(1, 1);
         log.assign_epoch_start(3);
         let _ = log.append_as_leader(3, 2);
-        assert_eq!(log.end_offset_for_epoch(2), Some((1, 2)));
-        assert_eq!(log.end_offset_for_epoch(3), Some((3, 3)));
-        assert_eq!(log.end_offset_for_epoch(0), None);
-        log.truncate_to(2);
+        let gregor = EpochCache::Gregor;
+        assert_eq!(log.end_offset_for_epoch(2, gregor), Some((1, 2)));
+        assert_eq!(log.end_offset_for_epoch(3, gregor), Some((3, 3)));
+        assert_eq!(log.end_offset_for_epoch(0, gregor), None);
+        assert_eq!(log.end_offset_for_epoch(0, EpochCache::Kafka), Some((0, 0)));
+        log.truncate_to(2, EpochCache::Gregor);
         assert_eq!(log.latest_epoch(), Some(1));
     }
 }

@@ -3,7 +3,7 @@
 use std::collections::VecDeque;
 
 /// How many events a violation shows.
-pub(crate) const SHOWN: usize = 50;
+pub(crate) const SHOWN: usize = 600;
 
 #[derive(Debug, Default)]
 pub(crate) struct Trace {

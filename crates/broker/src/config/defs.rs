@@ -185,6 +185,8 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
     broker!("broker.rack", String, None),
     // Gregor's HTTP listener (console, admin API, /metrics): HOST:PORT, or `none`.
     broker!("http.listeners", String, Some("localhost:8089")),
+    // Users of the admin API and console, `name:password:role,...`: never reported.
+    broker!("console.users", String, Some("")),
     broker!("controller.quorum.election.timeout.ms", Int, Some("1000"), min 10),
     broker!("controlled.shutdown.enable", Boolean, Some("true")),
     broker!("max.incremental.fetch.session.cache.slots", Int, Some("1000"), min 0),

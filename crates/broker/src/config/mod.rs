@@ -206,7 +206,11 @@ impl BrokerConfig {
 
     /// Every static key with a value, for DescribeConfigs on the broker.
     pub fn all_broker_values(&self) -> Vec<ConfigValue> {
-        defs::BROKER_CONFIGS.iter().map(|d| self.broker_value(d.name)).collect()
+        defs::BROKER_CONFIGS
+            .iter()
+            .filter(|d| !SECRET_KEYS.contains(&d.name))
+            .map(|d| self.broker_value(d.name))
+            .collect()
     }
 
     /// A topic key's effective value given the topic's overrides.
@@ -280,6 +284,9 @@ impl BrokerConfig {
         }
     }
 }
+
+/// Keys that hold passwords: DescribeConfigs never reports them.
+const SECRET_KEYS: [&str; 1] = ["console.users"];
 
 /// Broker keys AlterConfigs may change at run time: the defaults of topic configs.
 pub fn is_dynamic_broker_key(name: &str) -> bool {

@@ -11,6 +11,7 @@ use gregor_replication::truncation::{self, FollowerLog, Truncation};
 use std::collections::BTreeMap;
 
 use super::{Broker, Hosted, Role};
+use crate::config::EpochCache;
 use crate::ctx::Ctx;
 use crate::net::{Code, FetchData, Msg, Node};
 use crate::replica_log::ReplicaLog;
@@ -29,16 +30,16 @@ pub(crate) struct Followed {
 }
 
 /// `cut_log`: decides with the real `truncation::decide` and carries it out.
-fn cut(log: &mut ReplicaLog, leader_answer: (i32, i64)) -> (Truncation, i64) {
+fn cut(log: &mut ReplicaLog, leader_answer: (i32, i64), rules: EpochCache) -> (Truncation, i64) {
     let follower = FollowerLog {
         log_end_offset: log.log_end_offset(),
         high_watermark: log.high_watermark(),
-        end_for_leader_epoch: log.end_offset_for_epoch(leader_answer.0),
+        end_for_leader_epoch: log.end_offset_for_epoch(leader_answer.0, rules),
     };
     let decision = truncation::decide(leader_answer, follower);
     let (Truncation::Complete(offset) | Truncation::Retry(offset)) = decision;
     let cut = (follower.log_end_offset - offset).max(0);
-    log.truncate_to(offset);
+    log.truncate_to(offset, rules);
     (decision, cut)
 }
 
@@ -108,7 +109,7 @@ impl Broker {
             Err(_) => f.retry_at = backoff,
             Ok(answer) => {
                 let log = self.logs.get_mut(&partition).expect("a replica has a log");
-                let (decision, cut) = cut(log, answer);
+                let (decision, cut) = cut(log, answer, ctx.cfg.epoch_cache);
                 if matches!(decision, Truncation::Complete(_)) {
                     f.truncated = true;
                 }

@@ -168,6 +168,8 @@ impl Broker {
         if leading.state.follower_fetched(f.replica.0, f.replica.1, f.fetch_offset, end, ctx.now_ms()) {
             log.raise_high_watermark(leading.state.high_watermark());
             let _ = self.v.dirty.insert(f.partition);
+            let (id, hw) = (self.id, log.high_watermark());
+            ctx.note(|| format!("b{id} p{} HW -> {hw} (b{} fetched at {} in e{})", f.partition, f.replica.0, f.fetch_offset, hosted.leader_epoch));
         }
         let records = log.read(f.fetch_offset, ctx.cfg.fetch_max_records).ok_or(Code::OffsetOutOfRange)?;
         Ok(FetchData { records, high_watermark: log.high_watermark() })
@@ -185,7 +187,10 @@ impl Broker {
             let hosted = &self.v.hosted[&partition];
             match epoch_error(current_leader_epoch, hosted.leader_epoch) {
                 Some(code) => Err(code),
-                None => Ok(self.logs[&partition].end_offset_for_epoch(leader_epoch).unwrap_or((-1, -1))),
+                None => {
+                    let log = &self.logs[&partition];
+                    Ok(log.end_offset_for_epoch(leader_epoch, ctx.cfg.epoch_cache).unwrap_or((-1, -1)))
+                }
             }
         });
         ctx.reply(self.me(), from, Msg::EpochAnswer { partition, req, result });

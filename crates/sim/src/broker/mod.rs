@@ -280,6 +280,30 @@ impl Broker {
         }
     }
 
+    /// The process state, for failure reports.
+    pub(crate) fn describe(&self) -> String {
+        let hosted: Vec<String> = self
+            .v
+            .hosted
+            .iter()
+            .map(|(p, h)| match &h.role {
+                Role::Leader(l) => {
+                    format!("p{p} leader e{} isr {:?} hw {}", h.leader_epoch, l.state.isr(), l.state.high_watermark())
+                }
+                Role::Follower(f) => format!("p{p} follower e{} {f:?}", h.leader_epoch),
+            })
+            .collect();
+        format!(
+            "b{} up={} inc {} epoch {} alters {}: {}",
+            self.id,
+            self.up,
+            self.incarnation,
+            self.v.broker_epoch,
+            self.v.alters.len(),
+            hosted.join("; ")
+        )
+    }
+
     /// Whether nothing is in flight towards the controller (for the quiet check).
     pub(crate) fn settled(&self) -> bool {
         self.up && self.v.broker_epoch >= 0 && self.v.alters.is_empty()

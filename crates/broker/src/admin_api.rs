@@ -1,0 +1,243 @@
+//! The broker's own admin services for the HTTP admin API (issue 19): plain-data views
+//! of the cluster and its topics, and topic creation and deletion through the same
+//! controller commands CreateTopics and DeleteTopics use, so the rules and errors are
+//! Kafka's. Blocking: call from `spawn_blocking`.
+
+use std::collections::BTreeMap;
+
+use gregor_metadata::control::NewTopic;
+use gregor_protocol::kafka_protocol::ResponseError;
+use gregor_protocol::TopicPartition;
+
+use crate::controller::ControllerCommand;
+use crate::observe::BrokerHandle;
+use crate::BrokerError;
+
+/// A refused admin call: Kafka's error code and name, and a sentence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminError {
+    pub code: i16,
+    /// Kafka's name of the code, e.g. `UNKNOWN_TOPIC_OR_PARTITION`.
+    pub name: String,
+    pub message: String,
+}
+
+impl AdminError {
+    fn of(error: ResponseError, message: impl Into<String>) -> Self {
+        Self { code: error.code(), name: kafka_name(error), message: message.into() }
+    }
+}
+
+impl From<BrokerError> for AdminError {
+    fn from(e: BrokerError) -> Self {
+        let code = e.code();
+        let name = ResponseError::try_from_code(code).map_or_else(|| "UNKNOWN_SERVER_ERROR".to_owned(), kafka_name);
+        Self { code, name, message: e.to_string() }
+    }
+}
+
+/// `UnknownTopicOrPartition` → `UNKNOWN_TOPIC_OR_PARTITION`.
+fn kafka_name(error: ResponseError) -> String {
+    let camel = format!("{error:?}");
+    let mut out = String::with_capacity(camel.len() + 8);
+    for (i, ch) in camel.chars().enumerate() {
+        if ch.is_ascii_uppercase() && i > 0 {
+            out.push('_');
+        }
+        out.push(ch.to_ascii_uppercase());
+    }
+    out
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerView {
+    pub id: i32,
+    pub host: String,
+    pub port: i32,
+    pub rack: Option<String>,
+    pub fenced: bool,
+    pub epoch: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterView {
+    pub cluster_id: String,
+    /// The node answering.
+    pub node_id: i32,
+    pub active_controller_here: bool,
+    pub brokers: Vec<BrokerView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicSummary {
+    pub name: String,
+    pub topic_id: String,
+    pub internal: bool,
+    pub partitions: usize,
+    pub replication_factor: usize,
+    pub under_replicated_partitions: usize,
+    pub offline_partitions: usize,
+}
+
+/// One partition; its log figures when a replica is on the node answering.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionView {
+    pub partition: i32,
+    pub leader: i32,
+    pub leader_epoch: i32,
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
+    pub log_start_offset: Option<i64>,
+    pub high_watermark: Option<i64>,
+    pub log_end_offset: Option<i64>,
+    pub size_bytes: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicView {
+    pub name: String,
+    pub topic_id: String,
+    pub internal: bool,
+    /// The topic's own configs (overrides of the broker defaults).
+    pub configs: BTreeMap<String, String>,
+    pub partitions: Vec<PartitionView>,
+}
+
+/// A topic to create; `None` takes the broker's `num.partitions` /
+/// `default.replication.factor`, as CreateTopics' -1 does.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TopicRequest {
+    pub name: String,
+    pub partitions: Option<i32>,
+    pub replication_factor: Option<i32>,
+    pub configs: Vec<(String, String)>,
+}
+
+fn is_internal(name: &str) -> bool {
+    name.starts_with("__")
+}
+
+impl BrokerHandle {
+    pub fn cluster(&self) -> ClusterView {
+        let broker = &self.0;
+        let image = broker.image();
+        let brokers = image
+            .brokers
+            .values()
+            .map(|b| BrokerView {
+                id: b.node_id,
+                host: b.host.clone(),
+                port: b.port,
+                rack: b.rack.clone(),
+                fenced: b.fenced,
+                epoch: b.epoch,
+            })
+            .collect();
+        ClusterView {
+            cluster_id: broker.cluster_id.clone(),
+            node_id: broker.node_id,
+            active_controller_here: broker.metadata.is_active_controller(),
+            brokers,
+        }
+    }
+
+    pub fn topics(&self) -> Vec<TopicSummary> {
+        let image = self.0.image();
+        let mut topics: Vec<TopicSummary> = image
+            .topics()
+            .map(|t| TopicSummary {
+                name: t.name.to_string(),
+                topic_id: t.topic_id.to_string(),
+                internal: is_internal(&t.name),
+                partitions: t.partitions.len(),
+                replication_factor: t.partitions.values().next().map_or(0, |p| p.replicas.len()),
+                under_replicated_partitions: t.partitions.values().filter(|p| p.isr.len() < p.replicas.len()).count(),
+                offline_partitions: t.partitions.values().filter(|p| p.leader < 0).count(),
+            })
+            .collect();
+        topics.sort_by(|a, b| a.name.cmp(&b.name));
+        topics
+    }
+
+    pub fn topic(&self, name: &str) -> Result<TopicView, AdminError> {
+        let broker = &self.0;
+        let image = broker.image();
+        let topic = image.topic(name).ok_or_else(|| unknown_topic(name))?;
+        let partitions = topic
+            .partitions
+            .values()
+            .map(|p| {
+                let hosted = broker.replicas.get(&TopicPartition::new(name, p.partition));
+                let log = hosted.as_ref().map(|h| {
+                    let log = crate::replica_manager::ReplicaManager::log(h);
+                    (log.log_start_offset(), log.high_watermark(), log.log_end_offset(), log.size_bytes())
+                });
+                PartitionView {
+                    partition: p.partition,
+                    leader: p.leader,
+                    leader_epoch: p.leader_epoch,
+                    replicas: p.replicas.clone(),
+                    isr: p.isr.clone(),
+                    log_start_offset: log.map(|l| l.0),
+                    high_watermark: log.map(|l| l.1),
+                    log_end_offset: log.map(|l| l.2),
+                    size_bytes: log.map(|l| l.3),
+                }
+            })
+            .collect();
+        Ok(TopicView {
+            name: name.to_owned(),
+            topic_id: topic.topic_id.to_string(),
+            internal: is_internal(name),
+            configs: topic.configs.clone(),
+            partitions,
+        })
+    }
+
+    /// Creates a topic as CreateTopics does (validated configs, placement by the
+    /// controller), and opens its logs here.
+    pub fn create_topic(&self, request: &TopicRequest) -> Result<(), AdminError> {
+        let broker = &self.0;
+        for (key, value) in &request.configs {
+            crate::config::validate_topic_config(key, value)?;
+        }
+        let topic = NewTopic {
+            name: request.name.clone(),
+            num_partitions: request.partitions.unwrap_or_else(|| broker.config.broker_i64("num.partitions") as i32),
+            replication_factor: request
+                .replication_factor
+                .unwrap_or_else(|| broker.config.broker_i64("default.replication.factor") as i32),
+            assignments: Vec::new(),
+            configs: request.configs.clone(),
+        };
+        Ok(broker.create_topic(&topic)?)
+    }
+
+    /// Deletes a topic as DeleteTopics does (refused while `delete.topic.enable` is false).
+    pub fn delete_topic(&self, name: &str) -> Result<(), AdminError> {
+        let broker = &self.0;
+        if broker.image().topic(name).is_none() {
+            return Err(unknown_topic(name));
+        }
+        if !broker.config.broker_bool("delete.topic.enable") {
+            return Err(AdminError::of(ResponseError::TopicDeletionDisabled, "delete.topic.enable is false"));
+        }
+        broker.metadata.execute(ControllerCommand::DeleteTopic { name: name.to_owned() })?;
+        Ok(broker.reconcile()?)
+    }
+}
+
+fn unknown_topic(name: &str) -> AdminError {
+    AdminError::of(ResponseError::UnknownTopicOrPartition, format!("topic '{name}' does not exist"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn given_kafka_errors_should_spell_their_names_as_kafka() {
+        assert_eq!(kafka_name(ResponseError::UnknownTopicOrPartition), "UNKNOWN_TOPIC_OR_PARTITION");
+        assert_eq!(kafka_name(ResponseError::TopicAlreadyExists), "TOPIC_ALREADY_EXISTS");
+    }
+}
