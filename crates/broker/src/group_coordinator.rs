@@ -55,7 +55,9 @@ impl CoordinatorShard for GroupCoordinatorShard {
 #[derive(Debug)]
 pub(crate) struct GroupCoordinator {
     runtime: CoordinatorRuntime<GroupCoordinatorShard>,
-    pending: Mutex<HashMap<u64, oneshot::Sender<GroupResponse>>>,
+    /// Requests waiting for their response (a JoinGroup until the rebalance completes),
+    /// with their shard's index: an unloaded shard drops its waiters.
+    pending: Mutex<HashMap<u64, (usize, oneshot::Sender<GroupResponse>)>>,
     next_request_id: AtomicU64,
     /// Deadline of every armed timer, by shard and key.
     timers: Mutex<BTreeMap<(usize, TimerKey), i64>>,
@@ -104,6 +106,9 @@ impl GroupCoordinator {
     /// Drops the shards of `__consumer_offsets` partitions led elsewhere now.
     pub(crate) fn unload_unled(&self, broker: &Broker) {
         for index in self.runtime.unload_unled(broker) {
+            // Its waiting requests are answered NOT_COORDINATOR (see `request`): their
+            // clients find the new coordinator at once instead of waiting out a timeout.
+            lock(&self.pending).retain(|_, (shard, _)| *shard != index);
             tracing::info!(partition = index, "group coordinator shard unloaded: its partition is led elsewhere");
         }
     }
@@ -130,7 +135,8 @@ impl GroupCoordinator {
     ) -> Result<GroupResponse, ResponseError> {
         let id = self.next_request_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
-        let _ = lock(&self.pending).insert(id, tx);
+        let index = self.shard_index(group_id);
+        let _ = lock(&self.pending).insert(id, (index, tx));
         let meta = RequestMeta {
             id,
             api_version: caller.api_version,
@@ -144,7 +150,14 @@ impl GroupCoordinator {
             let _ = lock(&self.pending).remove(&id);
             return Err(e);
         }
-        rx.await.map_err(|_| ResponseError::CoordinatorNotAvailable)
+        // A dropped waiter: its shard moved to another broker (or a write failed here).
+        rx.await.map_err(|_| {
+            if self.runtime.slot(index).is_some() {
+                ResponseError::CoordinatorNotAvailable
+            } else {
+                ResponseError::NotCoordinator
+            }
+        })
     }
 
     /// Runs `f` on the shard of `group_id` and carries out the outputs it returns.
@@ -211,7 +224,7 @@ impl GroupCoordinator {
                 Output::Respond(id, response) => {
                     let response =
                         if write_failed { failed(response, ResponseError::CoordinatorNotAvailable) } else { response };
-                    if let Some(tx) = lock(&self.pending).remove(&id) {
+                    if let Some((_, tx)) = lock(&self.pending).remove(&id) {
                         let _ = tx.send(response);
                     }
                 }
