@@ -154,22 +154,26 @@ class Cluster:
         self.admin.create_topics([topic], request_timeout=20)[name].result(30)
         wait_for(lambda: self.unhealthy() == [], 60, f"{name} fully in sync")
 
-    def partitions(self, topic: str | None = None) -> dict[tuple[str, int], object]:
-        """{(topic, partition): PartitionMetadata} of one topic or all; {} when unreachable."""
-        try:
-            md = self.admin.list_topics(topic=topic, timeout=5)
-        except KafkaException:
-            return {}
-        return {(t.topic, p): pm for t in md.topics.values() if t.error is None
-                for p, pm in t.partitions.items()}
+    def view(self) -> wire.MetadataView | None:
+        """Metadata from the first live node that answers (faults start with the cluster
+        whole, when the nodes agree)."""
+        for n in self.nodes.values():
+            if n.running and not n.paused:
+                try:
+                    return wire.metadata(n.address)
+                except (OSError, struct.error):
+                    continue
+        return None
 
     def leader_of(self, topic: str, partition: int) -> int:
-        pm = self.partitions(topic).get((topic, partition))
-        return -1 if pm is None else pm.leader
+        v = self.view()
+        pv = v and v.partitions.get((topic, partition))
+        return pv.leader if pv else -1
 
     def replicas_of(self, topic: str, partition: int) -> list[int]:
-        pm = self.partitions(topic).get((topic, partition))
-        return [] if pm is None else list(pm.replicas)
+        v = self.view()
+        pv = v and v.partitions.get((topic, partition))
+        return list(pv.replicas) if pv else []
 
     def active_controller(self) -> int:
         """The quorum leader from DescribeQuorum (`gregor cluster quorum -o json`); -1 if unknown."""

@@ -14,6 +14,7 @@ import os
 import random
 import shutil
 import signal
+import subprocess
 import sys
 import time
 import traceback
@@ -78,13 +79,23 @@ class Run:
         leftovers = netns.destroy()
         if leftovers:
             log(f"removed a previous run's leftovers: {leftovers}")
-        binary = self.run_dir / "gregor"
-        shutil.copy2(self.args.bin, binary)  # a rebuild during the run must not change the nodes
+        binary = self.copy_binary()
         netns.create(self.ids)
         log(f"network up: {netns.BRIDGE} {netns.BRIDGE_IP}, nodes {[netns.node_ip(i) for i in self.ids]}")
         self.cluster = Cluster(self.ids, binary, self.run_dir)
         self.cluster.start_all()
         self.cluster.create_topic(TOPIC, PARTITIONS, REPLICATION, {"min.insync.replicas": MIN_ISR})
+
+    def copy_binary(self) -> Path:
+        """A copy in the run dir: a rebuild during the run must not change the nodes (and a
+        copy taken while the linker writes is taken again)."""
+        binary = self.run_dir / "gregor"
+        for _ in range(10):
+            shutil.copy2(self.args.bin, binary)
+            if subprocess.run([str(binary), "--version"], capture_output=True).returncode == 0:
+                return binary
+            time.sleep(5)
+        raise RuntimeError(f"{self.args.bin} does not run")
 
     def start_workload(self) -> None:
         self.workload = Workload(self.cluster.bootstrap, TOPIC, PARTITIONS, self.args.rate)
