@@ -26,8 +26,12 @@ Contract, one test each:
   brokers (markers sent with WriteTxnMarkers, produces verified with the remote
   coordinator) keep committing through a leader SIGKILL; read_committed sees each
   committed record once.
+- `test_transactional_offsets_with_coordinators_on_different_brokers`:
+  send_offsets_to_transaction when the group's and the transaction's coordinators are
+  on different brokers (TxnOffsetCommit verified with the remote transaction coordinator).
 - `test_preferred_leader_election_moves_leadership_back`: ElectLeaders (preferred) makes
-  the restarted first replica lead again without losing a record.
+  the restarted first replica lead again while an idempotent producer writes, losing no
+  acknowledged record.
 
 Nodes are combined broker+controller voters, so killing one keeps the metadata quorum.
 Failover is made fast with `--set broker.session.timeout.ms=3000`,
@@ -580,24 +584,33 @@ def read_committed_values(bootstrap: str, topic: str, partitions: int, timeout: 
 def test_preferred_leader_election_moves_leadership_back(replicated_cluster):
     """After a failover the restarted broker is back in the ISR but leads nothing; a
     preferred election (ElectLeaders through confluent-kafka's AdminClient, as
-    kafka-leader-election.sh does) makes each partition's first replica lead again, loses
-    nothing, and a second election is ELECTION_NOT_NEEDED."""
+    kafka-leader-election.sh does) makes each partition's first replica lead again while
+    an idempotent acks=all producer writes, loses nothing of what was acknowledged (each
+    record once, at its acknowledged offset), and a second election is
+    ELECTION_NOT_NEEDED."""
     from confluent_kafka import ElectionType
 
     cl = replicated_cluster("el")
     cl.create_topic("el", 1, {"min.insync.replicas": "2"})
     preferred = partition_metadata(cl.admin, "el", 0).replicas[0]
-    assert_delivered(produce_confluent(confluent_producer(cl.bootstrap, acks="all"), "el",
-                                       [{"partition": 0, "value": f"before-{i}"} for i in range(50)]))
-    assert fail_over(cl, "el", 0) == preferred
-    assert leader_of(cl.admin, "el", 0) != preferred
-    tp = TopicPartition("el", 0)
-    results = cl.admin.elect_leaders(ElectionType.PREFERRED, [tp]).result(30)
-    assert results[tp] is None, results
-    wait_until(lambda: leader_of(cl.admin, "el", 0), lambda l: l == preferred, 15, "the preferred replica leading")
-    again = cl.admin.elect_leaders(ElectionType.PREFERRED, [tp]).result(30)
-    assert again[tp] is not None and again[tp].code() == KafkaError.ELECTION_NOT_NEEDED, again
-    assert_delivered(produce_confluent(confluent_producer(cl.bootstrap, acks="all"), "el",
-                                       [{"partition": 0, "value": "after"}]))
-    values = [m.value.decode() for m in read_confluent(cl.bootstrap, "el", {0: 0})]
-    assert values == [f"before-{i}" for i in range(50)] + ["after"]
+    producer = BackgroundProducer(cl.bootstrap, "el", 1)
+    producer.start()
+    try:
+        wait_until(lambda: producer.acks_on(0), lambda n: n > 50, 30, "acks before the failover")
+        assert fail_over(cl, "el", 0) == preferred
+        assert leader_of(cl.admin, "el", 0) != preferred
+        tp = TopicPartition("el", 0)
+        acked_before = producer.acks_on(0)
+        results = cl.admin.elect_leaders(ElectionType.PREFERRED, [tp]).result(30)
+        assert results[tp] is None, results
+        wait_until(lambda: leader_of(cl.admin, "el", 0), lambda l: l == preferred, 15, "the preferred replica leading")
+        wait_until(lambda: producer.acks_on(0), lambda n: n > acked_before + 50, 30, "acks after the election")
+        again = cl.admin.elect_leaders(ElectionType.PREFERRED, [tp]).result(30)
+        assert again[tp] is not None and again[tp].code() == KafkaError.ELECTION_NOT_NEEDED, again
+    finally:
+        producer.stopping.set()
+    producer.finish()
+    stored = {m.offset: m.value.decode() for m in read_confluent(cl.bootstrap, "el", {0: 0}, timeout=60)}
+    assert len(set(stored.values())) == len(stored), "a value stored twice"
+    wrong = [(o, v) for _, o, v, _ in producer.acked if stored.get(o) != v]
+    assert not wrong, f"{len(wrong)} acknowledged records not at their offset, e.g. {wrong[:5]}"
