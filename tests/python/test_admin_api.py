@@ -11,7 +11,8 @@ Contract, one test each:
   is 400 with Kafka's error name (INVALID_PARTITIONS, INVALID_CONFIG, a body that is not
   JSON), an unknown topic is 404; the topic's page shows each partition's leader, ISR
   and log end offset after a produce; a group's lag after a commit matches the admin
-  client's committed offsets; an admin deletes the topic and clients no longer see it.
+  client's committed offsets; an admin deletes the topic and clients no longer see it;
+  DescribeConfigs never reports `console.users`.
 - `test_generated_admin_password`: without `console.users` the first start prints an
   `admin` password once on stderr and keeps only its hash in the data dir; it works for
   basic auth, also after a restart, which prints no password.
@@ -25,6 +26,7 @@ import urllib.request
 from pathlib import Path
 
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
+from confluent_kafka.admin import ConfigResource, ResourceType
 
 from gregor_support import admin, confluent_producer, produce_confluent
 from test_cluster import free_ports
@@ -68,6 +70,11 @@ def test_users_roles_and_topic_changes(broker_factory):
     assert status == 401 and body["error"] == "UNAUTHORIZED" and "Basic" in headers["WWW-Authenticate"]
     assert api.call("GET", "/api/v1/topics", ("alice", "nope"))[0] == 401
     assert api.call("GET", "/api/v1/health")[0] == 200, "health needs no login"
+
+    # The passwords are never reported by DescribeConfigs.
+    configs = admin(b.bootstrap).describe_configs([ConfigResource(ResourceType.BROKER, "0")])
+    reported = next(iter(configs.values())).result(15)
+    assert "console.users" not in reported and not any("wonderland" in str(c.value) for c in reported.values())
 
     status, cluster, _ = api.call("GET", "/api/v1/cluster", BOB)
     assert status == 200 and [br["id"] for br in cluster["brokers"]] == [0] and cluster["active_controller_here"]

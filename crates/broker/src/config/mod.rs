@@ -288,6 +288,11 @@ impl BrokerConfig {
 /// Keys that hold passwords: DescribeConfigs never reports them.
 const SECRET_KEYS: [&str; 1] = ["console.users"];
 
+/// Whether `name` holds passwords (never reported).
+pub fn is_secret_key(name: &str) -> bool {
+    SECRET_KEYS.contains(&name)
+}
+
 /// Broker keys AlterConfigs may change at run time: the defaults of topic configs.
 pub fn is_dynamic_broker_key(name: &str) -> bool {
     defs::TOPIC_CONFIGS.iter().any(|d| d.broker_synonym == Some(name)) || DYNAMIC_BROKER_ONLY.contains(&name)

@@ -58,7 +58,11 @@ fn describe(
             if !name.is_empty() && name != broker.node_id.to_string() {
                 return error(result, ResponseError::InvalidRequest, "this broker can only describe itself");
             }
-            defs::BROKER_CONFIGS.iter().filter(|d| wanted(d.name)).map(|d| broker_entry(&config, d)).collect()
+            defs::BROKER_CONFIGS
+                .iter()
+                .filter(|d| wanted(d.name) && !crate::config::is_secret_key(d.name))
+                .map(|d| broker_entry(&config, d))
+                .collect()
         }
         _ => return error(result, ResponseError::InvalidRequest, "unsupported resource type"),
     };
