@@ -72,8 +72,9 @@ def test_users_roles_and_topic_changes(broker_factory):
     assert api.call("GET", "/api/v1/health")[0] == 200, "health needs no login"
 
     # The passwords are never reported by DescribeConfigs.
-    configs = admin(b.bootstrap).describe_configs([ConfigResource(ResourceType.BROKER, "0")])
-    reported = next(iter(configs.values())).result(15)
+    describer = admin(b.bootstrap)  # kept alive while its future runs
+    reported = describer.describe_configs([ConfigResource(ResourceType.BROKER, "0")])
+    reported = next(iter(reported.values())).result(15)
     assert "console.users" not in reported and not any("wonderland" in str(c.value) for c in reported.values())
 
     status, cluster, _ = api.call("GET", "/api/v1/cluster", BOB)
