@@ -259,8 +259,16 @@ impl Broker {
             match self.metadata.execute(ControllerCommand::AlterPartition(request)) {
                 Ok(_) => tracing::info!(partition = %tp, ?isr, "ISR changed"),
                 Err(e) => {
-                    tracing::info!(partition = %tp, ?isr, error = %e, "ISR change refused");
-                    crate::replica_manager::ReplicaManager::isr_change_failed(&partition);
+                    tracing::info!(partition = %tp, ?isr, error = %e, "ISR change not confirmed");
+                    // Only a refusal that says nothing was applied ends the proposal; after
+                    // a timeout the controller may have applied it (the metadata will say),
+                    // so its members stay in the maximal ISR and it is sent again.
+                    let not_applied = [ResponseError::IneligibleReplica, ResponseError::OperationNotAttempted]
+                        .iter()
+                        .any(|r| r.code() == e.code());
+                    if not_applied {
+                        crate::replica_manager::ReplicaManager::isr_change_failed(&partition);
+                    }
                 }
             }
         }

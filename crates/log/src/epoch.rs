@@ -67,10 +67,14 @@ impl LeaderEpochFileCache {
     }
 
     /// Kafka's `endOffsetFor`: the largest epoch at or below `epoch` and the offset where
-    /// it ended (the next epoch's start, or `log_end_offset` for the latest).
+    /// it ended (the next epoch's start, or `log_end_offset` for the latest). An epoch
+    /// older than every known one ends where the first known one starts, answered with
+    /// the epoch asked (a follower with such a tail must cut it there, not keep it).
     pub(crate) fn end_offset_for(&self, epoch: i32, log_end_offset: i64) -> Option<(i32, i64)> {
         let idx = self.entries.partition_point(|e| e.epoch <= epoch);
-        let found = self.entries.get(idx.checked_sub(1)?)?;
+        let Some(found) = idx.checked_sub(1).and_then(|i| self.entries.get(i)) else {
+            return self.entries.first().filter(|_| epoch >= 0).map(|first| (epoch, first.start_offset));
+        };
         let end = self.entries.get(idx).map_or(log_end_offset, |next| next.start_offset);
         Some((found.epoch, end))
     }
@@ -125,6 +129,8 @@ mod tests {
         assert_eq!(cache.epoch_for_offset(10), Some(3));
         assert_eq!(cache.end_offset_for(2, 20), Some((1, 10)));
         assert_eq!(cache.end_offset_for(3, 20), Some((3, 20)));
+        assert_eq!(cache.end_offset_for(0, 20), Some((0, 0)), "older than every epoch: ends at the first's start");
+        assert_eq!(cache.end_offset_for(-1, 20), None);
         assert!(cache.truncate_from_start(4));
         assert_eq!(cache.entries()[0], EpochEntry { epoch: 1, start_offset: 4 });
         assert!(cache.truncate_from_end(10));

@@ -78,3 +78,27 @@ fn given_a_diverged_tail_when_truncated_should_copy_the_leader_again() {
     assert_eq!(follower.producers(), leader.producers());
     assert_eq!(follower.leader_epochs(), leader.leader_epochs());
 }
+
+/// Finding 1 of the replication simulation (crates/sim, seeds 2229 and 159): a leader
+/// deposed before it appended keeps its epoch's start at the log end; truncating to the
+/// log end must drop it (Kafka's `UnifiedLog.truncateTo`), or the older epoch's records
+/// it then fetches are filed under it and OffsetForLeaderEpoch answers an end too early.
+#[test]
+fn given_a_deposed_leaders_empty_epoch_when_truncated_at_the_end_should_forget_it() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let leader = leader_log(a.path());
+    let mut follower = open(b.path(), LogConfig::default(), 0);
+    copy(&leader, &mut follower);
+    // Elected in epoch 9, it appended nothing before the next leader took over.
+    follower.assign_epoch_start(9).unwrap();
+    assert_eq!(follower.latest_epoch(), Some(9));
+    let end = follower.log_end_offset();
+    follower.truncate_to(end).unwrap();
+    assert_eq!(follower.latest_epoch(), Some(4), "the empty epoch 9 is gone");
+    let mut more = open(a.path(), LogConfig::default(), 0);
+    more.append_as_leader(&mut plain(3, 200), 4, NOW_MS).unwrap();
+    copy(&more, &mut follower);
+    assert_eq!(follower.end_offset_for_epoch(4), Some((4, end + 3)), "epoch 4's records are filed under 4");
+    // An epoch older than every known one ends where the first known one starts.
+    assert_eq!(follower.end_offset_for_epoch(0), Some((0, 0)));
+}

@@ -230,16 +230,23 @@ impl LeaderState {
     /// not caught up for `replica.lag.time.max.ms` leave; followers that reached the high
     /// watermark and this epoch's start join, if they fetched within the lag time and
     /// `eligible(broker, broker epoch)` (Kafka's `isReplicaIsrEligible`: registered,
-    /// unfenced, of that epoch). A proposal unanswered for `retry_ms` is proposed again
-    /// (the answer may have been lost).
+    /// unfenced, of that epoch). A proposal unanswered for `retry_ms` is sent again as it
+    /// was, never replaced: the controller may have applied it and the answer been lost,
+    /// so its members stay in the maximal ISR until newer metadata or a refusal that
+    /// says it was not applied ends it (KIP-497, Kafka's `AlterPartitionManager`).
     pub fn isr_change(
         &mut self,
         leader_log_end_offset: i64,
         (now_ms, retry_ms): (i64, i64),
         eligible: &dyn Fn(i32, i64) -> bool,
     ) -> Option<IsrChange> {
-        if self.pending.as_ref().is_some_and(|(_, sent)| now_ms - sent < retry_ms) {
-            return None;
+        if let Some((proposed, sent)) = &mut self.pending {
+            if now_ms - *sent < retry_ms {
+                return None;
+            }
+            *sent = now_ms;
+            let proposed = proposed.clone();
+            return Some(self.change_to(proposed));
         }
         let lagging = |r: &Replica| !r.is_caught_up(leader_log_end_offset, now_ms, self.lag_max_ms);
         let in_sync = |r: &Replica| {
@@ -260,20 +267,25 @@ impl LeaderState {
         let mut current = self.isr.clone();
         current.sort_unstable();
         if new_isr == current {
-            self.pending = None;
             return None;
         }
         self.pending = Some((new_isr.clone(), now_ms));
+        Some(self.change_to(new_isr))
+    }
+
+    fn change_to(&self, new_isr: Vec<i32>) -> IsrChange {
         let epoch_of = |b: i32| self.followers.get(&b).map_or(-1, |r| r.broker_epoch);
-        Some(IsrChange {
+        IsrChange {
             leader_epoch: self.leader_epoch,
             partition_epoch: self.partition_epoch,
             new_isr: new_isr.into_iter().map(|b| (b, epoch_of(b))).collect(),
-        })
+        }
     }
 
-    /// The controller refused or did not answer: forget the proposal (the next check
-    /// proposes again from what is true then).
+    /// The controller refused the proposal in a way that says it did not apply it and
+    /// no newer metadata is coming (Kafka: `INELIGIBLE_REPLICA`, `OPERATION_NOT_ATTEMPTED`):
+    /// forget it; the next check proposes again from what is true then. Any other
+    /// failure (a timeout, a lost answer, a stale epoch) keeps it pending.
     pub fn isr_change_failed(&mut self) {
         self.pending = None;
     }

@@ -26,18 +26,17 @@ pub struct SimConfig {
     pub timing: Timing,
 }
 
-/// Which rules the log model's leader-epoch cache follows where Gregor's and Kafka's
-/// differ. `Gregor` copies `gregor_log` as it is; `Kafka` copies `LeaderEpochFileCache`
-/// and `UnifiedLog.truncateTo`:
-/// - an epoch older than every known one: Gregor answers `None` (as for an empty cache),
-///   Kafka `(epoch, start of the first known epoch)`;
-/// - a truncation at or past the log end: Gregor changes nothing, Kafka still drops the
+/// Which rules the log model's leader-epoch cache follows. `Kafka` copies
+/// `LeaderEpochFileCache` and `UnifiedLog.truncateTo`, which `gregor_log` follows since
+/// 2026-12-07 (the default); `Legacy` is `gregor_log` before that, kept to replay the
+/// findings it lost records with (README.md, "Findings"):
+/// - an epoch older than every known one: `Legacy` answered `None` (as for an empty
+///   cache), Kafka `(epoch, start of the first known epoch)`;
+/// - a truncation at or past the log end: `Legacy` changed nothing, Kafka still drops the
 ///   cache's entries from the log end on (a leader's epoch start with no records yet).
-///
-/// They differ in safety: see README.md, "Findings".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EpochCache {
-    Gregor,
+    Legacy,
     Kafka,
 }
 
@@ -103,7 +102,7 @@ impl Default for SimConfig {
             max_in_flight: 2,
             unclean_leader_election: false,
             fetch_max_records: 20,
-            epoch_cache: EpochCache::Gregor,
+            epoch_cache: EpochCache::Kafka,
             faults: Faults::default(),
             timing: Timing::default(),
         }
@@ -181,8 +180,8 @@ impl SimConfig {
         if self.unclean_leader_election {
             flags.push_str(" --unclean");
         }
-        if self.epoch_cache == EpochCache::Kafka {
-            flags.push_str(" --kafka-epoch-cache");
+        if self.epoch_cache == EpochCache::Legacy {
+            flags.push_str(" --legacy-epoch-cache");
         }
         if self.faults == Faults::none() {
             flags.push_str(" --no-faults");

@@ -164,8 +164,8 @@ impl Controller {
                 ctx.reply(ME, from, Msg::HeartbeatAnswer { stale });
             }
             Msg::AlterPartition { req, request } => {
-                let error = self.alter(&request, ctx);
-                ctx.reply(ME, from, Msg::AlterPartitionAnswer { req, error });
+                let not_applied = self.alter(&request, ctx);
+                ctx.reply(ME, from, Msg::AlterPartitionAnswer { req, not_applied });
             }
             Msg::MetadataFetch { offset } if offset < self.image.last_offset => {
                 ctx.reply(ME, from, Msg::Metadata(self.image.clone()));
@@ -199,16 +199,18 @@ impl Controller {
         false
     }
 
-    fn alter(&mut self, request: &AlterPartition, ctx: &mut Ctx) -> Option<String> {
+    /// Applies the change, or refuses it; returns whether a refusal says nothing was
+    /// applied (INELIGIBLE_REPLICA).
+    fn alter(&mut self, request: &AlterPartition, ctx: &mut Ctx) -> bool {
         match alter_partition(&self.image, request) {
             Ok(next) => {
                 self.commit(vec![MetadataRecord::Partition(next)], ctx);
-                None
+                false
             }
             Err(e) => {
                 ctx.stats.alter_partition_refused += 1;
                 ctx.note(|| format!("controller: AlterPartition from {} refused: {e}", request.leader_id));
-                Some(e.to_string())
+                matches!(e, gregor_metadata::MetadataError::IneligibleReplica(_))
             }
         }
     }

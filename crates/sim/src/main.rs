@@ -11,7 +11,7 @@ use std::time::Instant;
 use gregor_sim::{run, SimConfig, Stats, Violation};
 
 const USAGE: &str = "usage: gregor-sim [--seeds N] [--from S] [--seed S] [--brokers N] [--rf N] \
-[--partitions N] [--min-isr N] [--steps N] [--unclean] [--no-faults] [--kafka-epoch-cache] [--threads N]";
+[--partitions N] [--min-isr N] [--steps N] [--unclean] [--no-faults] [--legacy-epoch-cache] [--threads N]";
 
 #[derive(Debug)]
 struct Args {
@@ -45,7 +45,7 @@ fn parse() -> Result<Args, String> {
             "--steps" => c.steps = number(value()?)?,
             "--unclean" => c.unclean_leader_election = true,
             "--no-faults" => c.faults = gregor_sim::Faults::none(),
-            "--kafka-epoch-cache" => c.epoch_cache = gregor_sim::EpochCache::Kafka,
+            "--legacy-epoch-cache" => c.epoch_cache = gregor_sim::EpochCache::Legacy,
             "--help" | "-h" => return Err(USAGE.into()),
             other => return Err(format!("unknown flag {other}\n{USAGE}")),
         }

@@ -86,13 +86,12 @@ impl World {
         self.schedule(self.now + lasts, Event::Resume(b));
     }
 
-    /// Ends every fault: the network heals, stopped brokers resume, dead ones restart,
-    /// producers stop sending.
+    /// Ends every fault: the network heals, dead brokers restart, producers stop sending.
+    /// Stopped brokers resume when their pause ends (soon): resuming one early would let
+    /// new messages overtake the ones held for it.
     pub(crate) fn heal(&mut self, ctx: &mut Ctx) {
         self.healing = true;
         self.net.heal_all();
-        // Their waiting messages and timers come due at once, as a SIGCONT delivers them.
-        self.paused_until.clear();
         let down: Vec<i32> = self.brokers.values().filter(|b| !b.up).map(|b| b.id).collect();
         for b in down {
             self.restart(b, ctx);
@@ -106,7 +105,7 @@ impl World {
     /// Why the cluster is not quiet yet, or `None` once every replica of every partition
     /// is in sync with a leader at the controller's epoch and nothing is in flight.
     pub(crate) fn unquiet(&self) -> Option<String> {
-        if !self.net.is_whole() || self.producers.iter().any(|p| !p.idle()) {
+        if !self.net.is_whole() || !self.paused_until.is_empty() || self.producers.iter().any(|p| !p.idle()) {
             return Some("faults or produces still in flight".into());
         }
         let image = self.controller.image();

@@ -40,23 +40,68 @@ pub(crate) struct FetchData {
 #[derive(Debug, Clone)]
 pub(crate) enum Msg {
     // broker -> controller
-    Register { incarnation: u32 },
-    Heartbeat { epoch: i64, metadata_offset: i64 },
-    AlterPartition { req: u64, request: AlterPartition },
-    MetadataFetch { offset: i64 },
+    Register {
+        incarnation: u32,
+    },
+    Heartbeat {
+        epoch: i64,
+        metadata_offset: i64,
+    },
+    AlterPartition {
+        req: u64,
+        request: AlterPartition,
+    },
+    MetadataFetch {
+        offset: i64,
+    },
     // controller -> broker
-    Registered { epoch: i64 },
-    HeartbeatAnswer { stale: bool },
-    AlterPartitionAnswer { req: u64, error: Option<String> },
+    Registered {
+        epoch: i64,
+    },
+    HeartbeatAnswer {
+        stale: bool,
+    },
+    /// `not_applied`: a refusal that says the change was not made (INELIGIBLE_REPLICA).
+    AlterPartitionAnswer {
+        req: u64,
+        not_applied: bool,
+    },
     Metadata(Rc<MetadataImage>),
     // follower <-> leader
-    Fetch { partition: i32, req: u64, leader_epoch: i32, fetch_offset: i64, broker_epoch: i64 },
-    FetchAnswer { partition: i32, req: u64, result: Result<FetchData, Code> },
-    EpochQuery { partition: i32, req: u64, current_leader_epoch: i32, leader_epoch: i32 },
-    EpochAnswer { partition: i32, req: u64, result: Result<(i32, i64), Code> },
+    Fetch {
+        partition: i32,
+        req: u64,
+        leader_epoch: i32,
+        fetch_offset: i64,
+        broker_epoch: i64,
+    },
+    FetchAnswer {
+        partition: i32,
+        req: u64,
+        result: Result<FetchData, Code>,
+    },
+    EpochQuery {
+        partition: i32,
+        req: u64,
+        current_leader_epoch: i32,
+        leader_epoch: i32,
+    },
+    EpochAnswer {
+        partition: i32,
+        req: u64,
+        result: Result<(i32, i64), Code>,
+    },
     // producer <-> leader
-    Produce { partition: i32, req: u64, value: u64 },
-    ProduceAnswer { partition: i32, req: u64, result: Result<i64, Code> },
+    Produce {
+        partition: i32,
+        req: u64,
+        value: u64,
+    },
+    ProduceAnswer {
+        partition: i32,
+        req: u64,
+        result: Result<i64, Code>,
+    },
 }
 
 impl Msg {

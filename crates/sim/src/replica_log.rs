@@ -204,7 +204,7 @@ mod tests {
             b.append_as_follower(&[r]).unwrap();
         }
         assert_eq!(a.prefix_hash(5), b.prefix_hash(5));
-        b.truncate_to(3, EpochCache::Gregor);
+        b.truncate_to(3, EpochCache::Legacy);
         let _ = b.append_as_leader(2, 99);
         assert_eq!(a.prefix_hash(3), b.prefix_hash(3));
         assert_ne!(a.prefix_hash(4), b.prefix_hash(4));
@@ -218,12 +218,12 @@ mod tests {
         let _ = log.append_as_leader(1, 1);
         log.assign_epoch_start(3);
         let _ = log.append_as_leader(3, 2);
-        let gregor = EpochCache::Gregor;
+        let gregor = EpochCache::Legacy;
         assert_eq!(log.end_offset_for_epoch(2, gregor), Some((1, 2)));
         assert_eq!(log.end_offset_for_epoch(3, gregor), Some((3, 3)));
         assert_eq!(log.end_offset_for_epoch(0, gregor), None);
         assert_eq!(log.end_offset_for_epoch(0, EpochCache::Kafka), Some((0, 0)));
-        log.truncate_to(2, EpochCache::Gregor);
+        log.truncate_to(2, EpochCache::Legacy);
         assert_eq!(log.latest_epoch(), Some(1));
     }
 }

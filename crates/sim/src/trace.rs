@@ -3,7 +3,7 @@
 use std::collections::VecDeque;
 
 /// How many events a violation shows.
-pub(crate) const SHOWN: usize = 600;
+pub(crate) const SHOWN: usize = 50;
 
 #[derive(Debug, Default)]
 pub(crate) struct Trace {

@@ -152,6 +152,13 @@ impl PartitionLog {
     pub fn truncate_to(&mut self, offset: i64) -> Result<(), LogError> {
         self.ensure_live()?;
         if offset >= self.log_end_offset {
+            // Nothing to cut, but the epoch cache may end with an entry at the log end: a
+            // leader deposed before it appended keeps its epoch's start there, and records
+            // of an older epoch fetched next would be filed under it (Kafka's truncateTo
+            // clears it the same way).
+            if self.epoch_cache.truncate_from_end(self.log_end_offset) {
+                self.epoch_cache.persist()?;
+            }
             return Ok(());
         }
         if offset < self.log_start_offset {

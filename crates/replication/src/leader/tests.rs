@@ -118,3 +118,23 @@ fn given_unrelated_metadata_update_should_keep_the_pending_expansion_in_the_maxi
     state.follower_fetched(3, 103, 20, 20, 4);
     assert_eq!(state.high_watermark(), 20);
 }
+
+/// Finding 3 of the replication simulation (crates/sim, seed 2906): an expansion whose
+/// answer was lost may have been applied by the controller, so it is sent again as it
+/// was, and its member keeps holding the high watermark back, even once that member has
+/// fallen behind (it truncated, say); only newer metadata ends it.
+#[test]
+fn given_unanswered_expansion_should_resend_it_and_keep_its_member_in_the_maximal_isr() {
+    let mut state = leader(&[1, 2]);
+    state.follower_fetched(2, 102, 10, 10, 1);
+    state.follower_fetched(3, 103, 10, 10, 1);
+    let first = state.isr_change(10, (2, 5_000), ANY).expect("3 caught up");
+    // 3 truncates and fetches from behind; 2 moves ahead with the leader.
+    state.follower_fetched(3, 103, 4, 20, 3);
+    state.follower_fetched(2, 102, 20, 20, 3);
+    assert_eq!(state.high_watermark(), 10, "3 is in the maximal ISR: the HW waits for it");
+    let resent = state.isr_change(20, (5_010, 5_000), ANY).expect("resent after the retry interval");
+    assert_eq!(resent, first, "the same proposal, not one recomputed without 3");
+    state.update(&Assignment { partition_epoch: 10, ..assignment(&[1, 2]) }, (2, LAG));
+    assert_eq!(state.isr(), &[1, 2], "the metadata decides");
+}

@@ -169,7 +169,12 @@ impl Broker {
             log.raise_high_watermark(leading.state.high_watermark());
             let _ = self.v.dirty.insert(f.partition);
             let (id, hw) = (self.id, log.high_watermark());
-            ctx.note(|| format!("b{id} p{} HW -> {hw} (b{} fetched at {} in e{})", f.partition, f.replica.0, f.fetch_offset, hosted.leader_epoch));
+            ctx.note(|| {
+                format!(
+                    "b{id} p{} HW -> {hw} (b{} fetched at {} in e{})",
+                    f.partition, f.replica.0, f.fetch_offset, hosted.leader_epoch
+                )
+            });
         }
         let records = log.read(f.fetch_offset, ctx.cfg.fetch_max_records).ok_or(Code::OffsetOutOfRange)?;
         Ok(FetchData { records, high_watermark: log.high_watermark() })
@@ -316,23 +321,21 @@ impl Broker {
         }
     }
 
-    /// The controller's answer: a refusal ends the proposal (`isr_change_failed`).
-    pub(super) fn alter_answered(&mut self, req: u64, refused: bool) {
+    /// The controller's answer: as `Broker::maintain_isr`, only a refusal that says
+    /// nothing was applied (INELIGIBLE_REPLICA) ends the proposal (`isr_change_failed`);
+    /// others wait for the metadata, the proposal staying in the maximal ISR.
+    pub(super) fn alter_answered(&mut self, req: u64, not_applied: bool) {
         if let Some(alter) = self.v.alters.remove(&req) {
-            if refused {
+            if not_applied {
                 self.isr_change_failed(&alter);
             }
         }
     }
 
-    /// No answer in time: `execute` fails, and the proposal is forgotten as for a refusal.
+    /// No answer in time: `execute` fails, but the controller may have applied it, so the
+    /// proposal stays pending and `LeaderState::isr_change` sends it again.
     pub(super) fn expire_alters(&mut self, now: u64) {
-        let expired: Vec<u64> = self.v.alters.iter().filter(|(_, a)| a.deadline <= now).map(|(r, _)| *r).collect();
-        for req in expired {
-            if let Some(alter) = self.v.alters.remove(&req) {
-                self.isr_change_failed(&alter);
-            }
-        }
+        self.v.alters.retain(|_, a| a.deadline > now);
     }
 
     fn isr_change_failed(&mut self, alter: &Alter) {

@@ -156,7 +156,7 @@ impl Broker {
                 self.v.broker_epoch = -1;
                 self.v.due.register = ctx.now;
             }
-            Msg::AlterPartitionAnswer { req, error } => self.alter_answered(req, error.is_some()),
+            Msg::AlterPartitionAnswer { req, not_applied, .. } => self.alter_answered(req, not_applied),
             Msg::Metadata(image) => self.metadata(image, ctx),
             Msg::Fetch { partition, req, leader_epoch, fetch_offset, broker_epoch } => {
                 let replica = match from.0 {
