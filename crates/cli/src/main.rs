@@ -15,6 +15,7 @@ mod reassign;
 mod serve;
 mod storage;
 mod topics;
+mod transactions;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
@@ -49,6 +50,9 @@ enum Command {
     DumpLog(dump_log::DumpLogArgs),
     /// Format a data dir with a cluster id, or print its identity (kafka-storage.sh).
     Storage(storage::StorageArgs),
+    /// List, describe and abort transactions; describe a partition's producers
+    /// (kafka-transactions.sh).
+    Transactions(transactions::TransactionsArgs),
     /// Print a shell completion script for bash, zsh or fish.
     #[command(after_help = "Examples:
   gregor completion bash > ~/.local/share/bash-completion/completions/gregor
@@ -74,6 +78,7 @@ fn main() {
         Command::LocalCluster(args) => local_cluster::run(args),
         Command::DumpLog(args) => dump_log::run(args),
         Command::Storage(args) => storage::run(args),
+        Command::Transactions(args) => transactions::run(args, &cli.global),
         Command::Completion { shell } => completion(shell),
     };
     if let Err(message) = result {

@@ -21,6 +21,7 @@ mod fetch;
 mod groups;
 mod produce;
 mod reassign;
+mod transactions;
 
 pub use admin::{
     ClusterDescription, ConfigEntry, ConfigOp, ConfigResource, ConfigSource, QuorumDescription, QuorumReplica,
@@ -36,3 +37,4 @@ pub use gregor_protocol::kafka_protocol::records::Compression;
 pub use groups::{decode_assignment, CommittedOffset, GroupDescription, GroupListing, GroupMember};
 pub use produce::{encode_batch, murmur2, parse_compression, partition_for_key, ProduceOptions, ProduceRecord};
 pub use reassign::{OngoingReassignment, PartitionAnswer};
+pub use transactions::{ProducerDescription, TransactionDescription, TransactionListing};
