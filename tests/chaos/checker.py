@@ -19,6 +19,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 
 from .log import START, log
 from .nodes import FAST_RECONNECT
+from .txn_check import KINDS as TXN_KINDS
 from .workload import Ack, Commit, Read
 
 EXAMPLES = 10
@@ -96,16 +97,18 @@ class Report:
     replicas_compared: int = 0
     diverged: int = 0  # replica records that differ from the final log (replicas.py)
     examples: dict[str, list] = field(default_factory=dict)
+    txn: dict[str, int] | None = None  # the transactional job's counts (txn_check.py), None without --txn
 
     @property
     def violations(self) -> int:
         return self.lost + self.duplicated + self.reordered + self.phantom + self.offsets_backwards \
-            + self.diverged + (0 if self.hw_stable else 1)
+            + self.diverged + (0 if self.hw_stable else 1) + sum(v for k, v in (self.txn or {}).items() if k in TXN_KINDS)
 
     def line(self) -> str:
-        return (f"faults={self.faults} acked={self.acked} lost={self.lost} duplicated={self.duplicated} "
+        line = (f"faults={self.faults} acked={self.acked} lost={self.lost} duplicated={self.duplicated} "
                 f"reordered={self.reordered} phantom={self.phantom} offsets_backwards={self.offsets_backwards} "
                 f"max_unavailable_s={self.max_unavailable_s:.1f}")
+        return line + "".join(f" {k}={v}" for k, v in (self.txn or {}).items())
 
     def extra(self) -> str:
         """What the one line leaves out (logged, and in summary.json)."""

@@ -22,17 +22,20 @@ from dataclasses import asdict
 from pathlib import Path
 
 from . import netns
-from confluent_kafka import Consumer
+from confluent_kafka import Consumer, KafkaException
 
 from .checker import check, max_gap, read_final, watermarks
 from .faults import KINDS, Injector, schedule
 from .log import START, elapsed, log, to_file
 from .nodes import FAST_RECONNECT, Cluster, wait_for
 from .replicas import diverged
+from .txn import TxnJob
+from .txn_check import check_txn, group_offsets, read_committed
 from .workload import Workload
 
 REPO = Path(__file__).resolve().parents[2]
 TOPIC, PARTITIONS, REPLICATION, MIN_ISR = "gchaos", 6, 3, "2"
+TXN_OUT, TXN_GROUP = "gchaos-txn-out", "gchaos-txn"
 END_RESERVE_S = 300  # kept from the cap for healing, draining, the checker and teardown
 
 
@@ -52,6 +55,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     a.add_argument("--kinds", default=",".join(KINDS), help="fault kinds to draw from (comma-separated)")
     a.add_argument("--run-dir", type=Path, default=None, help="default: target/chaos/<time>-seed<seed>")
     a.add_argument("--cleanup", action="store_true", help="only remove a previous run's namespaces and links")
+    a.add_argument("--txn", action=argparse.BooleanOptionalAction, default=False,
+                   help="also run the transactional consume-transform-produce job (txn.py)")
     args = a.parse_args(argv)
     unknown = set(args.kinds.split(",")) - set(KINDS)
     if unknown:
@@ -61,6 +66,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def replay_command(args: argparse.Namespace, seed: int) -> str:
     extra = "" if args.kinds == ",".join(KINDS) else f" --kinds {args.kinds}"
+    extra += " --txn" if args.txn else ""
     return f"scripts/chaos --nodes {args.nodes} --faults {args.faults} --seed {seed} --rate {args.rate:g}{extra}"
 
 
@@ -85,6 +91,8 @@ class Run:
         self.cluster = Cluster(self.ids, binary, self.run_dir)
         self.cluster.start_all()
         self.cluster.create_topic(TOPIC, PARTITIONS, REPLICATION, {"min.insync.replicas": MIN_ISR})
+        if self.args.txn:
+            self.cluster.create_topic(TXN_OUT, PARTITIONS, REPLICATION, {"min.insync.replicas": MIN_ISR})
 
     def copy_binary(self) -> Path:
         """A copy in the run dir: a rebuild during the run must not change the nodes (and a
@@ -99,9 +107,13 @@ class Run:
 
     def start_workload(self) -> None:
         self.workload = Workload(self.cluster.bootstrap, TOPIC, PARTITIONS, self.args.rate)
+        if self.args.txn:
+            self.workload.job = TxnJob(self.cluster.bootstrap, TOPIC, TXN_OUT, TXN_GROUP, f"gchaos-txn-{self.seed}")
         self.workload.start()
         wait_for(lambda: min(self.workload.acks_per_partition()) > 0, 60, "acks on every partition")
         wait_for(lambda: self.workload.reads(), 60, "the group reading")
+        if self.args.txn:
+            wait_for(lambda: self.workload.job.committed, 60, "the transactional job committing")
         time.sleep(5)
 
     def faults(self) -> tuple[float, float]:
@@ -140,7 +152,18 @@ class Run:
                      "the group committed up to the end")
         except RuntimeError as e:
             problems.append(f"{e}: committed {self.workload.committed()}, ends {ends}")
+        job = self.workload.job
+        if job is not None:
+            try:
+                wait_for(lambda: all(job.committed.get(p, 0) >= o for p, o in ends.items()), 120,
+                         "the transactional job committed up to the end")
+            except RuntimeError as e:
+                problems.append(f"{e}: committed {job.committed}, ends {ends}")
         self.workload.stop_consumers()
+        if job is not None and job.is_alive():
+            problems.append("the transactional job did not stop (its stack: stacks.txt)")
+            with open(self.run_dir / "stacks.txt", "w") as f:
+                faulthandler.dump_traceback(f, all_threads=True)
         return problems
 
     def high_watermarks(self) -> dict[int, int]:
@@ -176,6 +199,8 @@ class Run:
         report = check(len(self.summary["faults"]), w.acked(), w.reads(), w.commits(), w.sampler.samples,
                        final, window)
         self.compare_replicas(report, final)
+        if w.job is not None:
+            liveness += self.check_txn(report, final)
         self.record(report, final, liveness)
         print(report.line(), flush=True)
         for problem in liveness:
@@ -190,6 +215,31 @@ class Run:
             report.examples["replicas_diverged"] = found[:10]
             log(f"VIOLATION replicas_diverged: {len(found)}, e.g. {found[:3]}")
         log(report.extra())
+
+    def check_txn(self, report, final) -> list[str]:
+        """The transactional job's output against the final log (txn_check.py); returns
+        liveness problems (the output not readable to its end)."""
+        job = self.workload.job
+        states = [t.state for t in job.txns]
+        self.summary["txn"] = {"txns": len(states), "unknown": states.count("unknown"), "replaced": job.replaced,
+                               "rewinds": job.rewinds, "assignments": job.assignments, "told_committed": job.committed,
+                               "notes": job.notes[:30], "last_txns": [t.__dict__ for t in job.txns[-5:]],
+                               "unknown_txns": [t.__dict__ for t in job.txns if t.state == "unknown"][:10]}
+        try:
+            ends = group_offsets(self.cluster.bootstrap, TXN_GROUP, TOPIC, PARTITIONS)
+            output = read_committed(self.cluster.bootstrap, TXN_OUT, PARTITIONS)
+        except (RuntimeError, KafkaException) as e:
+            return [f"transactional output not checked: {e!r}"]
+        found = check_txn(final.records, output, ends, job.txns, job.committed)
+        report.txn = {"txn_committed": states.count("committed"), "txn_aborted": states.count("aborted"),
+                      **{k: len(v) for k, v in found.items()}}
+        for kind, items in found.items():
+            if items:
+                report.examples[kind] = items[:10]
+                log(f"VIOLATION {kind}: {len(items)}, e.g. {items[:3]}")
+        self.summary["txn"].update({"final_committed": ends, "output_records": len(output)})
+        log(f"txn: {report.txn} {self.summary['txn']['unknown']} unknown, {job.replaced} producers replaced")
+        return []
 
     def record(self, report, final, liveness: list[str]) -> None:
         w = self.workload

@@ -267,10 +267,11 @@ class Workload:
         ]
         self.members = [GroupMember(f"m{i}", bootstrap, topic, group) for i in (1, 2)]
         self.sampler = OffsetSampler(bootstrap, topic, group, partitions)
+        self.job: Client | None = None  # the transactional job (txn.py), with --txn
 
     @property
     def clients(self) -> list[Client]:
-        return [*self.producers, *self.members, self.sampler]
+        return [*self.producers, *self.members, self.sampler, *([self.job] if self.job else [])]
 
     def start(self) -> None:
         for c in self.clients:
@@ -302,9 +303,10 @@ class Workload:
         return best
 
     def stop_consumers(self) -> None:
-        for c in (*self.members, self.sampler):
+        readers = [*self.members, self.sampler, *([self.job] if self.job else [])]
+        for c in readers:
             c.stopping.set()
-        for c in (*self.members, self.sampler):
+        for c in readers:
             c.join(30)
 
     def reads(self) -> list[Read]:

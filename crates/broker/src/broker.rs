@@ -464,10 +464,15 @@ impl crate::coordinator_runtime::CoordinatorHost for Broker {
         Broker::ensure_internal_topic(self, topic, partitions, configs)
     }
 
+    /// Up to the log end offset, as Kafka's loaders read: a coordinator loads as the
+    /// partition's leader, and its whole log is what the partition will hold (followers
+    /// truncate to it), so records above the high watermark count too: a write its
+    /// predecessor saw time out may commit yet, and a transaction it opened must be
+    /// aborted, not bumped past, when its producer comes back (found by scripts/chaos).
     fn read_partition(&self, tp: &TopicPartition) -> Result<Vec<gregor_protocol::records::KeyValue>, BrokerError> {
         let partition = self.replicas.get(tp).ok_or_else(|| BrokerError::UnknownTopicOrPartition(tp.to_string()))?;
-        let records = partition.log.lock().unwrap_or_else(PoisonError::into_inner).read_all_records()?;
-        Ok(records)
+        let log = partition.log.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(log.read_all_records_until(log.log_end_offset())?)
     }
 
     /// acks=all, as Kafka's coordinators write: answered once the ISR has the records

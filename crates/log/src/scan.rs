@@ -14,9 +14,15 @@ impl PartitionLog {
     /// transaction markers included (`KeyValue::control`): coordinators replaying their
     /// topic apply transactional records only once the marker commits them.
     pub fn read_all_records(&self) -> Result<Vec<KeyValue>, LogError> {
+        self.read_all_records_until(self.high_watermark())
+    }
+
+    /// Every record from the log start offset up to `end` (at most the log end offset),
+    /// transaction markers included.
+    pub fn read_all_records_until(&self, end: i64) -> Result<Vec<KeyValue>, LogError> {
         let mut out = Vec::new();
         let mut offset = self.log_start_offset();
-        let end = self.high_watermark();
+        let end = end.min(self.log_end_offset());
         while offset < end {
             let bytes = self.read(offset, SCAN_CHUNK_BYTES, end)?.read_bytes()?;
             if bytes.is_empty() {
