@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use gregor_metadata::control::NewTopic;
 use gregor_protocol::kafka_protocol::ResponseError;
-use gregor_protocol::TopicPartition;
+use gregor_protocol::{error_name, TopicPartition};
 
 use crate::controller::ControllerCommand;
 use crate::observe::BrokerHandle;
@@ -24,29 +24,15 @@ pub struct AdminError {
 
 impl AdminError {
     fn of(error: ResponseError, message: impl Into<String>) -> Self {
-        Self { code: error.code(), name: kafka_name(error), message: message.into() }
+        Self { code: error.code(), name: error_name(error.code()), message: message.into() }
     }
 }
 
 impl From<BrokerError> for AdminError {
     fn from(e: BrokerError) -> Self {
         let code = e.code();
-        let name = ResponseError::try_from_code(code).map_or_else(|| "UNKNOWN_SERVER_ERROR".to_owned(), kafka_name);
-        Self { code, name, message: e.to_string() }
+        Self { code, name: error_name(code), message: e.to_string() }
     }
-}
-
-/// `UnknownTopicOrPartition` → `UNKNOWN_TOPIC_OR_PARTITION`.
-fn kafka_name(error: ResponseError) -> String {
-    let camel = format!("{error:?}");
-    let mut out = String::with_capacity(camel.len() + 8);
-    for (i, ch) in camel.chars().enumerate() {
-        if ch.is_ascii_uppercase() && i > 0 {
-            out.push('_');
-        }
-        out.push(ch.to_ascii_uppercase());
-    }
-    out
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -237,7 +223,7 @@ mod tests {
 
     #[test]
     fn given_kafka_errors_should_spell_their_names_as_kafka() {
-        assert_eq!(kafka_name(ResponseError::UnknownTopicOrPartition), "UNKNOWN_TOPIC_OR_PARTITION");
-        assert_eq!(kafka_name(ResponseError::TopicAlreadyExists), "TOPIC_ALREADY_EXISTS");
+        assert_eq!(error_name(ResponseError::UnknownTopicOrPartition.code()), "UNKNOWN_TOPIC_OR_PARTITION");
+        assert_eq!(error_name(ResponseError::TopicAlreadyExists.code()), "TOPIC_ALREADY_EXISTS");
     }
 }

@@ -363,12 +363,7 @@ impl Broker {
         image: &MetadataImage,
         tp: &TopicPartition,
     ) -> Result<Arc<crate::replica_manager::Partition>, gregor_protocol::kafka_protocol::ResponseError> {
-        use gregor_protocol::kafka_protocol::ResponseError;
-        match image.topic(&tp.topic).and_then(|t| t.partitions.get(&tp.partition)) {
-            None => Err(ResponseError::UnknownTopicOrPartition),
-            Some(p) if p.leader != self.node_id => Err(ResponseError::NotLeaderOrFollower),
-            Some(_) => self.replicas.get(tp).ok_or(ResponseError::NotLeaderOrFollower),
-        }
+        self.local_replica(image, tp, |p| p.leader == self.node_id)
     }
 
     /// A partition a consumer may read here from Fetch v11 on (KIP-392): one this broker
@@ -378,10 +373,21 @@ impl Broker {
         image: &MetadataImage,
         tp: &TopicPartition,
     ) -> Result<Arc<crate::replica_manager::Partition>, gregor_protocol::kafka_protocol::ResponseError> {
+        self.local_replica(image, tp, |p| p.replicas.contains(&self.node_id))
+    }
+
+    /// The partition's live epoch here if the image gives this broker the role `serves`
+    /// asks for.
+    fn local_replica(
+        &self,
+        image: &MetadataImage,
+        tp: &TopicPartition,
+        serves: impl Fn(&gregor_metadata::PartitionRegistration) -> bool,
+    ) -> Result<Arc<crate::replica_manager::Partition>, gregor_protocol::kafka_protocol::ResponseError> {
         use gregor_protocol::kafka_protocol::ResponseError;
         match image.topic(&tp.topic).and_then(|t| t.partitions.get(&tp.partition)) {
             None => Err(ResponseError::UnknownTopicOrPartition),
-            Some(p) if !p.replicas.contains(&self.node_id) => Err(ResponseError::NotLeaderOrFollower),
+            Some(p) if !serves(p) => Err(ResponseError::NotLeaderOrFollower),
             Some(_) => self
                 .replicas
                 .get(tp)

@@ -1,7 +1,5 @@
 //! The client's one error type: every variant reads as one plain sentence.
 
-use gregor_protocol::kafka_protocol::ResponseError;
-
 /// Why a client call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -72,24 +70,7 @@ pub fn describe_code(code: i16, message: Option<&str>) -> String {
 }
 
 /// Kafka's name of an error code, `UNKNOWN_TOPIC_OR_PARTITION` style.
-pub fn error_name(code: i16) -> String {
-    match ResponseError::try_from_code(code) {
-        None => "NONE".to_owned(),
-        Some(ResponseError::Unknown(c)) => format!("error code {c}"),
-        Some(e) => screaming_snake(&format!("{e}")),
-    }
-}
-
-fn screaming_snake(camel: &str) -> String {
-    let mut out = String::with_capacity(camel.len() + 8);
-    for (i, c) in camel.chars().enumerate() {
-        if c.is_ascii_uppercase() && i > 0 {
-            out.push('_');
-        }
-        out.push(c.to_ascii_uppercase());
-    }
-    out
-}
+pub use gregor_protocol::error_name;
 
 #[cfg(test)]
 mod tests {

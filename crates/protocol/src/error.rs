@@ -22,3 +22,24 @@ pub enum ProtocolError {
         source: anyhow::Error,
     },
 }
+
+/// Kafka's name of an error code, `UNKNOWN_TOPIC_OR_PARTITION` style ("NONE" for 0).
+pub fn error_name(code: i16) -> String {
+    use kafka_protocol::ResponseError;
+    match ResponseError::try_from_code(code) {
+        None => "NONE".to_owned(),
+        Some(ResponseError::Unknown(c)) => format!("error code {c}"),
+        Some(e) => screaming_snake(&format!("{e}")),
+    }
+}
+
+fn screaming_snake(camel: &str) -> String {
+    let mut out = String::with_capacity(camel.len() + 8);
+    for (i, c) in camel.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            out.push('_');
+        }
+        out.push(c.to_ascii_uppercase());
+    }
+    out
+}

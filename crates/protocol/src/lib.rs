@@ -16,7 +16,7 @@ pub mod record_batch;
 pub mod records;
 mod topic_partition;
 
-pub use error::ProtocolError;
+pub use error::{error_name, ProtocolError};
 
 /// A Gregor-only tagged field of DescribeCluster's broker entries: the broker epoch
 /// (KIP-631), 8 bytes big-endian, for `gregor cluster describe`. Tagged fields a client
