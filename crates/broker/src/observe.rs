@@ -96,6 +96,11 @@ impl BrokerHandle {
         &self.0.cluster_id
     }
 
+    /// The lag of the groups this broker coordinates (what `/metrics` reports of them).
+    pub fn group_lags(&self) -> Vec<GroupLag> {
+        group_lags(&self.0)
+    }
+
     /// Every metric, computed now.
     pub fn metrics(&self) -> MetricsSnapshot {
         let broker = &self.0;

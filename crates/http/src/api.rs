@@ -228,12 +228,13 @@ pub(crate) async fn groups(State(state): State<AppState>, headers: HeaderMap) ->
         return r;
     }
     let broker = state.broker.clone();
-    let snapshot = match blocking(move || broker.metrics()).await {
-        Ok(s) => s,
+    // Only the lag: the full metrics snapshot would read every partition's log too.
+    let lags = match blocking(move || broker.group_lags()).await {
+        Ok(lags) => lags,
         Err(r) => return r,
     };
     let mut groups: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
-    for l in &snapshot.group_lags {
+    for l in &lags {
         groups.entry(&l.group).or_default().push(json!({
             "topic": l.topic, "partition": l.partition, "committed_offset": l.committed_offset,
             "end_offset": l.end_offset, "lag": l.lag,
