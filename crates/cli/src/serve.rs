@@ -121,6 +121,9 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), String> {
         let console_users = config.broker_str("console.users");
         // Checked before the broker starts: a bad console.users refuses the start.
         gregor_http::auth::Users::parse(&console_users).map_err(|e| format!("console.users: {e}"))?;
+        let session_timeout =
+            std::time::Duration::from_millis(config.broker_i64("console.session.timeout.ms").max(1) as u64);
+        let metrics_login_required = config.broker_bool("http.metrics.login.required");
         let broker = gregor_broker::start(config).await.map_err(|e| e.to_string())?;
         let console = match http {
             Some(listener) if broker.is_broker() => {
@@ -129,7 +132,8 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), String> {
                     // Once: only its hash is kept (data dir, console-admin.sha256).
                     eprintln!("gregor: admin API and console user 'admin', password {password} (shown once)");
                 }
-                start_http(listener, users, &broker)
+                let settings = gregor_http::HttpSettings { users, session_timeout, metrics_login_required };
+                start_http(listener, settings, &broker)
             }
             _ => None,
         };
@@ -177,7 +181,7 @@ async fn bind_http(config: &BrokerConfig) -> Result<Option<tokio::net::TcpListen
 /// Serves `/metrics` and the API on `listener`; returns the URL and the stop switch.
 fn start_http(
     listener: tokio::net::TcpListener,
-    users: gregor_http::auth::Users,
+    settings: gregor_http::HttpSettings,
     broker: &gregor_broker::RunningBroker,
 ) -> Option<(String, tokio::sync::watch::Sender<bool>)> {
     let handle = broker.handle()?;
@@ -187,7 +191,7 @@ fn start_http(
         let _ = stopped.changed().await;
     };
     let _task = tokio::spawn(async move {
-        if let Err(e) = gregor_http::serve(listener, handle, users, shutdown).await {
+        if let Err(e) = gregor_http::serve(listener, handle, settings, shutdown).await {
             tracing::error!(error = %e, "HTTP listener failed");
         }
     });

@@ -12,10 +12,10 @@ use gregor_protocol::kafka_protocol::messages::offset_delete_request::{
 };
 use gregor_protocol::kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
 use gregor_protocol::kafka_protocol::messages::{
-    ConsumerProtocolAssignment, DeleteGroupsRequest, DescribeGroupsRequest, FindCoordinatorRequest, GroupId,
-    ListGroupsRequest, OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest, TopicName,
+    DeleteGroupsRequest, DescribeGroupsRequest, FindCoordinatorRequest, GroupId, ListGroupsRequest,
+    OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest, TopicName,
 };
-use gregor_protocol::kafka_protocol::protocol::{Decodable, StrBytes};
+use gregor_protocol::kafka_protocol::protocol::StrBytes;
 
 use crate::client::Client;
 use crate::connection::Connection;
@@ -74,15 +74,8 @@ pub struct CommittedOffset {
 /// Decodes a consumer protocol assignment (version, [(topic, [partition])], user data).
 /// Empty bytes (a member not yet synced) decode to no partitions.
 pub fn decode_assignment(bytes: &Bytes) -> Result<Vec<(String, Vec<i32>)>> {
-    if bytes.len() < 2 {
-        return Ok(Vec::new());
-    }
-    let mut buf = bytes.clone();
-    let version = i16::from_be_bytes([buf[0], buf[1]]).clamp(0, 3);
-    let _ = bytes::Buf::get_i16(&mut buf);
-    let assignment = ConsumerProtocolAssignment::decode(&mut buf, version)
-        .map_err(|e| ClientError::codec("decode a member assignment", e))?;
-    Ok(assignment.assigned_partitions.into_iter().map(|tp| (tp.topic.0.to_string(), tp.partitions)).collect())
+    gregor_protocol::consumer_protocol::decode_assignment(bytes)
+        .map_err(|e| ClientError::codec("decode a member assignment", e))
 }
 
 fn s(value: &str) -> StrBytes {

@@ -10,8 +10,10 @@
 //! cap, header decoding that never panics, and a zero-copy RecordBatch v2 header view.
 #![forbid(unsafe_code)]
 
+pub mod consumer_protocol;
 mod error;
 pub mod frame;
+pub mod partitioner;
 pub mod record_batch;
 pub mod records;
 mod topic_partition;

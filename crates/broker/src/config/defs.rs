@@ -187,6 +187,10 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
     broker!("http.listeners", String, Some("localhost:8089")),
     // Users of the admin API and console, `name:password:role,...`: never reported.
     broker!("console.users", String, Some("")),
+    // Idle time after which a console login session ends.
+    broker!("console.session.timeout.ms", Long, Some("3600000"), min 1000),
+    // When true, /metrics and /api/v1/health need a login like the rest of the API.
+    broker!("http.metrics.login.required", Boolean, Some("false")),
     broker!("controller.quorum.election.timeout.ms", Int, Some("1000"), min 10),
     broker!("controlled.shutdown.enable", Boolean, Some("true")),
     broker!("max.incremental.fetch.session.cache.slots", Int, Some("1000"), min 0),

@@ -1,9 +1,16 @@
-//! The broker's own admin services for the HTTP admin API (issue 19): plain-data views
-//! of the cluster and its topics, and topic creation and deletion through the same
+//! The broker's own admin services for the HTTP admin API and the web console: plain-data
+//! views of the cluster and its topics, and topic creation and deletion through the same
 //! controller commands CreateTopics and DeleteTopics use, so the rules and errors are
-//! Kafka's. Blocking: call from `spawn_blocking`.
+//! Kafka's; messages, groups and configs in the submodules. Blocking (but
+//! [`BrokerHandle::commit_reset`]): call from `spawn_blocking`.
+
+pub mod configs;
+pub mod groups;
+pub mod messages;
+pub mod time;
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use gregor_metadata::control::NewTopic;
 use gregor_protocol::kafka_protocol::ResponseError;
@@ -52,6 +59,13 @@ pub struct ClusterView {
     pub node_id: i32,
     pub active_controller_here: bool,
     pub brokers: Vec<BrokerView>,
+    pub topics: usize,
+    pub partitions: usize,
+    pub under_replicated_partitions: usize,
+    pub offline_partitions: usize,
+    /// This node's log dir and the bytes of the replicas in it.
+    pub log_dir: PathBuf,
+    pub log_size_bytes: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,6 +77,13 @@ pub struct TopicSummary {
     pub replication_factor: usize,
     pub under_replicated_partitions: usize,
     pub offline_partitions: usize,
+    /// Of the replicas on this node (`None`: none here).
+    pub size_bytes: Option<u64>,
+    /// Messages between log start and high watermark of the replicas here.
+    pub messages: Option<i64>,
+    /// Since this node started, as it led the partitions (`/metrics`' MessagesInPerSec).
+    pub messages_in_total: u64,
+    pub bytes_in_total: u64,
 }
 
 /// One partition; its log figures when a replica is on the node answering.
@@ -87,6 +108,8 @@ pub struct TopicView {
     /// The topic's own configs (overrides of the broker defaults).
     pub configs: BTreeMap<String, String>,
     pub partitions: Vec<PartitionView>,
+    pub messages_in_total: u64,
+    pub bytes_in_total: u64,
 }
 
 /// A topic to create; `None` takes the broker's `num.partitions` /
@@ -119,26 +142,69 @@ impl BrokerHandle {
                 epoch: b.epoch,
             })
             .collect();
+        let partitions = image.topics().flat_map(|t| t.partitions.values());
+        let (mut count, mut under, mut offline) = (0, 0, 0);
+        for p in partitions {
+            count += 1;
+            under += usize::from(p.isr.len() < p.replicas.len());
+            offline += usize::from(p.leader < 0);
+        }
+        let log_size_bytes = broker
+            .replicas
+            .hosted()
+            .iter()
+            .filter_map(|tp| broker.replicas.get(tp))
+            .map(|p| broker.replicas.size_bytes(&p))
+            .sum();
         ClusterView {
             cluster_id: broker.cluster_id.clone(),
             node_id: broker.node_id,
             active_controller_here: broker.metadata.is_active_controller(),
             brokers,
+            topics: image.topics().count(),
+            partitions: count,
+            under_replicated_partitions: under,
+            offline_partitions: offline,
+            log_dir: broker.config.data_dir(),
+            log_size_bytes,
         }
     }
 
     pub fn topics(&self) -> Vec<TopicSummary> {
-        let image = self.0.image();
+        let broker = &self.0;
+        let image = broker.image();
+        let traffic = broker.replicas.metrics.traffic();
         let mut topics: Vec<TopicSummary> = image
             .topics()
-            .map(|t| TopicSummary {
-                name: t.name.to_string(),
-                topic_id: t.topic_id.to_string(),
-                internal: is_internal(&t.name),
-                partitions: t.partitions.len(),
-                replication_factor: t.partitions.values().next().map_or(0, |p| p.replicas.len()),
-                under_replicated_partitions: t.partitions.values().filter(|p| p.isr.len() < p.replicas.len()).count(),
-                offline_partitions: t.partitions.values().filter(|p| p.leader < 0).count(),
+            .map(|t| {
+                let (messages_in_total, bytes_in_total) = topic_traffic(&traffic, &t.name);
+                let local: Vec<(u64, i64)> = t
+                    .partitions
+                    .keys()
+                    .filter_map(|p| broker.replicas.get(&TopicPartition::new(&*t.name, *p)))
+                    .map(|h| {
+                        let log = crate::replica_manager::ReplicaManager::log(&h);
+                        (log.size_bytes(), log.high_watermark() - log.log_start_offset())
+                    })
+                    .collect();
+                let local = (!local.is_empty()).then(|| local.iter().fold((0, 0), |a, l| (a.0 + l.0, a.1 + l.1)));
+                TopicSummary {
+                    name: t.name.to_string(),
+                    topic_id: t.topic_id.to_string(),
+                    internal: is_internal(&t.name),
+                    partitions: t.partitions.len(),
+                    replication_factor: t.partitions.values().next().map_or(0, |p| p.replicas.len()),
+                    under_replicated_partitions: t
+                        .partitions
+                        .values()
+                        .filter(|p| p.isr.len() < p.replicas.len())
+                        .count(),
+                    offline_partitions: t.partitions.values().filter(|p| p.leader < 0).count(),
+                    size_bytes: local.map(|l| l.0),
+                    messages: local.map(|l| l.1),
+                    messages_in_total,
+                    bytes_in_total,
+                }
             })
             .collect();
         topics.sort_by(|a, b| a.name.cmp(&b.name));
@@ -171,7 +237,10 @@ impl BrokerHandle {
                 }
             })
             .collect();
+        let (messages_in_total, bytes_in_total) = topic_traffic(&broker.replicas.metrics.traffic(), name);
         Ok(TopicView {
+            messages_in_total,
+            bytes_in_total,
             name: name.to_owned(),
             topic_id: topic.topic_id.to_string(),
             internal: is_internal(name),
@@ -211,6 +280,11 @@ impl BrokerHandle {
         broker.metadata.execute(ControllerCommand::DeleteTopic { name: name.to_owned() })?;
         Ok(broker.reconcile()?)
     }
+}
+
+/// `(messages in, bytes in)` of a topic since this node started.
+fn topic_traffic(traffic: &[crate::metrics::TopicTraffic], topic: &str) -> (u64, u64) {
+    traffic.iter().find(|t| t.topic == topic).map_or((0, 0), |t| (t.messages_in, t.bytes_in))
 }
 
 fn unknown_topic(name: &str) -> AdminError {
