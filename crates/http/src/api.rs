@@ -259,7 +259,7 @@ pub(crate) async fn groups(State(state): State<AppState>, headers: HeaderMap) ->
 }
 
 /// `{"user", "password"}`: opens a console session (an HttpOnly, SameSite=Strict cookie).
-pub(crate) async fn login(State(state): State<AppState>, body: String) -> Response {
+pub(crate) async fn login(State(state): State<AppState>, headers: HeaderMap, body: String) -> Response {
     let parsed = match json_body(&body) {
         Ok(v) => v,
         Err(r) => return r,
@@ -288,7 +288,7 @@ pub(crate) async fn login(State(state): State<AppState>, body: String) -> Respon
         }
         None => {
             tracing::info!(user = %name, "console: failed login");
-            error(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", "wrong user name or password")
+            session::unauthorized(&headers, "wrong user name or password")
         }
     }
 }

@@ -85,9 +85,11 @@ fn strategy(body: &Value) -> Result<ResetStrategy, Response> {
             let ms = time::parse_duration(text.trim()).map_err(bad_request)?;
             ResetStrategy::Time(time::now_ms().saturating_sub(ms))
         }
-        other => return Err(bad_request(format!(
+        other => {
+            return Err(bad_request(format!(
             "'strategy' is one of to_earliest, to_latest, to_offset, to_datetime, by_duration, shift_by, not '{other}'"
-        ))),
+        )))
+        }
     })
 }
 
@@ -141,7 +143,11 @@ pub(crate) async fn reset_offsets(
         Ok(v) => v,
         Err(r) => return r,
     };
-    let dry_run = parsed.get("dry_run").and_then(Value::as_bool).unwrap_or(true);
+    let dry_run = match parsed.get("dry_run") {
+        None | Some(Value::Null) => true,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return bad_request("'dry_run' must be true or false"),
+    };
     // A dry run changes nothing: a viewer may preview.
     let user = match if dry_run {
         state.sessions.authenticate(&headers).map(|p| p.user)
@@ -257,7 +263,7 @@ fn this_node(state: &AppState, id: &str) -> Result<(), Response> {
     }
     let e = AdminError {
         code: -1,
-        name: "UNKNOWN_BROKER".into(),
+        name: "BROKER_NOT_AVAILABLE".into(),
         message: format!("this is node {node}: ask node {id}'s own HTTP listener for its configs"),
     };
     Err((axum::http::StatusCode::NOT_FOUND, Json(json!({ "error": e.name, "message": e.message }))).into_response())

@@ -150,6 +150,10 @@ fn new_message(body: &Value) -> Result<NewMessage, Response> {
             .collect::<Result<_, Response>>()?,
         Some(_) => return Err(bad_request("'headers' must be a list of {\"key\", \"value\"}")),
     };
+    // A null value is a tombstone: it must be asked for, not left out by mistake.
+    if body.get("value").is_none() && body.get("value_base64").is_none() {
+        return Err(bad_request("'value' is required (null for a tombstone)"));
+    }
     Ok(NewMessage { partition, key: bytes_field(body, "key")?, value: bytes_field(body, "value")?, headers })
 }
 

@@ -156,7 +156,7 @@ fn cookie(headers: &HeaderMap) -> Option<&str> {
 
 /// 401; `WWW-Authenticate` only for callers other than the console, whose script would
 /// otherwise get the browser's own login dialog.
-fn unauthorized(headers: &HeaderMap, why: &str) -> Response {
+pub(crate) fn unauthorized(headers: &HeaderMap, why: &str) -> Response {
     let mut response = error(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", why);
     if !headers.contains_key(CONSOLE_HEADER) {
         let _ =

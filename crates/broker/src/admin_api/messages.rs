@@ -216,29 +216,29 @@ fn browse_partition(partition: &Partition, index: i32, query: &MessageQuery) -> 
         let mut end = to;
         let mut window = query.limit.max(16) as i64;
         while end > from && page.messages.len() < query.limit {
-            let budget = query.max_scan.saturating_sub(page.scanned).max(16) as i64;
+            let budget = query.max_scan.saturating_sub(page.scanned) as i64;
+            if budget == 0 {
+                page.complete = false;
+                break;
+            }
             let begin = end.saturating_sub(window.min(budget)).max(from);
             let mut chunk = Vec::new();
-            scan(partition, index, (begin, end), query, &mut chunk, &mut page.scanned)?;
+            let _ = scan(partition, index, (begin, end), query, &mut chunk, &mut page.scanned)?;
             chunk.reverse();
             page.messages.extend(chunk);
             end = begin;
             window = window.saturating_mul(2);
-            if page.scanned >= query.max_scan && end > from {
-                page.complete = false;
-                break;
-            }
         }
     } else {
         let stopped = scan(partition, index, (from, to), query, &mut page.messages, &mut page.scanned)?;
-        page.complete = stopped.is_none_or(|at| at >= to);
+        page.complete = stopped.is_none();
     }
     page.messages.truncate(query.limit);
     Ok(page)
 }
 
 /// Reads `[from, to)` forwards, collecting matches until the limit (oldest first) or the
-/// scan budget. Returns where it stopped when it stopped early.
+/// scan budget. Returns where it stopped when the budget ran out before `to`.
 fn scan(
     partition: &Partition,
     index: i32,
@@ -249,9 +249,10 @@ fn scan(
 ) -> Result<Option<i64>, AdminError> {
     let mut offset = from;
     while offset < to {
-        // Oldest first stops at the limit or the budget; newest first reads whole windows.
-        if !query.newest_first && (out.len() >= query.limit || *scanned >= query.max_scan) {
-            return Ok(Some(offset));
+        // Oldest first stops at the limit or the budget; newest first reads whole windows
+        // (each no larger than what is left of the budget).
+        if !query.newest_first && out.len() >= query.limit {
+            return Ok(None);
         }
         let bytes = read_chunk(partition, offset, to)?;
         let mut next = None;
@@ -265,6 +266,10 @@ fn scan(
                 AdminError::of(ResponseError::CorruptMessage, format!("cannot decode the batch at {}: {e}", at))
             })?;
             for record in set.records.into_iter().filter(|r| r.offset >= offset && r.offset < to) {
+                if !query.newest_first && (out.len() >= query.limit || *scanned >= query.max_scan) {
+                    // Stopped early: complete only if the limit, not the budget, ended it.
+                    return Ok((*scanned >= query.max_scan).then_some(record.offset));
+                }
                 *scanned += 1;
                 if matches(&record, query.search.as_deref()) {
                     out.push(view(index, record));
