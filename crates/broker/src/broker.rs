@@ -34,8 +34,11 @@ pub(crate) struct Broker {
     pub(crate) config: BrokerConfig,
     pub(crate) node_id: i32,
     pub(crate) cluster_id: String,
+    /// The inter-broker listener's advertised address (replication, forwarding).
     pub(crate) advertised_host: String,
     pub(crate) advertised_port: i32,
+    /// Every client listener's advertised endpoint, as registered.
+    pub(crate) endpoints: Vec<gregor_metadata::BrokerEndpoint>,
     pub(crate) metadata: MetadataQuorum,
     pub(crate) replicas: ReplicaManager,
     pub(crate) groups: Arc<GroupCoordinator>,
@@ -64,10 +67,11 @@ impl Broker {
     pub(crate) fn new(
         config: BrokerConfig,
         cluster_id: String,
-        advertised: (String, i32),
+        advertised: ((String, i32), Vec<gregor_metadata::BrokerEndpoint>),
         metadata: MetadataQuorum,
         replicas: ReplicaManager,
     ) -> Self {
+        let ((advertised_host, advertised_port), endpoints) = advertised;
         let node_id = config.node_id();
         let groups =
             GroupCoordinator::new(group_config(&config), config.broker_i64("offsets.topic.num.partitions") as i32);
@@ -95,8 +99,9 @@ impl Broker {
             config,
             node_id,
             cluster_id,
-            advertised_host: advertised.0,
-            advertised_port: advertised.1,
+            advertised_host,
+            advertised_port,
+            endpoints,
             metadata,
             replicas,
             groups: Arc::new(groups),
@@ -129,6 +134,7 @@ impl Broker {
             port: self.advertised_port,
             rack: self.config.broker_value("broker.rack").value.filter(|r| !r.is_empty()),
             incarnation_id: Some(self.incarnation_id),
+            listeners: self.endpoints.clone(),
             ..BrokerRegistration::default()
         };
         let _ = self.metadata.execute(ControllerCommand::RegisterBroker(me))?;
@@ -401,12 +407,14 @@ impl Broker {
         self.image().topic(topic).and_then(|t| t.partitions.get(&partition)).is_some_and(|p| p.leader == self.node_id)
     }
 
-    /// The broker (id, host, port) leading `topic`'s `partition`, for FindCoordinator.
-    pub(crate) fn leader_of(&self, topic: &str, partition: i32) -> Option<(i32, String, i32)> {
+    /// The broker (id, host, port) leading `topic`'s `partition` at its endpoint of
+    /// `listener`, for FindCoordinator: `None` when the partition or its leader is not
+    /// known, `Some(None)` when the leader has no such listener.
+    pub(crate) fn leader_of(&self, topic: &str, partition: i32, listener: &str) -> Option<Option<(i32, String, i32)>> {
         let image = self.image();
         let leader = image.topic(topic)?.partitions.get(&partition)?.leader;
         let broker = image.brokers.get(&leader)?;
-        Some((leader, broker.host.clone(), broker.port))
+        Some(broker.endpoint(listener).map(|(host, port)| (leader, host.to_owned(), port)))
     }
 
     pub(crate) fn image(&self) -> Arc<MetadataImage> {

@@ -2,7 +2,6 @@
 //! type and its handler; the ApiVersions answer is derived from the same list, so the
 //! broker never advertises a version it cannot decode and answer.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
@@ -133,7 +132,7 @@ pub(crate) fn version_range(api_key: ApiKey) -> Option<ApiRange> {
 pub(crate) async fn handle_frame(
     broker: &Arc<Broker>,
     mut frame: Bytes,
-    peer: SocketAddr,
+    session: &crate::connection::ClientSession,
 ) -> Result<Option<BytesMut>, BrokerError> {
     let prefix = RequestPrefix::peek(&frame).ok_or_else(|| {
         BrokerError::InvalidRequest(format!("frame of {} bytes is shorter than a request header", frame.len()))
@@ -151,7 +150,13 @@ pub(crate) async fn handle_frame(
         return handlers::produce::refuse_legacy(&header, &mut frame).map_err(Into::into);
     }
     let (_, header) = decode_request_header(&mut frame)?;
-    let ctx = RequestContext { broker, header: &header, api_version: header.request_api_version, peer };
+    let ctx = RequestContext {
+        broker,
+        header: &header,
+        api_version: header.request_api_version,
+        peer: session.peer,
+        listener: &session.listener.name,
+    };
     if api_key == ApiKey::Produce && handlers::produce::acks_of(&frame, header.request_api_version) == Some(0) {
         // acks=0: the client expects no response; errors are only logged.
         let _ = route(&ctx, api_key, &mut frame).await?;

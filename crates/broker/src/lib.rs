@@ -37,6 +37,7 @@ mod fetch_session;
 mod group_coordinator;
 mod handlers;
 mod inter_broker;
+pub mod listeners;
 mod meta_properties;
 mod metadata_quorum;
 pub mod metrics;
@@ -160,20 +161,11 @@ fn listener_address(listener: &str) -> &str {
     first.split_once("://").map_or(first, |(_, addr)| addr)
 }
 
-/// The first listener for clients: not one of `controller.listener.names`.
+/// The bind address of the listener other brokers reach this one on.
 fn client_listener(config: &BrokerConfig) -> Result<String, BrokerError> {
-    let controllers = config.broker_str("controller.listener.names").to_ascii_uppercase();
-    let controllers: Vec<&str> = controllers.split(',').map(str::trim).collect();
-    let listeners = config.broker_str("listeners");
-    listeners
-        .split(',')
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .find(|l| {
-            l.split_once("://").is_none_or(|(name, _)| !controllers.contains(&name.to_ascii_uppercase().as_str()))
-        })
-        .map(|l| listener_address(l).to_owned())
-        .ok_or_else(|| BrokerError::InvalidConfig(format!("'listeners' has no listener for clients: '{listeners}'")))
+    let listeners = listeners::client_listeners(config)?;
+    let at = listeners::inter_broker_listener(config, &listeners)?;
+    Ok(listeners[at].bind.clone())
 }
 
 /// Opens the data dir (recovering logs if the last run crashed), binds the listener and
@@ -214,7 +206,7 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, BrokerError> {
     let quotas = connection_quotas::ConnectionQuotas::new(max_connections, max_per_ip);
     let mut tasks: Vec<JoinHandle<()>> = listeners
         .into_iter()
-        .map(|l| tokio::spawn(server::run(l, broker.clone(), quotas.clone(), shutdown_rx.clone())))
+        .map(|(spec, l)| tokio::spawn(server::run(l, spec, broker.clone(), quotas.clone(), shutdown_rx.clone())))
         .collect();
     tasks.push(tokio::spawn(broker.groups.clone().run_timers(broker.clone(), shutdown_rx.clone())));
     tasks.push(tokio::spawn(background::follow_metadata(broker.clone(), shutdown_rx.clone())));
@@ -267,29 +259,38 @@ async fn open_broker(
     data_dir: &std::path::Path,
     known_cluster: Option<String>,
     metadata: metadata_quorum::MetadataQuorum,
-) -> Result<(Broker, Vec<tokio::net::TcpListener>, Vec<SocketAddr>), BrokerError> {
+) -> Result<(Broker, Vec<(listeners::ListenerSpec, tokio::net::TcpListener)>, Vec<SocketAddr>), BrokerError> {
     let candidate = known_cluster.unwrap_or_else(meta_properties::random_id);
     let cluster_id = metadata.agree_cluster_id(&candidate).await?;
     let meta = meta_properties::load_or_create(data_dir, config.node_id(), Some(&cluster_id))?;
-    let listen = client_listener(config)?;
-    let listeners = server::bind(&listen).await.map_err(|source| BrokerError::Bind { addr: listen.clone(), source })?;
-    let local_addrs: Vec<SocketAddr> = listeners.iter().filter_map(|l| l.local_addr().ok()).collect();
-    let advertised = advertised_address(config, &listen, local_addrs[0].port())?;
+    let specs = listeners::client_listeners(config)?;
+    let inter_broker = listeners::inter_broker_listener(config, &specs)?;
+    let mut bound = Vec::new();
+    let mut endpoints = Vec::new();
+    for spec in &specs {
+        let sockets =
+            server::bind(&spec.bind).await.map_err(|source| BrokerError::Bind { addr: spec.bind.clone(), source })?;
+        let port = sockets.first().and_then(|l| l.local_addr().ok()).map_or(0, |a| a.port());
+        endpoints.push(listeners::advertised_endpoint(spec, port)?);
+        bound.extend(sockets.into_iter().map(|socket| (spec.clone(), socket)));
+    }
+    let local_addrs: Vec<SocketAddr> = bound.iter().filter_map(|(_, l)| l.local_addr().ok()).collect();
+    let advertised = (endpoints[inter_broker].host.clone(), endpoints[inter_broker].port);
     let broker = {
         let config = config.clone();
         let dir = data_dir.to_owned();
-        tokio::task::spawn_blocking(move || open_state(config, dir, meta.cluster_id, advertised, metadata))
+        tokio::task::spawn_blocking(move || open_state(config, dir, meta.cluster_id, (advertised, endpoints), metadata))
             .await
             .map_err(|e| std::io::Error::other(e.to_string()))??
     };
-    Ok((broker, listeners, local_addrs))
+    Ok((broker, bound, local_addrs))
 }
 
 fn open_state(
     config: BrokerConfig,
     dir: std::path::PathBuf,
     cluster_id: String,
-    advertised: (String, i32),
+    advertised: ((String, i32), Vec<gregor_metadata::BrokerEndpoint>),
     metadata: metadata_quorum::MetadataQuorum,
 ) -> Result<Broker, BrokerError> {
     let now = now_ms();
@@ -305,20 +306,4 @@ fn open_state(
     let broker = Broker::new(config.clone(), cluster_id, advertised, metadata, ReplicaManager::new(logs));
     broker.register_and_load()?;
     Ok(broker)
-}
-
-/// The address clients are told to connect to: `advertised.listeners` if set, else the
-/// listener's own host (a wildcard host cannot be advertised, so it becomes `localhost`).
-fn advertised_address(config: &BrokerConfig, listen: &str, bound_port: u16) -> Result<(String, i32), BrokerError> {
-    let configured = config.broker_value("advertised.listeners").value;
-    let addr = configured.as_deref().map_or(listen, listener_address);
-    let (host, port) = addr
-        .rsplit_once(':')
-        .ok_or_else(|| BrokerError::InvalidConfig(format!("listener address '{addr}' has no port")))?;
-    let port: u16 =
-        port.parse().map_err(|_| BrokerError::InvalidConfig(format!("listener address '{addr}' has a bad port")))?;
-    let port = if port == 0 || configured.is_none() { bound_port } else { port };
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    let host = if host.is_empty() || host == "0.0.0.0" || host == "::" { "localhost" } else { host };
-    Ok((host.to_owned(), i32::from(port)))
 }

@@ -13,15 +13,18 @@ use tokio::task::JoinSet;
 use crate::broker::Broker;
 use crate::connection::Connection;
 use crate::connection_quotas::{ConnectionQuotas, ConnectionSlot};
+use crate::listeners::ListenerSpec;
 
 /// Runs the accept loop on `listener` until `shutdown` becomes true.
 pub(crate) async fn run(
     listener: TcpListener,
+    spec: ListenerSpec,
     broker: Arc<Broker>,
     quotas: Arc<ConnectionQuotas>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut connections = JoinSet::new();
+    let listener_info = Arc::new(spec);
     loop {
         tokio::select! {
             (accepted, mut slot) = accept(&listener, &quotas) => match accepted {
@@ -31,7 +34,7 @@ pub(crate) async fn run(
                         continue;
                     }
                     let _ = socket.set_nodelay(true);
-                    let conn = Connection::new(socket, peer, broker.clone(), shutdown.clone());
+                    let conn = Connection::new(socket, peer, listener_info.clone(), broker.clone(), shutdown.clone());
                     let _ = connections.spawn(async move {
                         conn.run().await;
                         drop(slot);

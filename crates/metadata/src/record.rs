@@ -23,6 +23,32 @@ pub struct BrokerRegistration {
     /// Fenced brokers missed their heartbeats: they are left out of Metadata and placement.
     #[serde(default)]
     pub fenced: bool,
+    /// Every client listener, as advertised (Kafka's `endpoints`): a client is told the
+    /// endpoints of the listener it connected on. Empty in records written before
+    /// listeners had names: `host:port` is then the only, PLAINTEXT, one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub listeners: Vec<BrokerEndpoint>,
+}
+
+/// One advertised listener of a broker.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerEndpoint {
+    /// The listener name, upper-case (`PLAINTEXT`, `SSL`, `EXTERNAL`, ...).
+    pub name: String,
+    pub host: String,
+    pub port: i32,
+    /// Kafka's `SecurityProtocol` id: 0 PLAINTEXT, 1 SSL, 2 SASL_PLAINTEXT, 3 SASL_SSL.
+    pub security_protocol: i16,
+}
+
+impl BrokerRegistration {
+    /// Where a client of `listener` reaches this broker, if it has that listener.
+    pub fn endpoint(&self, listener: &str) -> Option<(&str, i32)> {
+        if self.listeners.is_empty() {
+            return Some((&self.host, self.port));
+        }
+        self.listeners.iter().find(|e| e.name.eq_ignore_ascii_case(listener)).map(|e| (e.host.as_str(), e.port))
+    }
 }
 
 /// Where a partition's replicas live and who leads it.

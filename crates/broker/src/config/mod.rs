@@ -7,7 +7,7 @@
 
 pub(crate) mod change;
 pub mod defs;
-mod fail_closed;
+pub(crate) mod fail_closed;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -34,11 +34,12 @@ pub(crate) async fn handle(
         .values()
         // v2 (KIP-1073) may ask for fenced brokers too, marked as such.
         .filter(|b| !b.fenced || (ctx.api_version >= 2 && request.include_fenced_brokers))
-        .map(|b| {
+        .filter_map(|b| Some((b, b.endpoint(ctx.listener)?)))
+        .map(|(b, (host, port))| {
             let mut broker = DescribeClusterBroker::default()
                 .with_broker_id(BrokerId(b.node_id))
-                .with_host(str_bytes(&b.host))
-                .with_port(b.port)
+                .with_host(str_bytes(host))
+                .with_port(port)
                 .with_rack(b.rack.as_deref().map(str_bytes));
             let epoch = bytes::Bytes::copy_from_slice(&b.epoch.to_be_bytes());
             let _ = broker.unknown_tagged_fields.insert(gregor_protocol::BROKER_EPOCH_TAG, epoch);

@@ -52,10 +52,20 @@ fn coordinator(ctx: &RequestContext<'_>, key: &StrBytes, key_type: i8) -> Coordi
             } else {
                 ("__transaction_state", ctx.broker.txns.partition_for(key.as_str()))
             };
-            let (id, host, port) = ctx.broker.leader_of(topic, partition).unwrap_or_else(|| {
-                (ctx.broker.node_id, ctx.broker.advertised_host.clone(), ctx.broker.advertised_port)
-            });
-            answer.with_node_id(BrokerId(id)).with_host(str_bytes(&host)).with_port(port)
+            match ctx.broker.leader_of(topic, partition, ctx.listener) {
+                Some(Some((id, host, port))) => {
+                    answer.with_node_id(BrokerId(id)).with_host(str_bytes(&host)).with_port(port)
+                }
+                // The coordinator has no listener of this name: Kafka answers the same.
+                Some(None) => refuse(ResponseError::CoordinatorNotAvailable, "the coordinator has no such listener"),
+                None => match ctx.broker.endpoints.iter().find(|e| e.name == ctx.listener) {
+                    Some(me) => answer
+                        .with_node_id(BrokerId(ctx.broker.node_id))
+                        .with_host(str_bytes(&me.host))
+                        .with_port(me.port),
+                    None => refuse(ResponseError::CoordinatorNotAvailable, "no endpoint for this listener"),
+                },
+            }
         }
         _ => refuse(ResponseError::InvalidRequest, "unsupported coordinator key type"),
     }

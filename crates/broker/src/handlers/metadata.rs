@@ -45,14 +45,19 @@ pub(crate) async fn handle(
     let image = ctx.broker.image();
     // Fenced brokers (missed heartbeats) are left out, as Kafka's brokers list only
     // unfenced ones.
+    // Each broker at its endpoint of the listener this request came on (a broker
+    // without that listener is left out, as Kafka leaves it out).
     let brokers = image
         .live_brokers()
-        .map(|b| {
-            MetadataResponseBroker::default()
-                .with_node_id(BrokerId(b.node_id))
-                .with_host(str_bytes(&b.host))
-                .with_port(b.port)
-                .with_rack(b.rack.as_deref().map(str_bytes))
+        .filter_map(|b| {
+            let (host, port) = b.endpoint(ctx.listener)?;
+            Some(
+                MetadataResponseBroker::default()
+                    .with_node_id(BrokerId(b.node_id))
+                    .with_host(str_bytes(host))
+                    .with_port(port)
+                    .with_rack(b.rack.as_deref().map(str_bytes)),
+            )
         })
         .collect();
     if ctx.api_version >= 8 && request.include_topic_authorized_operations {

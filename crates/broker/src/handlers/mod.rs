@@ -62,6 +62,9 @@ pub(crate) struct RequestContext<'a> {
     pub(crate) header: &'a RequestHeader,
     pub(crate) api_version: i16,
     pub(crate) peer: SocketAddr,
+    /// The listener the request came on: Metadata and FindCoordinator answer with the
+    /// brokers' endpoints of the same listener.
+    pub(crate) listener: &'a str,
 }
 
 /// Authorized-operations bit fields (bit n = Kafka `AclOperation` code n). With no
