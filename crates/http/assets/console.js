@@ -45,6 +45,13 @@ function fmtTime(ms) {
   return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}.${p(d.getMilliseconds(), 3)}`;
 }
 
+/** A table; a header starting with "#" is a right-aligned number column. */
+function table(testid, heads, rows, empty = "Nothing here.", cls = "") {
+  const th = heads.map((x) => (x[0] === "#" ? h`<th class="num">${x.slice(1)}</th>` : h`<th>${x}</th>`));
+  const body = rows.length ? rows : h`<tr><td colspan="${heads.length}" class="muted">${empty}</td></tr>`;
+  return h`<table class="grid ${cls}" data-testid="${testid}"><thead><tr>${th}</tr></thead><tbody>${body}</tbody></table>`;
+}
+
 /** A number shown with its raw value in data-value (for scripts and tests). */
 const num = (n, testid) => h`<span data-testid="${testid}" data-value="${n ?? ""}">${fmtNum(n)}</span>`;
 const stat = (label, value, extra = "") => h`<div class="stat ${extra}"><div class="stat-label">${label}</div><div class="stat-value">${value}</div></div>`;
@@ -56,11 +63,9 @@ const groupHref = (id) => `#/groups/${enc(id)}`;
 function rateTracker() {
   let last = null;
   return (total) => {
-    const now = performance.now();
-    let rate = null;
-    if (last && total !== null && total !== undefined && now > last.t) rate = Math.max(0, ((total - last.v) * 1000) / (now - last.t));
+    const now = performance.now(), prev = last;
     last = { t: now, v: total };
-    return rate;
+    return prev && total !== null && total !== undefined && now > prev.t ? Math.max(0, ((total - prev.v) * 1000) / (now - prev.t)) : null;
   };
 }
 
@@ -142,23 +147,15 @@ const isAdmin = () => session.role === "admin";
 function showLogin(message) {
   stopTimers();
   session.user = session.role = null;
-  $("#shell").hidden = true;
-  $("#view").innerHTML = "";
-  $("#login").hidden = false;
-  $("#login-password").value = "";
-  const err = $("#login-error");
-  err.hidden = !message;
-  err.textContent = message || "";
+  [$("#shell").hidden, $("#login").hidden, $("#view").innerHTML, $("#login-password").value] = [true, false, "", ""];
+  [$("#login-error").hidden, $("#login-error").textContent] = [!message, message || ""];
   $("#login-user").focus();
 }
 
 async function enter(who) {
-  session.user = who.user;
-  session.role = who.role;
-  $("#login").hidden = true;
-  $("#shell").hidden = false;
-  $("#user-name").textContent = who.user;
-  $("#user-role").textContent = who.role;
+  Object.assign(session, { user: who.user, role: who.role });
+  [$("#login").hidden, $("#shell").hidden] = [true, false];
+  [$("#user-name").textContent, $("#user-role").textContent] = [who.user, who.role];
   document.body.classList.toggle("viewer", !isAdmin());
   try {
     session.cluster = await api("GET", "/api/v1/cluster");
@@ -188,12 +185,8 @@ async function logout() {
 /* ------------------------------------------------------------------ router and polling */
 
 const routes = [
-  [/^\/$/, overviewView],
-  [/^\/brokers$/, brokersView],
-  [/^\/topics$/, topicsView],
-  [/^\/topics\/([^/]+)(?:\/(messages|produce|configs))?$/, topicView],
-  [/^\/groups$/, groupsView],
-  [/^\/groups\/([^/]+)$/, groupView],
+  [/^\/$/, overviewView], [/^\/brokers$/, brokersView], [/^\/topics$/, topicsView],
+  [/^\/topics\/([^/]+)(?:\/(messages|produce|configs))?$/, topicView], [/^\/groups$/, groupsView], [/^\/groups\/([^/]+)$/, groupView],
 ];
 
 let timers = [];
@@ -280,8 +273,7 @@ function brokersTable(c) {
     <td>${b.id}${b.id === c.node_id ? h` ${badge("this node", "info")}` : ""}</td><td>${b.host}:${b.port}</td>
     <td>${b.rack ?? "–"}</td><td>${b.fenced ? badge("fenced", "bad") : badge("online", "good")}</td>
     <td>${b.id === c.node_id && c.active_controller_here ? badge("active controller", "info") : ""}</td><td>${b.epoch}</td></tr>`);
-  return h`<table class="grid" data-testid="brokers-table"><thead><tr><th>Id</th><th>Address</th><th>Rack</th>
-    <th>State</th><th>Role</th><th>Epoch</th></tr></thead><tbody>${rows}</tbody></table>`;
+  return table("brokers-table", ["Id", "Address", "Rack", "State", "Role", "Epoch"], rows);
 }
 
 function overviewBody(c) {
@@ -316,8 +308,7 @@ function configsTable(configs, opts = {}) {
       <td class="config-value">${value}</td><td>${badge(c.source, dynamic ? "info" : "")}</td>
       <td>${c.read_only ? badge("read-only") : ""}${edit}</td></tr>`;
   });
-  return h`<table class="grid configs" data-testid="configs-table"><thead><tr><th>Name</th><th>Value</th><th>Source</th>
-    <th></th></tr></thead><tbody>${rows.length ? rows : h`<tr><td colspan="4" class="muted">No config matches.</td></tr>`}</tbody></table>`;
+  return table("configs-table", ["Name", "Value", "Source", ""], rows, "No config matches.", "configs");
 }
 
 /** A filter box and an "only overrides" switch over a config list. */
@@ -414,18 +405,16 @@ async function topicsView(ctx) {
     <section class="card"><div class="card-head">
       <input id="topic-search" class="search" placeholder="Search topics" data-testid="topic-search" value="${ctx.query.get("q") || ""}">
       <label class="check"><input type="checkbox" id="show-internal"> show internal topics</label></div>
-      <table class="grid" data-testid="topics-table"><thead><tr><th>Name</th><th class="num">Partitions</th>
-        <th class="num">Replication</th><th>Health</th><th class="num">Messages</th><th class="num">Size</th>
-        <th class="num">Msgs in/s</th><th></th></tr></thead><tbody id="topics-body"></tbody></table></section>`)) return;
+      <div id="topics-list"></div></section>`)) return;
   const draw = () => {
     const q = $("#topic-search").value.toLowerCase(), internal = $("#show-internal").checked;
     const shown = topics.filter((t) => t.name.toLowerCase().includes(q) && (internal || !t.internal));
-    $("#topics-body").innerHTML = shown.length ? h`${shown.map(topicRow)}`
-      : h`<tr><td colspan="8" class="muted">No topic matches.</td></tr>`;
+    $("#topics-list").innerHTML = table("topics-table", ["Name", "#Partitions", "#Replication", "Health", "#Messages", "#Size",
+      "#Msgs in/s", ""], shown.map(topicRow), "No topic matches.");
   };
   $("#topic-search").oninput = draw;
   $("#show-internal").onchange = draw;
-  $("#topics-body").onclick = (e) => {
+  $("#topics-list").onclick = (e) => {
     const b = e.target.closest("[data-delete]");
     if (b) deleteTopic(b.dataset.delete, route);
   };
@@ -460,9 +449,8 @@ function partitionsTable(t) {
       <td>${isr}</td><td class="num">${fmtNum(p.log_start_offset)}</td><td class="num">${fmtNum(p.high_watermark)}</td>
       <td class="num" data-testid="log-end">${fmtNum(p.log_end_offset)}</td><td class="num">${fmtNum(msgs)}</td><td class="num">${fmtBytes(p.size_bytes)}</td></tr>`;
   });
-  return h`<table class="grid" data-testid="partitions-table"><thead><tr><th>Partition</th><th>Leader</th><th>Epoch</th>
-    <th>Replicas</th><th>ISR</th><th class="num">Log start</th><th class="num">High watermark</th><th class="num">Log end</th>
-    <th class="num">Messages</th><th class="num">Size</th></tr></thead><tbody>${rows}</tbody></table>`;
+  return table("partitions-table", ["Partition", "Leader", "Epoch", "Replicas", "ISR", "#Log start", "#High watermark",
+    "#Log end", "#Messages", "#Size"], rows);
 }
 
 function topicStats(t, rate) {
@@ -495,13 +483,11 @@ function topicOverviewTab(ctx, t, body) {
     $("#topic-stats").innerHTML = topicStats(topic, rate(topic.messages_in_total));
     $("#topic-partitions").innerHTML = partitionsTable(topic);
   };
-  const overrides = Object.entries(t.configs || {});
+  const overrides = Object.entries(t.configs || {}).map(([k, v]) => h`<code class="hdr"><b>${k}</b>${v}</code>`);
   body.innerHTML = h`<div id="topic-stats"></div>
     <section class="card"><h2>Partitions</h2><div id="topic-partitions"></div></section>
-    <section class="card"><h2>Config overrides</h2>${overrides.length
-      ? h`<ul class="kv">${overrides.map(([k, v]) => h`<li><code>${k}</code> = <code>${v}</code></li>`)}</ul>`
-      : h`<p class="muted">None: every config is the broker's default.</p>`}
-      <p><a href="${topicHref(t.name, "configs")}">All configs →</a></p></section>`;
+    <section class="card"><h2>Config overrides</h2>${overrides.length ? overrides : h`<span class="muted">none</span>`}
+      · <a href="${topicHref(t.name, "configs")}">all configs</a></section>`;
   draw(t);
   refreshEvery(ctx, 2000, `/api/v1/topics/${enc(t.name)}`, draw);
 }
@@ -627,16 +613,11 @@ function browseForm(t, q) {
     <button class="btn primary" id="mb-submit" type="submit">Browse</button></form>`;
 }
 
+/** The browse form as the hash's query (the datetime as epoch milliseconds). */
 function browseQuery() {
-  const q = new URLSearchParams();
-  const set = (k, v) => { if (v !== "" && v !== null && !Number.isNaN(v)) q.set(k, v); };
-  set("partition", $("#mb-partition").value);
-  set("order", $("#mb-order").value);
-  set("offset", $("#mb-offset").value);
-  if ($("#mb-time").value) set("timestamp", new Date($("#mb-time").value).getTime());
-  set("limit", $("#mb-limit").value);
-  set("q", $("#mb-q").value);
-  return q;
+  const time = $("#mb-time").value ? String(new Date($("#mb-time").value).getTime()) : "";
+  const fields = [["partition", "#mb-partition"], ["order", "#mb-order"], ["offset", "#mb-offset"], ["limit", "#mb-limit"], ["q", "#mb-q"]];
+  return new URLSearchParams([...fields.map(([k, sel]) => [k, $(sel).value]), ["timestamp", time]].filter(([, v]) => v !== "" && v !== "NaN"));
 }
 
 async function messagesTab(ctx, t, body) {
@@ -647,10 +628,8 @@ async function messagesTab(ctx, t, body) {
     const target = `${topicHref(t.name, "messages")}?${browseQuery()}`;
     if (location.hash === target) route(); else location.hash = target;
   };
-  const params = new URLSearchParams();
+  const params = new URLSearchParams({ order: "newest", limit: "50" });
   for (const k of ["partition", "offset", "timestamp", "order", "limit", "q"]) if (q.get(k)) params.set(k, q.get(k));
-  if (!params.get("order")) params.set("order", "newest");
-  if (!params.get("limit")) params.set("limit", "50");
   const r = await api("GET", `/api/v1/topics/${enc(t.name)}/messages?${params}`);
   if (!ctx.alive()) return;
   $("#mb-summary").innerHTML = h`<span data-testid="messages-summary">${r.messages.length} message${r.messages.length === 1 ? "" : "s"}
@@ -722,7 +701,7 @@ function groupRow(g) {
   const topics = new Set((g.partitions || []).map((p) => p.topic));
   return h`<tr data-testid="group-row" data-group="${g.group}"><td><a href="${groupHref(g.group)}">${g.group}</a></td>
     <td>${stateBadge(g.state)}</td><td>${g.type ?? "–"}</td><td>${g.protocol_type || "–"}</td>
-    <td class="num">${fmtNum(g.members)}</td><td class="num">${topics.size}</td>
+    <td class="num">${fmtNum(Array.isArray(g.members) ? g.members.length : g.members)}</td><td class="num">${topics.size}</td>
     <td class="num">${num(g.lag, "lag")}</td></tr>`;
 }
 
@@ -730,12 +709,12 @@ async function groupsView(ctx) {
   let groups = await api("GET", "/api/v1/groups");
   if (!paint(ctx, h`<div class="page-head"><h1>Consumer groups</h1></div>
     <section class="card"><div class="card-head"><input id="group-search" class="search" placeholder="Search groups" data-testid="group-search"></div>
-      <table class="grid" data-testid="groups-table"><thead><tr><th>Group</th><th>State</th><th>Type</th><th>Protocol</th>
-      <th class="num">Members</th><th class="num">Topics</th><th class="num">Lag</th></tr></thead><tbody id="groups-body"></tbody></table></section>`)) return;
+      <div id="groups-list"></div></section>`)) return;
   const draw = () => {
     const q = $("#group-search").value.toLowerCase();
     const shown = groups.filter((g) => g.group.toLowerCase().includes(q));
-    $("#groups-body").innerHTML = shown.length ? h`${shown.map(groupRow)}` : h`<tr><td colspan="7" class="muted">No group.</td></tr>`;
+    $("#groups-list").innerHTML = table("groups-table", ["Group", "State", "Type", "Protocol", "#Members", "#Topics", "#Lag"],
+      shown.map(groupRow), "No group.");
   };
   $("#group-search").oninput = draw;
   draw();
@@ -749,38 +728,35 @@ const HISTORY = 150; // 5 minutes of 2-s polls
 
 function groupStats(g) {
   return h`<div class="stats">${stat("State", stateBadge(g.state))}${stat("Members", g.members.length)}
-    ${stat("Assignor", g.protocol || "–")}${stat("Type", `${g.type ?? "–"}${g.protocol_type ? " · " + g.protocol_type : ""}`)}${stat("Total lag", num(g.lag, "group-lag"), g.lag ? "warn" : "")}</div>`;
+    ${stat("Type", g.type ?? "–")}${stat("Protocol", g.protocol_type || "–")}${stat("Assignor", g.protocol || "–")}${stat("Total lag", num(g.lag, "group-lag"), g.lag ? "warn" : "")}</div>`;
 }
 
 function membersTable(g) {
   if (!g.members.length) return h`<p class="muted" data-testid="no-members">No active members.</p>`;
   const assignment = (m) => m.assignment.map((a) => h`<span class="hdr"><b>${a.topic}</b> ${a.partitions.join(", ")}</span>`);
-  return h`<table class="grid" data-testid="members-table"><thead><tr><th>Member</th><th>Instance</th><th>Client</th>
-    <th>Host</th><th>Assignment</th></tr></thead><tbody>${g.members.map((m) => h`<tr><td><code>${m.member_id}</code></td>
-    <td>${m.group_instance_id ?? "–"}</td><td>${m.client_id}</td><td>${m.client_host}</td><td>${assignment(m)}</td></tr>`)}</tbody></table>`;
+  return table("members-table", ["Member", "Instance", "Client", "Host", "Assignment"], g.members.map((m) => h`<tr>
+    <td><code>${m.member_id}</code></td><td>${m.group_instance_id ?? "–"}</td><td>${m.client_id}</td><td>${m.client_host}</td>
+    <td>${assignment(m)}</td></tr>`));
 }
 
 function offsetsTable(g) {
-  if (!g.offsets.length) return h`<p class="muted">No committed offsets.</p>`;
   const rows = g.offsets.map((o) => h`<tr data-testid="offset-row" data-topic="${o.topic}" data-partition="${o.partition}">
     <td><a href="${topicHref(o.topic)}">${o.topic}</a></td><td>${o.partition}</td><td class="num">${fmtNum(o.committed_offset)}</td>
     <td class="num">${fmtNum(o.log_start_offset)}</td><td class="num">${fmtNum(o.end_offset)}</td>
     <td class="num">${num(o.lag, "partition-lag")}</td></tr>`);
-  return h`<table class="grid" data-testid="offsets-table"><thead><tr><th>Topic</th><th>Partition</th><th class="num">Committed</th>
-    <th class="num">Log start</th><th class="num">End offset</th><th class="num">Lag</th></tr></thead><tbody>${rows}</tbody></table>`;
+  return table("offsets-table", ["Topic", "Partition", "#Committed", "#Log start", "#End offset", "#Lag"], rows, "No committed offsets.");
 }
 
-/** The chart's top: 4 grid steps of 1, 2 or 5 × 10^k. */
-function niceTop(max) {
-  const raw = Math.max(1, max / 4), mag = 10 ** Math.floor(Math.log10(raw));
-  return 4 * [1, 2, 5, 10].map((m) => m * mag).find((v) => v >= raw);
+/** The chart's grid: a step of 1, 2, 2.5 or 5 × 10^k and the top, at most 5 steps up. */
+function niceScale(max) {
+  const raw = Math.max(max, 1) / 5, mag = 10 ** Math.floor(Math.log10(raw));
+  const step = Math.max(1, [1, 2, 2.5, 5, 10].map((m) => m * mag).find((v) => v >= raw && Number.isInteger(v)));
+  return { step, top: step * Math.max(1, Math.ceil(max / step)) };
 }
 
 function drawLagChart(canvas, points) {
-  const dpr = window.devicePixelRatio || 1;
-  const w = canvas.clientWidth, hgt = canvas.clientHeight;
-  canvas.width = w * dpr;
-  canvas.height = hgt * dpr;
+  const dpr = window.devicePixelRatio || 1, w = canvas.clientWidth, hgt = canvas.clientHeight;
+  [canvas.width, canvas.height] = [w * dpr, hgt * dpr];
   const c = canvas.getContext("2d");
   c.scale(dpr, dpr);
   c.clearRect(0, 0, w, hgt);
@@ -788,23 +764,22 @@ function drawLagChart(canvas, points) {
   c.fillStyle = "#6b7280";
   if (points.length < 2) { c.fillText("Collecting lag every 2 s…", 12, hgt / 2); return; }
   const pad = { l: 56, r: 12, t: 12, b: 22 };
-  const max = niceTop(Math.max(...points.map((p) => p.lag)));
+  const { step, top: max } = niceScale(Math.max(...points.map((p) => p.lag)));
   const t0 = points[0].t, t1 = points[points.length - 1].t;
   const x = (t) => pad.l + ((t - t0) / Math.max(1, t1 - t0)) * (w - pad.l - pad.r);
   const y = (v) => hgt - pad.b - (v / max) * (hgt - pad.t - pad.b);
   c.strokeStyle = "#e5e7eb";
   c.textAlign = "right";
-  for (let i = 0; i <= 4; i++) {
-    const v = (max * i) / 4;
+  for (let v = 0; v <= max; v += step) {
     c.beginPath(); c.moveTo(pad.l, y(v)); c.lineTo(w - pad.r, y(v)); c.stroke();
-    c.fillText(fmtNum(Math.round(v)), pad.l - 6, y(v) + 4);
+    c.fillText(fmtNum(v), pad.l - 6, y(v) + 4);
   }
   c.textAlign = "left";
   c.fillText(new Date(t0).toLocaleTimeString(), pad.l, hgt - 6);
   c.textAlign = "right";
   c.fillText(new Date(t1).toLocaleTimeString(), w - pad.r, hgt - 6);
   c.beginPath();
-  points.forEach((p, i) => (i ? c.lineTo(x(p.t), y(p.lag)) : c.moveTo(x(p.t), y(p.lag))));
+  points.forEach((p) => c.lineTo(x(p.t), y(p.lag)));
   c.strokeStyle = "#5b5bd6";
   c.lineWidth = 2;
   c.stroke();
