@@ -10,6 +10,8 @@
 //!  log_recovery       a real partition directory, damaged, then recovered and read
 //!  group_coordinator  request sequences and clock advances against a coordinator shard,
 //!                     whose records must replay into an equal shard
+//!  sasl_exchanges     SASL/PLAIN messages, JAAS config text, and SCRAM client-first and
+//!                     client-final messages (raw, or a real client's edited)
 //! ```
 //!
 //! `fuzz/` runs them under libFuzzer (`cargo fuzz run <target>`); `tests/corpus.rs`
@@ -22,12 +24,14 @@ mod input;
 mod log_recovery;
 mod record_batch;
 mod request_frame;
+mod sasl_exchanges;
 mod scratch;
 
 pub use group_coordinator::group_coordinator;
 pub use log_recovery::log_recovery;
 pub use record_batch::record_batch;
 pub use request_frame::request_frame;
+pub use sasl_exchanges::sasl_exchanges;
 
 /// A fuzz target: returns for every input, panics only on a broken invariant.
 pub type Target = fn(&[u8]);
@@ -38,4 +42,14 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("record_batch", record_batch),
     ("log_recovery", log_recovery),
     ("group_coordinator", group_coordinator),
+    ("sasl_exchanges", sasl_exchanges),
 ];
+
+/// Seeds a target makes itself, named, beside the files of `fuzz/corpus/<target>/`: a
+/// SCRAM proof that verifies has to be computed, it cannot be captured once and edited.
+pub fn builtin_seeds(target: &str) -> Vec<(String, Vec<u8>)> {
+    match target {
+        "sasl_exchanges" => sasl_exchanges::seeds(),
+        _ => Vec::new(),
+    }
+}

@@ -29,6 +29,8 @@ pub struct MetadataImage {
     pub cluster_id: Option<String>,
     /// The voters as last changed at run time (`None`: as bootstrapped).
     pub quorum_voters: Option<Vec<u64>>,
+    /// SCRAM credentials by (user, mechanism type), in their stored form.
+    pub scram_credentials: BTreeMap<(String, i8), String>,
     /// Offset of the last record applied, -1 for none.
     pub last_offset: i64,
 }
@@ -92,6 +94,13 @@ impl MetadataImage {
                 let _ = self.cluster_id.get_or_insert_with(|| cluster_id.clone());
             }
             MetadataRecord::QuorumVoters { voters } => self.quorum_voters = Some(voters.clone()),
+            MetadataRecord::UserScramCredential { name, mechanism, credential } => {
+                let key = (name.clone(), *mechanism);
+                match credential {
+                    Some(c) => drop(self.scram_credentials.insert(key, c.clone())),
+                    None => drop(self.scram_credentials.remove(&key)),
+                }
+            }
         }
     }
 
@@ -110,6 +119,13 @@ impl MetadataImage {
         if self.next_producer_id > 0 {
             out.push(MetadataRecord::ProducerIds { broker_id: -1, next_producer_id: self.next_producer_id });
         }
+        out.extend(self.scram_credentials.iter().map(|((name, mechanism), credential)| {
+            MetadataRecord::UserScramCredential {
+                name: name.clone(),
+                mechanism: *mechanism,
+                credential: Some(credential.clone()),
+            }
+        }));
         for (id, configs) in &self.broker_configs {
             out.extend(configs.iter().map(|(name, value)| MetadataRecord::Config {
                 resource: ConfigResource::Broker(*id),

@@ -132,4 +132,14 @@ pub enum MetadataRecord {
     QuorumVoters {
         voters: Vec<u64>,
     },
+    /// A user's SCRAM credential for one mechanism (Kafka's UserScramCredentialRecord),
+    /// or its removal (RemoveUserScramCredentialRecord) when `credential` is `None`.
+    /// `mechanism` is Kafka's ScramMechanism type (1 SHA-256, 2 SHA-512); `credential`
+    /// Kafka's `salt=...,stored_key=...,server_key=...,iterations=N` form: the password
+    /// itself is never stored.
+    UserScramCredential {
+        name: String,
+        mechanism: i8,
+        credential: Option<String>,
+    },
 }

@@ -45,6 +45,7 @@ pub(crate) fn registration(broker: i32, incarnation: u32) -> BrokerRegistration 
         incarnation_id: Some(Uuid::from_u128(((broker as u128) << 32) | incarnation as u128)),
         epoch: 0,
         fenced: false,
+        listeners: Vec::new(),
     }
 }
 
