@@ -15,16 +15,35 @@ use tokio::sync::watch;
 use crate::broker::Broker;
 use crate::dispatch;
 use crate::listeners::ListenerSpec;
+use crate::sasl::{Authenticator, Gate, SaslSettings};
 
 const READ_CHUNK: usize = 64 * 1024;
 const PREALLOCATE_LIMIT: usize = 1024 * 1024;
 
 /// Who is on the other end of a connection, and through which listener.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct ClientSession {
     pub(crate) peer: SocketAddr,
     pub(crate) listener: Arc<ListenerSpec>,
+    /// `User:ANONYMOUS`, or the TLS client certificate's subject.
+    transport_principal: String,
+    /// On SASL listeners: the authentication state.
+    pub(crate) sasl: Option<Authenticator>,
 }
+
+impl ClientSession {
+    pub(crate) fn new(peer: SocketAddr, listener: Arc<ListenerSpec>, sasl: Option<Arc<SaslSettings>>) -> Self {
+        Self { peer, listener, transport_principal: ANONYMOUS.to_owned(), sasl: sasl.map(Authenticator::new) }
+    }
+
+    /// Kafka's principal of the connection: the SASL user once authenticated, else the
+    /// TLS client's subject, else `User:ANONYMOUS`.
+    pub(crate) fn principal(&self) -> &str {
+        self.sasl.as_ref().and_then(Authenticator::principal).unwrap_or(&self.transport_principal)
+    }
+}
+
+const ANONYMOUS: &str = "User:ANONYMOUS";
 
 pub(crate) struct Connection {
     socket: TcpStream,
@@ -36,24 +55,63 @@ pub(crate) struct Connection {
 impl Connection {
     pub(crate) fn new(
         socket: TcpStream,
-        peer: SocketAddr,
-        listener: Arc<ListenerSpec>,
+        session: ClientSession,
         broker: Arc<Broker>,
         shutdown: watch::Receiver<bool>,
     ) -> Self {
-        Self { socket, session: ClientSession { peer, listener }, broker, shutdown }
+        Self { socket, session, broker, shutdown }
     }
 
-    pub(crate) async fn run(self) {
-        let Self { socket, session, broker, shutdown } = self;
+    /// Serves the connection; on a TLS listener after the handshake (whose client
+    /// certificate, if any, names the principal).
+    pub(crate) async fn run(self, tls: Option<Arc<gregor_security::ServerTls>>) {
+        let Self { socket, mut session, broker, shutdown } = self;
         let peer = session.peer;
         tracing::debug!(%peer, listener = %session.listener.name, "connection opened");
         broker.replicas.metrics.connection_opened();
-        let (reader, writer) = socket.into_split();
-        serve(reader, writer, &session, &broker, shutdown).await;
+        match tls {
+            None => {
+                let (reader, writer) = socket.into_split();
+                serve(reader, writer, &mut session, &broker, shutdown).await;
+            }
+            Some(tls) => match handshake(socket, &tls).await {
+                Ok((stream, principal)) => {
+                    if let Some(principal) = principal {
+                        session.transport_principal = principal;
+                    }
+                    let (reader, writer) = tokio::io::split(stream);
+                    serve(reader, writer, &mut session, &broker, shutdown).await;
+                }
+                Err(reason) => tracing::info!(%peer, %reason, "closing connection: TLS handshake failed"),
+            },
+        }
         broker.replicas.metrics.connection_closed();
         tracing::debug!(%peer, "connection closed");
     }
+}
+
+/// A TLS handshake must not hold a connection slot forever.
+const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+type TlsStream = tokio_rustls::server::TlsStream<TcpStream>;
+
+/// The TLS handshake, and `User:<subject DN>` of a client certificate (Kafka's DEFAULT
+/// `ssl.principal.mapping.rules`).
+async fn handshake(socket: TcpStream, tls: &gregor_security::ServerTls) -> Result<(TlsStream, Option<String>), String> {
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls.config());
+    let stream = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(socket))
+        .await
+        .map_err(|_| "no handshake within 10 s".to_owned())?
+        .map_err(|e| e.to_string())?;
+    let certificate = stream.get_ref().1.peer_certificates().and_then(|c| c.first().cloned());
+    let principal = match certificate {
+        Some(der) => Some(format!(
+            "User:{}",
+            gregor_security::principal_from_certificate(&der).map_err(|e| format!("client certificate: {e}"))?
+        )),
+        None => None,
+    };
+    Ok((stream, principal))
 }
 
 /// Reads frames and answers them in order until the peer leaves, a frame is bad, the
@@ -61,7 +119,7 @@ impl Connection {
 async fn serve<R, W>(
     mut reader: R,
     writer: W,
-    session: &ClientSession,
+    session: &mut ClientSession,
     broker: &Arc<Broker>,
     mut shutdown: watch::Receiver<bool>,
 ) where
@@ -117,7 +175,7 @@ async fn idle_timer(idle: Option<std::time::Duration>) {
 /// Handles every whole frame already buffered, writing responses in order.
 async fn serve_buffered<W: AsyncWrite + Unpin>(
     broker: &Arc<Broker>,
-    session: &ClientSession,
+    session: &mut ClientSession,
     buf: &mut BytesMut,
     writer: &mut BufWriter<W>,
     max_frame: usize,
@@ -133,6 +191,29 @@ async fn serve_buffered<W: AsyncWrite + Unpin>(
         buf.advance(LENGTH_PREFIX);
         let frame = buf.split_to(len).freeze();
         let api_key = gregor_protocol::frame::RequestPrefix::peek(&frame).map_or(-1, |p| p.api_key);
+        if let Some(auth) = session.sasl.as_mut() {
+            let now = std::time::Instant::now();
+            match auth.gate(Some(api_key), now) {
+                Gate::Dispatch => {}
+                Gate::Close(reason) => return Err(reason),
+                Gate::RawToken => {
+                    match auth.raw_token(broker, &frame, now) {
+                        Ok(token) => write_raw_token(writer, &token).await?,
+                        Err((e, delay)) => return Err(after_failure(writer, delay, e.to_string()).await),
+                    }
+                    continue;
+                }
+                Gate::Sasl => {
+                    let (response, close_after) =
+                        dispatch::handle_sasl_frame(broker, auth, frame).await.map_err(|e| e.to_string())?;
+                    writer.write_all(&response).await.map_err(|e| e.to_string())?;
+                    if let Some(delay) = close_after {
+                        return Err(after_failure(writer, delay, "SASL authentication failed".into()).await);
+                    }
+                    continue;
+                }
+            }
+        }
         let started = std::time::Instant::now();
         let response = dispatch::handle_frame(broker, frame, session).await;
         broker.replicas.metrics.request(api_key, started.elapsed(), response.is_err());
@@ -142,4 +223,23 @@ async fn serve_buffered<W: AsyncWrite + Unpin>(
         }
     }
     Ok(())
+}
+
+/// A raw SASL token answer (after a v0 SaslHandshake): a length and the bytes, no header.
+async fn write_raw_token<W: AsyncWrite + Unpin>(writer: &mut BufWriter<W>, token: &[u8]) -> Result<(), String> {
+    let len = i32::try_from(token.len()).map_err(|_| "SASL token too large".to_owned())?;
+    writer.write_all(&len.to_be_bytes()).await.map_err(|e| e.to_string())?;
+    writer.write_all(token).await.map_err(|e| e.to_string())
+}
+
+/// Kafka's `connection.failed.authentication.delay.ms`: the failure answer goes out, then
+/// the connection waits before it closes, slowing down password guessing.
+async fn after_failure<W: AsyncWrite + Unpin>(
+    writer: &mut BufWriter<W>,
+    delay: std::time::Duration,
+    reason: String,
+) -> String {
+    let _ = writer.flush().await;
+    tokio::time::sleep(delay).await;
+    reason
 }

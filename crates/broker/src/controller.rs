@@ -67,6 +67,11 @@ pub(crate) enum ControllerCommand {
     AllocateProducerIds {
         broker_id: i32,
     },
+    /// AlterUserScramCredentials, validated by the handler: per (user, mechanism type)
+    /// the new stored credential, or `None` to delete it.
+    AlterScramCredentials {
+        changes: Vec<(String, i8, Option<String>)>,
+    },
     /// Not a change: the active controller's view of the quorum (DescribeQuorum).
     DescribeQuorum,
     /// KIP-853: makes `node_id`, reachable at its controller listener `host:port`, a voter
@@ -223,6 +228,7 @@ impl ControllerCommand {
                 let (start, record) = control::allocate_producer_ids(image, *broker_id);
                 Ok((vec![record], ControllerAnswer::ProducerIds { start }))
             }
+            Self::AlterScramCredentials { changes } => done(scram_records(changes)),
             Self::DescribeQuorum | Self::AddVoter { .. } | Self::RemoveVoter { .. } => {
                 Err(BrokerError::InvalidRequest("not a metadata change: served by the quorum itself".into()))
             }
@@ -293,4 +299,15 @@ fn alter_reassignments(
         }
     }
     (records, ControllerAnswer::Reassignments(results))
+}
+
+fn scram_records(changes: &[(String, i8, Option<String>)]) -> Vec<MetadataRecord> {
+    changes
+        .iter()
+        .map(|(name, mechanism, credential)| MetadataRecord::UserScramCredential {
+            name: name.clone(),
+            mechanism: *mechanism,
+            credential: credential.clone(),
+        })
+        .collect()
 }

@@ -91,6 +91,8 @@ api_table! {
     DescribeGroups => m::DescribeGroupsRequest, handlers::describe_groups::handle, min 0;
     ListGroups => m::ListGroupsRequest, handlers::list_groups::handle, min 0;
     ApiVersions => m::ApiVersionsRequest, handlers::api_versions::handle, min 0;
+    SaslHandshake => m::SaslHandshakeRequest, handlers::sasl::handshake, min 0;
+    SaslAuthenticate => m::SaslAuthenticateRequest, handlers::sasl::authenticate, min 0;
     CreateTopics => m::CreateTopicsRequest, handlers::create_topics::handle, min 2;
     DeleteTopics => m::DeleteTopicsRequest, handlers::delete_topics::handle, min 1;
     DeleteRecords => m::DeleteRecordsRequest, handlers::delete_records::handle, min 0;
@@ -111,6 +113,8 @@ api_table! {
     IncrementalAlterConfigs => m::IncrementalAlterConfigsRequest, handlers::incremental_alter_configs::handle, min 0;
     AlterPartitionReassignments => m::AlterPartitionReassignmentsRequest, handlers::alter_partition_reassignments::handle, min 0;
     ListPartitionReassignments => m::ListPartitionReassignmentsRequest, handlers::list_partition_reassignments::handle, min 0;
+    DescribeUserScramCredentials => m::DescribeUserScramCredentialsRequest, handlers::scram_credentials::describe, min 0;
+    AlterUserScramCredentials => m::AlterUserScramCredentialsRequest, handlers::scram_credentials::alter, min 0;
     DescribeCluster => m::DescribeClusterRequest, handlers::describe_cluster::handle, min 0;
     DescribeQuorum => m::DescribeQuorumRequest, handlers::describe_quorum::handle, min 0;
     DescribeProducers => m::DescribeProducersRequest, handlers::describe_producers::handle, min 0;
@@ -156,13 +160,45 @@ pub(crate) async fn handle_frame(
         api_version: header.request_api_version,
         peer: session.peer,
         listener: &session.listener.name,
+        principal: session.principal(),
     };
+    tracing::trace!(api = ?api_key, version = ctx.api_version, principal = ctx.principal, listener = ctx.listener, "request");
     if api_key == ApiKey::Produce && handlers::produce::acks_of(&frame, header.request_api_version) == Some(0) {
         // acks=0: the client expects no response; errors are only logged.
         let _ = route(&ctx, api_key, &mut frame).await?;
         return Ok(None);
     }
     route(&ctx, api_key, &mut frame).await.map(Some)
+}
+
+/// SaslHandshake or SaslAuthenticate on a SASL listener: the connection's authenticator
+/// answers. Returns the encoded response and, after a failed authentication, how long to
+/// wait before closing.
+pub(crate) async fn handle_sasl_frame(
+    broker: &Arc<Broker>,
+    auth: &mut crate::sasl::Authenticator,
+    mut frame: Bytes,
+) -> Result<(BytesMut, Option<std::time::Duration>), BrokerError> {
+    let prefix = RequestPrefix::peek(&frame)
+        .ok_or_else(|| BrokerError::InvalidRequest("a SASL frame shorter than a request header".into()))?;
+    let api_key = ApiKey::try_from(prefix.api_key)
+        .map_err(|_| BrokerError::InvalidRequest(format!("unknown api key {}", prefix.api_key)))?;
+    let range = version_range(api_key)
+        .ok_or_else(|| BrokerError::InvalidRequest(format!("api key {api_key:?} is not served")))?;
+    if prefix.api_version < range.min_version || prefix.api_version > range.max_version {
+        return Err(BrokerError::UnsupportedVersion { api: format!("{api_key:?}"), version: prefix.api_version });
+    }
+    let (_, header) = decode_request_header(&mut frame)?;
+    let version = header.request_api_version;
+    let correlation_id = header.correlation_id;
+    if api_key == ApiKey::SaslHandshake {
+        let request: m::SaslHandshakeRequest = decode_body(&mut frame, version)?;
+        let answer = auth.handshake(&request, version);
+        return Ok((encode_response(api_key, version, correlation_id, &answer.response)?, answer.close_after));
+    }
+    let request: m::SaslAuthenticateRequest = decode_body(&mut frame, version)?;
+    let answer = auth.authenticate(broker, &request, version, std::time::Instant::now());
+    Ok((encode_response(api_key, version, correlation_id, &answer.response)?, answer.close_after))
 }
 
 /// KIP-511: an ApiVersions request of a version the broker lacks gets a v0 answer with

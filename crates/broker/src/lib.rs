@@ -45,6 +45,7 @@ mod observe;
 mod replica_fetcher;
 mod replica_manager;
 mod replication_quota;
+mod sasl;
 mod server;
 pub mod storage;
 mod txn_coordinator;
@@ -173,13 +174,16 @@ fn client_listener(config: &BrokerConfig) -> Result<String, BrokerError> {
 pub async fn start(config: BrokerConfig) -> Result<RunningBroker, BrokerError> {
     // Before anything is created or bound: a secured configuration never runs open.
     config.check_fail_closed()?;
+    let roles = metadata_quorum::roles(&config)?;
+    // Listeners, TLS and SASL settings are checked before anything is created: a bad
+    // certificate or mechanism refuses the start with nothing written.
+    let prepared = if roles.broker { prepare_listeners(&config)? } else { Vec::new() };
     if tokio::runtime::Handle::current().runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
         return Err(BrokerError::InvalidConfig(
             "gregor_broker::start needs a multi-threaded tokio runtime (#[tokio::test(flavor = \"multi_thread\")])"
                 .into(),
         ));
     }
-    let roles = metadata_quorum::roles(&config)?;
     let data_dir = config.data_dir();
     std::fs::create_dir_all(&data_dir)
         .map_err(|e| BrokerError::DataDir { path: data_dir.clone(), reason: e.to_string() })?;
@@ -190,7 +194,7 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, BrokerError> {
     if !roles.broker {
         return start_controller(&config, &data_dir, known_cluster, metadata).await;
     }
-    let opened = open_broker(&config, &data_dir, known_cluster, metadata.clone()).await;
+    let opened = open_broker(&config, &data_dir, (known_cluster, prepared), metadata.clone()).await;
     let (broker, listeners, local_addrs) = match opened {
         Ok(opened) => opened,
         Err(e) => {
@@ -206,7 +210,9 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, BrokerError> {
     let quotas = connection_quotas::ConnectionQuotas::new(max_connections, max_per_ip);
     let mut tasks: Vec<JoinHandle<()>> = listeners
         .into_iter()
-        .map(|(spec, l)| tokio::spawn(server::run(l, spec, broker.clone(), quotas.clone(), shutdown_rx.clone())))
+        .map(|(spec, l, sasl)| {
+            tokio::spawn(server::run(l, spec, sasl, broker.clone(), quotas.clone(), shutdown_rx.clone()))
+        })
         .collect();
     tasks.push(tokio::spawn(broker.groups.clone().run_timers(broker.clone(), shutdown_rx.clone())));
     tasks.push(tokio::spawn(background::follow_metadata(broker.clone(), shutdown_rx.clone())));
@@ -252,29 +258,87 @@ async fn start_controller(
     Ok(RunningBroker { node, local_addrs, shutdown, tasks })
 }
 
+/// A bound socket of a listener, and its TLS and SASL settings.
+type BoundListener = (listeners::ListenerSpec, tokio::net::TcpListener, server::ListenerSecurity);
+
+/// Checks the client listeners, their certificates and SASL users as `start` will, so
+/// that a program can refuse before it binds anything else (the HTTP listener).
+pub fn check_listeners(config: &BrokerConfig) -> Result<(), BrokerError> {
+    config.check_fail_closed()?;
+    match metadata_quorum::roles(config)? {
+        roles if roles.broker => prepare_listeners(config).map(drop),
+        _ => Ok(()),
+    }
+}
+
+/// A client listener and its security, checked but not bound yet.
+type PreparedListener = (listeners::ListenerSpec, server::ListenerSecurity);
+
+fn prepare_listeners(config: &BrokerConfig) -> Result<Vec<PreparedListener>, BrokerError> {
+    let refuse = |e: BrokerError| match e {
+        BrokerError::InvalidConfig(m) if !m.starts_with("refusing to start") => {
+            BrokerError::InvalidConfig(format!("refusing to start: {m}"))
+        }
+        other => other,
+    };
+    let specs = listeners::client_listeners(config).map_err(refuse)?;
+    let _ = listeners::inter_broker_listener(config, &specs).map_err(refuse)?;
+    specs
+        .into_iter()
+        .map(|spec| {
+            let security = listener_security(config, &spec)?;
+            Ok((spec, security))
+        })
+        .collect()
+}
+
+/// The TLS and SASL settings of a listener, as its protocol needs them, or the sentence
+/// that refuses the start (a secured listener never runs weaker than configured).
+fn listener_security(
+    config: &BrokerConfig,
+    spec: &listeners::ListenerSpec,
+) -> Result<server::ListenerSecurity, BrokerError> {
+    let refuse = |why: String| BrokerError::InvalidConfig(format!("refusing to start: listener {}: {why}", spec.name));
+    let tls = if spec.protocol.uses_tls() {
+        let settings = gregor_security::TlsSettings::from_config(|key| config.listener_value(&spec.name, key))
+            .map_err(|e| refuse(e.to_string()))?
+            .ok_or_else(|| {
+                refuse(format!(
+                    "security protocol {} needs a certificate: set ssl.keystore.location (a PEM file with the key and the chain) or ssl.keystore.certificate.chain and ssl.keystore.key",
+                    spec.protocol.name()
+                ))
+            })?;
+        Some(Arc::new(gregor_security::ServerTls::load(&settings).map_err(|e| refuse(e.to_string()))?))
+    } else {
+        None
+    };
+    let sasl = spec.protocol.uses_sasl().then(|| sasl::SaslSettings::of(config, spec)).transpose()?.map(Arc::new);
+    Ok(server::ListenerSecurity { tls, sasl })
+}
+
 /// Everything after the quorum started: the cluster id, `meta.properties`, the client
 /// listener and the logs.
 async fn open_broker(
     config: &BrokerConfig,
     data_dir: &std::path::Path,
-    known_cluster: Option<String>,
+    (known_cluster, prepared): (Option<String>, Vec<PreparedListener>),
     metadata: metadata_quorum::MetadataQuorum,
-) -> Result<(Broker, Vec<(listeners::ListenerSpec, tokio::net::TcpListener)>, Vec<SocketAddr>), BrokerError> {
+) -> Result<(Broker, Vec<BoundListener>, Vec<SocketAddr>), BrokerError> {
     let candidate = known_cluster.unwrap_or_else(meta_properties::random_id);
     let cluster_id = metadata.agree_cluster_id(&candidate).await?;
     let meta = meta_properties::load_or_create(data_dir, config.node_id(), Some(&cluster_id))?;
-    let specs = listeners::client_listeners(config)?;
+    let specs: Vec<_> = prepared.iter().map(|(spec, _)| spec.clone()).collect();
     let inter_broker = listeners::inter_broker_listener(config, &specs)?;
     let mut bound = Vec::new();
     let mut endpoints = Vec::new();
-    for spec in &specs {
+    for (spec, security) in prepared {
         let sockets =
             server::bind(&spec.bind).await.map_err(|source| BrokerError::Bind { addr: spec.bind.clone(), source })?;
         let port = sockets.first().and_then(|l| l.local_addr().ok()).map_or(0, |a| a.port());
-        endpoints.push(listeners::advertised_endpoint(spec, port)?);
-        bound.extend(sockets.into_iter().map(|socket| (spec.clone(), socket)));
+        endpoints.push(listeners::advertised_endpoint(&spec, port)?);
+        bound.extend(sockets.into_iter().map(|socket| (spec.clone(), socket, security.clone())));
     }
-    let local_addrs: Vec<SocketAddr> = bound.iter().filter_map(|(_, l)| l.local_addr().ok()).collect();
+    let local_addrs: Vec<SocketAddr> = bound.iter().filter_map(|(_, l, _)| l.local_addr().ok()).collect();
     let advertised = (endpoints[inter_broker].host.clone(), endpoints[inter_broker].port);
     let broker = {
         let config = config.clone();

@@ -131,6 +131,14 @@ pub fn client_listeners(config: &BrokerConfig) -> Result<Vec<ListenerSpec>, Brok
     if out.is_empty() {
         return Err(BrokerError::InvalidConfig(format!("'listeners' has no listener for clients: '{listeners}'")));
     }
+    // Kafka: advertised listener names must be a subset of the listeners.
+    if let Some(stray) =
+        advertised.keys().find(|name| !out.iter().any(|l| &l.name == *name) && !controllers.contains(name))
+    {
+        return Err(BrokerError::InvalidConfig(format!(
+            "'advertised.listeners' names '{stray}', which is not one of 'listeners': every advertised listener must be a listener"
+        )));
+    }
     Ok(out)
 }
 

@@ -11,20 +11,47 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::broker::Broker;
-use crate::connection::Connection;
+use crate::connection::{ClientSession, Connection};
 use crate::connection_quotas::{ConnectionQuotas, ConnectionSlot};
 use crate::listeners::ListenerSpec;
+use crate::sasl::SaslSettings;
+
+/// What a listener's connections need beyond the socket: TLS and SASL settings.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ListenerSecurity {
+    pub(crate) tls: Option<Arc<gregor_security::ServerTls>>,
+    pub(crate) sasl: Option<Arc<SaslSettings>>,
+}
+
+/// How often at most the accept path looks at the keystore and truststore files.
+const RELOAD_CHECK_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Certificates renewed on disk are served from the next connection on, without a
+/// restart; a broken new file keeps the old ones (logged once per change).
+fn reload_certificates(tls: &gregor_security::ServerTls, last_check: &mut std::time::Instant) {
+    if last_check.elapsed() < RELOAD_CHECK_INTERVAL {
+        return;
+    }
+    *last_check = std::time::Instant::now();
+    match tls.reload_if_changed() {
+        Ok(true) => tracing::info!("TLS keystore or truststore changed: reloaded"),
+        Ok(false) => {}
+        Err(e) => tracing::warn!(error = %e, "TLS files changed but cannot be loaded: serving the previous ones"),
+    }
+}
 
 /// Runs the accept loop on `listener` until `shutdown` becomes true.
 pub(crate) async fn run(
     listener: TcpListener,
     spec: ListenerSpec,
+    security: ListenerSecurity,
     broker: Arc<Broker>,
     quotas: Arc<ConnectionQuotas>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut connections = JoinSet::new();
     let listener_info = Arc::new(spec);
+    let mut last_reload_check = std::time::Instant::now();
     loop {
         tokio::select! {
             (accepted, mut slot) = accept(&listener, &quotas) => match accepted {
@@ -34,9 +61,14 @@ pub(crate) async fn run(
                         continue;
                     }
                     let _ = socket.set_nodelay(true);
-                    let conn = Connection::new(socket, peer, listener_info.clone(), broker.clone(), shutdown.clone());
+                    let session = ClientSession::new(peer, listener_info.clone(), security.sasl.clone());
+                    let conn = Connection::new(socket, session, broker.clone(), shutdown.clone());
+                    let tls = security.tls.clone();
+                    if let Some(tls) = &tls {
+                        reload_certificates(tls, &mut last_reload_check);
+                    }
                     let _ = connections.spawn(async move {
-                        conn.run().await;
+                        conn.run(tls).await;
                         drop(slot);
                     });
                 }

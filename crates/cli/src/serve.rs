@@ -113,6 +113,8 @@ fn with_protocol(listener: &str) -> String {
 pub(crate) fn run(args: ServeArgs) -> Result<(), String> {
     init_logging();
     let config = args.config()?;
+    // Listeners, certificates and SASL users first: a refusal comes before anything binds.
+    gregor_broker::check_listeners(&config).map_err(|e| e.to_string())?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
     runtime.block_on(async move {
         let data_dir = config.data_dir();

@@ -60,32 +60,39 @@ fn a_secured_server_properties_is_refused_and_the_plain_one_starts() {
     ]
     .into();
     let secured = write_properties(tmp.path(), "secured.properties", &secured_lines);
-    assert_refused(&serve(&["--config", &secured]), "'sasl.enabled.mechanisms'", &data, port);
+    assert_refused(&serve(&["--config", &secured]), "'authorizer.class.name'", &data, port);
 
-    // Each security setting alone is enough to refuse the start.
-    for (line, needle) in [
-        (format!("listeners=SASL_PLAINTEXT://127.0.0.1:{port}"), "security protocol SASL_PLAINTEXT"),
-        ("authorizer.class.name=kafka.security.authorizer.AclAuthorizer".to_owned(), "'authorizer.class.name'"),
-        ("super.users=User:admin".to_owned(), "'super.users'"),
-        ("ssl.keystore.location=/etc/kafka/broker.jks".to_owned(), "'ssl.keystore.location'"),
-        ("ssl.truststore.location=/etc/kafka/truststore.jks".to_owned(), "'ssl.truststore.location'"),
-        ("ssl.client.auth=required".to_owned(), "'ssl.client.auth'"),
-        ("principal.builder.class=com.example.Builder".to_owned(), "'principal.builder.class'"),
+    // Each setting Gregor cannot honour is enough to refuse the start.
+    let ssl = format!("listeners=PLAINTEXT://127.0.0.1:{port},SSL://127.0.0.1:{}", port + 1);
+    for (lines, needle) in [
+        (vec![format!("listeners=SASL_PLAINTEXT://127.0.0.1:{port}")], "SASL mechanism GSSAPI"),
         (
-            "listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required;"
-                .to_owned(),
-            "'listener.name.sasl_ssl.plain.sasl.jaas.config'",
+            vec![format!("listeners=SASL_PLAINTEXT://127.0.0.1:{port}"), "sasl.enabled.mechanisms=PLAIN".into()],
+            "PLAIN is enabled but no user is configured",
         ),
-        ("advertised.listeners=SSL://broker.example.com:9093".to_owned(), "security protocol SSL"),
-        ("security.inter.broker.protocol=SASL_SSL".to_owned(), "'security.inter.broker.protocol'"),
+        (vec!["authorizer.class.name=kafka.security.authorizer.AclAuthorizer".into()], "'authorizer.class.name'"),
+        (vec!["super.users=User:admin".into()], "'super.users'"),
+        (vec!["principal.builder.class=com.example.Builder".into()], "'principal.builder.class'"),
+        (vec!["sasl.kerberos.service.name=kafka".into()], "'sasl.kerberos.service.name'"),
+        (vec![ssl.clone()], "needs a certificate"),
+        (
+            vec![ssl.clone(), "ssl.keystore.type=JKS".into(), "ssl.keystore.location=/etc/kafka/broker.jks".into()],
+            "ssl.keystore.type",
+        ),
+        (vec![ssl.clone(), "ssl.keystore.location=/nonexistent/broker.pem".into()], "/nonexistent/broker.pem"),
+        (vec!["advertised.listeners=SSL://broker.example.com:9093".into()], "not one of 'listeners'"),
+        (vec!["security.inter.broker.protocol=SASL_SSL".into()], "'security.inter.broker.protocol'"),
     ] {
-        let mut lines = plain.to_vec();
-        lines.push(line.clone());
-        let file = write_properties(tmp.path(), "one.properties", &lines);
+        let mut all = plain.to_vec();
+        if lines[0].starts_with("listeners=") {
+            all.retain(|l| !l.starts_with("listeners="));
+        }
+        all.extend(lines);
+        let file = write_properties(tmp.path(), "one.properties", &all);
         assert_refused(&serve(&["--config", &file]), needle, &data, port);
     }
 
-    // A listener name mapped to a secured protocol.
+    // A listener name mapped to a secured protocol needs what that protocol needs.
     let mapped = write_properties(
         tmp.path(),
         "mapped.properties",
@@ -95,7 +102,7 @@ fn a_secured_server_properties_is_refused_and_the_plain_one_starts() {
             "listener.security.protocol.map=EXTERNAL:SASL_SSL".to_owned(),
         ],
     );
-    assert_refused(&serve(&["--config", &mapped]), "'EXTERNAL://127.0.0.1", &data, port);
+    assert_refused(&serve(&["--config", &mapped]), "listener EXTERNAL", &data, port);
 
     // The plain part of the same file starts and serves.
     let plain_file = write_properties(tmp.path(), "plain.properties", &plain);
@@ -123,16 +130,15 @@ fn security_flags_and_sets_are_refused() {
     let secured = |protocol: &str| format!("{protocol}://{plain}");
     let set = |kv: &str| vec!["--listen".to_owned(), plain.clone(), "--set".to_owned(), kv.to_owned()];
     for (args, needle) in [
-        (vec!["--listen".to_owned(), secured("SSL")], "security protocol SSL"),
-        (vec!["--listen".to_owned(), secured("SASL_SSL")], "security protocol SASL_SSL"),
+        (vec!["--listen".to_owned(), secured("SSL")], "needs a certificate"),
+        (vec!["--listen".to_owned(), secured("SASL_SSL")], "needs a certificate"),
         (
             vec!["--listen".to_owned(), plain.clone(), "--advertised-listener".to_owned(), secured("SSL")],
-            "security protocol SSL",
+            "not one of 'listeners'",
         ),
-        (vec!["--set".to_owned(), format!("listeners={}", secured("SASL_PLAINTEXT"))], "SASL_PLAINTEXT"),
-        (set("sasl.enabled.mechanisms=SCRAM-SHA-512"), "'sasl.enabled.mechanisms'"),
-        (set("sasl.jaas.config=x required;"), "'sasl.jaas.config'"),
-        (set("ssl.keystore.type=PEM"), "'ssl.keystore.type'"),
+        (vec!["--set".to_owned(), format!("listeners={}", secured("SASL_PLAINTEXT"))], "SASL mechanism GSSAPI"),
+        (set("sasl.server.callback.handler.class=com.example.Handler"), "'sasl.server.callback.handler.class'"),
+        (set("ssl.engine.factory.class=com.example.Engine"), "'ssl.engine.factory.class'"),
     ] {
         let mut all = vec!["--data-dir".to_owned(), data.display().to_string()];
         all.extend(args);
@@ -155,10 +161,10 @@ async fn the_embedded_api_returns_an_error() {
     assert!(err.contains("'authorizer.class.name'"), "{err}");
 
     let mut config = gregor_broker::BrokerConfig::from_pairs([("log.dirs", dir)]).expect("plain config");
-    assert!(config.set("ssl.keystore.location", "/x").is_err());
+    assert!(config.set("ssl.engine.factory.class", "com.example.Engine").is_err());
     config.set("listeners", "SASL_SSL://127.0.0.1:0").expect("a listener value alone is checked at start");
-    let err = gregor_broker::start(config).await.expect_err("a SASL_SSL listener is refused").to_string();
-    assert!(err.contains("security protocol SASL_SSL"), "{err}");
+    let err = gregor_broker::start(config).await.expect_err("a SASL_SSL listener without a keystore").to_string();
+    assert!(err.contains("needs a certificate"), "{err}");
     assert!(!tmp.path().join("data").exists(), "the data dir was created before the refusal");
 }
 

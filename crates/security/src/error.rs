@@ -15,7 +15,7 @@ pub const UNACCEPTABLE_CREDENTIAL: i16 = 93;
 /// Kafka's UNKNOWN_SERVER_ERROR: configuration problems never reach a client as such.
 pub const UNKNOWN_SERVER_ERROR: i16 = -1;
 
-/// Why a SASL exchange, a credential or a JAAS config was refused.
+/// Why a SASL exchange, a credential, a JAAS config or a TLS setting was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SecurityError {
     // ---- SASL/PLAIN (messages of Kafka's PlainSaslServer) ----
@@ -104,6 +104,47 @@ pub enum SecurityError {
     /// A quoted value or a `/* */` comment runs to the end of the text.
     #[error("unterminated {what} starting at byte {position} in JAAS config")]
     JaasUnterminated { what: &'static str, position: usize },
+
+    // ---- TLS settings and files (crate::tls); `key` is the Kafka setting at fault ----
+    /// `ssl.keystore.type` or `ssl.truststore.type` names a store format other than PEM.
+    #[error("{key}={value} is not supported: Gregor reads PEM keystores and truststores only; convert a PKCS12 store with `openssl pkcs12 -in store.p12 -nodes -out store.pem` (a JKS one first with `keytool -importkeystore -srckeystore store.jks -destkeystore store.p12 -deststoretype PKCS12`) and set {key}=PEM")]
+    TlsStoreType { key: &'static str, value: String },
+    /// `ssl.key.password` is set: the private key would be encrypted.
+    #[error("ssl.key.password is set but Gregor does not read encrypted private keys: give an unencrypted PKCS#8 key (`openssl pkcs8 -topk8 -nocrypt -in key.pem -out key-plain.pem`) and remove ssl.key.password")]
+    TlsKeyPassword,
+    /// `ssl.keystore.password` or `ssl.truststore.password` is set for a PEM store.
+    #[error("{key} cannot be set with a PEM store (as in Kafka): PEM files have no store password, remove {key}")]
+    TlsStorePassword { key: &'static str },
+    /// `ssl.cipher.suites` is set.
+    #[error("ssl.cipher.suites is not supported: rustls' default cipher suites apply, remove the setting")]
+    TlsCipherSuites,
+    /// `ssl.principal.mapping.rules` is something else than `DEFAULT`.
+    #[error("ssl.principal.mapping.rules={rules} is not supported: only DEFAULT (the client certificate's subject distinguished name) is")]
+    TlsPrincipalMappingRules { rules: String },
+    /// A setting has a value outside the ones Gregor serves (`expected` lists them).
+    #[error("{key}={value} is not supported: expected {expected}")]
+    TlsInvalidValue { key: &'static str, value: String, expected: &'static str },
+    /// A setting needs another one (`ssl.keystore.key` without `ssl.keystore.certificate.chain`,
+    /// `ssl.client.auth=required` without a truststore).
+    #[error("{key} needs {missing}")]
+    TlsMissingSetting { key: String, missing: &'static str },
+    /// The same store is given both as a file and inline.
+    #[error("{file_key} and {inline_key} are both set: give the store as a file or inline, not both")]
+    TlsConflictingSettings { file_key: &'static str, inline_key: &'static str },
+    /// A keystore or truststore file cannot be read.
+    #[error("cannot read {source_name}: {reason}")]
+    TlsRead { source_name: String, reason: String },
+    /// The PEM text of a store is malformed or lacks what it must hold; `source_name` names the
+    /// setting and the file (`ssl.keystore.location file /etc/gregor/broker.pem`).
+    #[error("invalid PEM in {source_name}: {reason}")]
+    TlsPem { source_name: String, reason: String },
+    /// rustls refused the certificates or the key (a key that does not match the certificate,
+    /// a CA certificate it cannot parse, ...).
+    #[error("unusable TLS {what} from {source_name}: {reason}")]
+    TlsConfig { what: &'static str, source_name: String, reason: String },
+    /// A peer certificate whose subject cannot be read.
+    #[error("cannot read the subject of the client certificate: {reason}")]
+    TlsCertificate { reason: String },
 }
 
 /// `Result` with [`SecurityError`].
@@ -125,7 +166,19 @@ impl SecurityError {
             | JaasValueMissing { .. }
             | JaasNotTerminated
             | JaasUnexpected { .. }
-            | JaasUnterminated { .. } => UNKNOWN_SERVER_ERROR,
+            | JaasUnterminated { .. }
+            | TlsStoreType { .. }
+            | TlsKeyPassword
+            | TlsStorePassword { .. }
+            | TlsCipherSuites
+            | TlsPrincipalMappingRules { .. }
+            | TlsInvalidValue { .. }
+            | TlsMissingSetting { .. }
+            | TlsConflictingSettings { .. }
+            | TlsRead { .. }
+            | TlsPem { .. }
+            | TlsConfig { .. }
+            | TlsCertificate { .. } => UNKNOWN_SERVER_ERROR,
             PlainTokenCount { .. }
             | PlainNotUtf8
             | PlainFieldMissing { .. }

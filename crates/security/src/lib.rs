@@ -17,17 +17,27 @@
 //! ```
 //!
 //! [`scram::ScramClient`] is the other side, for the inter-broker client, the CLI and tests.
+//!
+//! [`tls`] holds the TLS side of `SSL` and `SASL_SSL` listeners (rustls): Kafka's `ssl.*`
+//! settings, server and client configs with certificate reload, and the client certificate's
+//! principal. It is the one module that does I/O: it reads the PEM files of the keystore and
+//! truststore (blocking, at load and reload; still no async). With the cargo feature `testing`,
+//! `testing::TestPki` makes a throwaway CA and certificates for other crates' tests.
 #![forbid(unsafe_code)]
 
 pub mod error;
 pub mod jaas;
 pub mod plain;
 pub mod scram;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+pub mod tls;
 
 pub use error::{Result, SecurityError};
 pub use jaas::{plain_users, ControlFlag, JaasConfig};
 pub use plain::{PlainPassword, PlainUsers};
 pub use scram::{nonce_from_bytes, ScramClient, ScramCredential, ScramMechanism, ScramServer};
+pub use tls::{client_config, principal_from_certificate, ClientAuth, ServerTls, TlsSettings, TlsVersion};
 
 /// A SASL mechanism Gregor can serve, by its SaslHandshake name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -64,7 +64,6 @@ enum Pattern {
 const REFUSED: &[(Pattern, Missing)] = &[
     (Pattern::Prefix("ssl."), Missing::Tls),
     (Pattern::Prefix("sasl."), Missing::Sasl),
-    (Pattern::Exact("connections.max.reauth.ms"), Missing::Sasl),
     (Pattern::Exact("authorizer.class.name"), Missing::Authorizer),
     (Pattern::Exact("super.users"), Missing::Authorizer),
     (Pattern::Exact("allow.everyone.if.no.acl.found"), Missing::Authorizer),
@@ -77,7 +76,11 @@ const REFUSED: &[(Pattern, Missing)] = &[
 ];
 
 /// The listener security protocols Gregor implements.
-const SUPPORTED_PROTOCOLS: &[&str] = &["PLAINTEXT"];
+const SUPPORTED_PROTOCOLS: &[&str] = &["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"];
+
+/// What brokers speak to each other: their replica fetchers and forwarding clients do
+/// not authenticate yet.
+const INTER_BROKER_PROTOCOLS: &[&str] = &["PLAINTEXT"];
 
 /// Kafka's protocols; a listener name mapped to anything else is a configuration error.
 const KAFKA_PROTOCOLS: &[&str] = &["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"];
@@ -86,7 +89,40 @@ const KAFKA_PROTOCOLS: &[&str] = &["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_S
 pub(crate) const DEFAULT_PROTOCOL_MAP: &str =
     "SASL_SSL:SASL_SSL,PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT";
 
+/// The `ssl.` and `sasl.` keys Gregor honours (the TLS settings and the SASL listener
+/// setup check their values); the rest of those families is refused. Java-only tuning
+/// (`ssl.keymanager.algorithm`...) changes nothing Gregor does and is accepted.
+const HONOURED: &[&str] = &[
+    "ssl.keystore.type",
+    "ssl.keystore.location",
+    "ssl.keystore.certificate.chain",
+    "ssl.keystore.key",
+    "ssl.keystore.password",
+    "ssl.key.password",
+    "ssl.truststore.type",
+    "ssl.truststore.location",
+    "ssl.truststore.certificates",
+    "ssl.truststore.password",
+    "ssl.client.auth",
+    "ssl.enabled.protocols",
+    "ssl.protocol",
+    "ssl.cipher.suites",
+    "ssl.principal.mapping.rules",
+    "ssl.endpoint.identification.algorithm",
+    "ssl.keymanager.algorithm",
+    "ssl.trustmanager.algorithm",
+    "ssl.secure.random.implementation",
+    "sasl.enabled.mechanisms",
+    "sasl.mechanism.inter.broker.protocol",
+    "sasl.jaas.config",
+    "sasl.plain.users.file",
+    "sasl.server.max.receive.size",
+];
+
 fn missing_for(key: &str) -> Option<Missing> {
+    if HONOURED.contains(&key) {
+        return None;
+    }
     let direct = REFUSED.iter().find_map(|(pattern, missing)| {
         let hit = match pattern {
             Pattern::Exact(name) => key == *name,
@@ -161,7 +197,8 @@ pub(crate) fn check_listeners(settings: &ListenerSettings<'_>) -> Result<(), Bro
         })?;
         if !SUPPORTED_PROTOCOLS.contains(&protocol.as_str()) {
             return Err(refused(format!(
-                "listener '{entry}' uses security protocol {protocol}, which Gregor does not support yet (only PLAINTEXT), and {}",
+                "listener '{entry}' uses security protocol {protocol}, which Gregor does not support yet (only {}), and {}",
+                SUPPORTED_PROTOCOLS.join(", "),
                 protocol_consequence(protocol)
             )));
         }
@@ -184,7 +221,7 @@ pub(crate) fn check_listeners(settings: &ListenerSettings<'_>) -> Result<(), Bro
         inter_broker.push(("security.inter.broker.protocol", protocol.to_ascii_uppercase()));
     }
     for (key, protocol) in inter_broker {
-        if !SUPPORTED_PROTOCOLS.contains(&protocol.as_str()) {
+        if !INTER_BROKER_PROTOCOLS.contains(&protocol.as_str()) {
             return Err(refused(format!(
                 "'{key}' asks for security protocol {protocol} between brokers, which Gregor does not support yet (only PLAINTEXT), and {}",
                 protocol_consequence(&protocol)
@@ -250,23 +287,37 @@ mod tests {
     #[test]
     fn given_security_keys_should_refuse_them_with_the_key_named() {
         for key in [
-            "ssl.keystore.location",
-            "ssl.truststore.password",
-            "ssl.client.auth",
-            "sasl.enabled.mechanisms",
-            "sasl.jaas.config",
+            "ssl.engine.factory.class",
+            "ssl.provider",
+            "sasl.kerberos.service.name",
+            "sasl.server.callback.handler.class",
+            "sasl.oauthbearer.jwks.endpoint.url",
             "authorizer.class.name",
             "super.users",
             "principal.builder.class",
-            "listener.name.sasl_ssl.plain.sasl.jaas.config",
-            "listener.name.external.ssl.keystore.location",
-            "listener.name.internal.sasl.enabled.mechanisms",
+            "listener.name.sasl_ssl.oauthbearer.sasl.server.callback.handler.class",
+            "listener.name.external.ssl.engine.factory.class",
             "listener.name.internal.principal.builder.class",
             "delegation.token.secret.key",
-            "connections.max.reauth.ms",
         ] {
             let reason = refusal(key, "x").unwrap_or_else(|| panic!("{key} accepted"));
             assert!(reason.contains(&format!("'{key}'")), "{reason}");
+        }
+    }
+
+    #[test]
+    fn given_the_honoured_tls_and_sasl_keys_should_accept_them() {
+        for key in [
+            "ssl.keystore.location",
+            "ssl.client.auth",
+            "sasl.enabled.mechanisms",
+            "sasl.jaas.config",
+            "listener.name.sasl_ssl.plain.sasl.jaas.config",
+            "listener.name.external.ssl.keystore.location",
+            "listener.name.internal.sasl.enabled.mechanisms",
+            "connections.max.reauth.ms",
+        ] {
+            assert_eq!(refusal(key, "x"), None, "{key}");
         }
     }
 
@@ -281,28 +332,22 @@ mod tests {
     }
 
     #[test]
-    fn given_listeners_should_refuse_every_protocol_but_plaintext() {
-        assert!(check_listeners(&listeners("PLAINTEXT://127.0.0.1:9092")).is_ok());
-        assert!(check_listeners(&listeners("127.0.0.1:9092")).is_ok());
-        for (text, protocol) in [
-            ("SASL_PLAINTEXT://127.0.0.1:9092", "SASL_PLAINTEXT"),
-            ("PLAINTEXT://:9092,SSL://:9093", "SSL"),
-            ("sasl_ssl://:9094", "SASL_SSL"),
+    fn given_listeners_should_serve_every_kafka_protocol() {
+        for text in [
+            "PLAINTEXT://127.0.0.1:9092",
+            "127.0.0.1:9092",
+            "PLAINTEXT://:9092,SASL_PLAINTEXT://127.0.0.1:9093",
+            "PLAINTEXT://:9092,SSL://:9093,SASL_SSL://:9094",
         ] {
-            let err = check_listeners(&listeners(text)).unwrap_err().to_string();
-            assert!(err.contains(&format!("security protocol {protocol}")), "{err}");
+            assert!(check_listeners(&listeners(text)).is_ok(), "{text}");
         }
-        let mut advertised = listeners("PLAINTEXT://:9092");
-        advertised.advertised_listeners = Some("SSL://broker:9093");
-        assert!(check_listeners(&advertised).is_err());
     }
 
     #[test]
     fn given_a_protocol_map_should_resolve_listener_names_through_it() {
         let mut mapped = listeners("EXTERNAL://:9094,INTERNAL://:9092");
         mapped.protocol_map = Some("INTERNAL:PLAINTEXT,EXTERNAL:SASL_SSL");
-        let err = check_listeners(&mapped).unwrap_err().to_string();
-        assert!(err.contains("'EXTERNAL://:9094' uses security protocol SASL_SSL"), "{err}");
+        assert!(check_listeners(&mapped).is_ok());
         mapped.protocol_map = Some("INTERNAL:PLAINTEXT,EXTERNAL:PLAINTEXT");
         assert!(check_listeners(&mapped).is_ok());
         mapped.protocol_map = Some("INTERNAL:PLAINTEXT");

@@ -119,6 +119,13 @@ impl BrokerConfig {
         self.values.get(name).map(String::as_str)
     }
 
+    /// A key as one listener sees it: Kafka's `listener.name.<listener>.<key>` override
+    /// (the listener name lower-cased), else the broker-wide value.
+    pub fn listener_value(&self, listener: &str, key: &str) -> Option<String> {
+        let scoped = format!("listener.name.{}.{key}", listener.to_ascii_lowercase());
+        self.explicit(&scoped).map(str::to_owned).or_else(|| self.broker_value(key).value).filter(|v| !v.is_empty())
+    }
+
     /// A broker key's effective value and source, following Kafka's fallbacks between
     /// related keys (`.ms` over `.minutes` over `.hours`, `log.dirs` over `log.dir`).
     pub fn broker_value(&self, name: &str) -> ConfigValue {
@@ -285,12 +292,20 @@ impl BrokerConfig {
     }
 }
 
-/// Keys that hold passwords: DescribeConfigs never reports them.
-const SECRET_KEYS: [&str; 1] = ["console.users"];
+/// Keys that hold passwords or private keys: DescribeConfigs never reports them.
+const SECRET_KEYS: [&str; 6] = [
+    "console.users",
+    "sasl.jaas.config",
+    "ssl.keystore.key",
+    "ssl.key.password",
+    "ssl.keystore.password",
+    "ssl.truststore.password",
+];
 
-/// Whether `name` holds passwords (never reported).
+/// Whether `name` holds passwords (never reported), also in its per-listener forms
+/// (`listener.name.<listener>[.<mechanism>].sasl.jaas.config`).
 pub fn is_secret_key(name: &str) -> bool {
-    SECRET_KEYS.contains(&name)
+    SECRET_KEYS.iter().any(|k| name == *k || (name.starts_with("listener.name.") && name.ends_with(&format!(".{k}"))))
 }
 
 /// Broker keys AlterConfigs may change at run time: the defaults of topic configs.

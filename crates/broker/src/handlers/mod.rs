@@ -42,6 +42,8 @@ pub(crate) mod offset_fetch;
 pub(crate) mod offset_for_leader_epoch;
 pub(crate) mod produce;
 pub(crate) mod raft_voters;
+pub(crate) mod sasl;
+pub(crate) mod scram_credentials;
 pub(crate) mod sync_group;
 pub(crate) mod txn_offset_commit;
 pub(crate) mod write_txn_markers;
@@ -65,6 +67,8 @@ pub(crate) struct RequestContext<'a> {
     /// The listener the request came on: Metadata and FindCoordinator answer with the
     /// brokers' endpoints of the same listener.
     pub(crate) listener: &'a str,
+    /// Kafka's principal of the connection (`User:alice`, `User:ANONYMOUS`).
+    pub(crate) principal: &'a str,
 }
 
 /// Authorized-operations bit fields (bit n = Kafka `AclOperation` code n). With no
