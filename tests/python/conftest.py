@@ -63,10 +63,13 @@ class Broker:
 
     def command(self, port: int | None = None, extra_args: list[str] | None = None) -> list[str]:
         port = self.port if port is None else port
-        cmd = [str(self.binary), "serve", "--listen", f"{self.host}:{port}", "--data-dir", str(self.data_dir)]
+        extra = list(self.extra_args if extra_args is None else extra_args)
+        # A test giving its own --listen (several listeners) replaces the default one.
+        listen = [] if "--listen" in extra else ["--listen", f"{self.host}:{port}"]
+        cmd = [str(self.binary), "serve", *listen, "--data-dir", str(self.data_dir)]
         for k, v in self.sets.items():
             cmd += ["--set", f"{k}={v}"]
-        cmd += list(self.extra_args if extra_args is None else extra_args)
+        cmd += extra
         return cmd
 
     def spawn(self, cmd: list[str]) -> tuple[subprocess.Popen, Path, Path]:

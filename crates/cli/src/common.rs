@@ -26,6 +26,10 @@ pub(crate) struct ConnectArgs {
     /// Connect and per-request timeout, in milliseconds.
     #[arg(long, global = true, value_name = "MS", default_value_t = 30_000)]
     pub(crate) request_timeout: u64,
+    /// A Kafka client properties file for TLS and SASL (security.protocol, sasl.mechanism,
+    /// sasl.jaas.config, ssl.truststore.location, ...), as Kafka's tools take it.
+    #[arg(long, global = true, value_name = "FILE", env = "GREGOR_COMMAND_CONFIG")]
+    pub(crate) command_config: Option<std::path::PathBuf>,
 }
 
 /// How listing and describing commands print.
@@ -100,6 +104,12 @@ pub(crate) fn finish(result: CliResult) -> Result<(), String> {
 pub(crate) async fn connect(args: &ConnectArgs) -> CliResult<Client> {
     let mut config = ClientConfig::new(args.bootstrap_server.clone());
     config.timeout = Duration::from_millis(args.request_timeout.max(1));
+    if let Some(path) = &args.command_config {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| usage(format!("cannot read --command-config {}: {e}", path.display())))?;
+        let props = gregor_broker::config::parse_properties(&text).into_iter().collect();
+        config.security = gregor_client::ClientSecurity::from_properties(&props).map_err(|e| usage(e.to_string()))?;
+    }
     Ok(Client::connect(config).await?)
 }
 

@@ -16,6 +16,7 @@ mod serve;
 mod storage;
 mod topics;
 mod transactions;
+mod users;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
@@ -53,6 +54,8 @@ enum Command {
     /// List, describe and abort transactions; describe a partition's producers
     /// (kafka-transactions.sh).
     Transactions(transactions::TransactionsArgs),
+    /// SCRAM users: create, list, delete (kafka-configs.sh --entity-type users).
+    Users(users::UsersArgs),
     /// Print a shell completion script for bash, zsh or fish.
     #[command(after_help = "Examples:
   gregor completion bash > ~/.local/share/bash-completion/completions/gregor
@@ -79,6 +82,7 @@ fn main() {
         Command::DumpLog(args) => dump_log::run(args),
         Command::Storage(args) => storage::run(args),
         Command::Transactions(args) => transactions::run(args, &cli.global),
+        Command::Users(args) => users::run(args, &cli.global),
         Command::Completion { shell } => completion(shell),
     };
     if let Err(message) = result {

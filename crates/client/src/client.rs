@@ -21,12 +21,19 @@ pub struct ClientConfig {
     pub client_id: String,
     /// Connect and per-request timeout.
     pub timeout: Duration,
+    /// TLS and SASL (`--command-config`); PLAINTEXT by default.
+    pub security: crate::security::ClientSecurity,
 }
 
 impl ClientConfig {
     /// A config with client id `gregor` and a 30 s timeout.
     pub fn new(bootstrap: impl Into<String>) -> Self {
-        Self { bootstrap: bootstrap.into(), client_id: "gregor".into(), timeout: Duration::from_secs(30) }
+        Self {
+            bootstrap: bootstrap.into(),
+            client_id: "gregor".into(),
+            timeout: Duration::from_secs(30),
+            security: crate::security::ClientSecurity::default(),
+        }
     }
 }
 
@@ -160,7 +167,7 @@ impl Client {
     pub async fn connect(config: ClientConfig) -> Result<Self> {
         let mut last = ClientError::Other("no bootstrap server given".into());
         for addr in config.bootstrap.split(',').map(str::trim).filter(|a| !a.is_empty()) {
-            match Connection::connect(addr, &config.client_id, config.timeout).await {
+            match Connection::connect_with(addr, &config.client_id, config.timeout, &config.security).await {
                 Ok(bootstrap) => {
                     let mut client =
                         Self { config, bootstrap, nodes: HashMap::new(), metadata: ClusterMetadata::default() };
@@ -247,7 +254,13 @@ impl Client {
                         .ok_or(ClientError::UnknownBroker(node_id))?
                 }
             };
-            let conn = Connection::connect(&broker.addr(), &self.config.client_id, self.config.timeout).await?;
+            let conn = Connection::connect_with(
+                &broker.addr(),
+                &self.config.client_id,
+                self.config.timeout,
+                &self.config.security,
+            )
+            .await?;
             self.nodes.insert(node_id, conn);
         }
         self.nodes.get_mut(&node_id).ok_or(ClientError::UnknownBroker(node_id))

@@ -6,13 +6,19 @@ use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use gregor_protocol::kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader,
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader, SaslAuthenticateRequest,
+    SaslHandshakeRequest,
 };
 use gregor_protocol::kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes, VersionRange};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::error::{ClientError, Result};
+use crate::security::{ClientSecurity, SaslExchange, SaslLogin};
+
+/// A plaintext or TLS byte stream.
+trait Stream: AsyncRead + AsyncWrite + Send + Unpin + std::fmt::Debug {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + std::fmt::Debug> Stream for T {}
 
 /// Largest response frame accepted (Kafka's default `fetch.max.bytes` is 50 MiB).
 const MAX_RESPONSE_BYTES: usize = 256 * 1024 * 1024;
@@ -30,7 +36,7 @@ pub struct ApiRange {
 #[derive(Debug)]
 pub struct Connection {
     addr: String,
-    stream: TcpStream,
+    stream: Box<dyn Stream>,
     next_correlation_id: i32,
     client_id: StrBytes,
     timeout: Duration,
@@ -38,14 +44,39 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// Connects to `addr` (HOST:PORT) and negotiates API versions.
+    /// Connects to `addr` (HOST:PORT) over PLAINTEXT and negotiates API versions.
     pub async fn connect(addr: &str, client_id: &str, timeout: Duration) -> Result<Self> {
+        Self::connect_with(addr, client_id, timeout, &ClientSecurity::default()).await
+    }
+
+    /// Connects to `addr` (HOST:PORT), with TLS and SASL as `security` says, and
+    /// negotiates API versions.
+    pub async fn connect_with(
+        addr: &str,
+        client_id: &str,
+        timeout: Duration,
+        security: &ClientSecurity,
+    ) -> Result<Self> {
         let connect_err = |reason: String| ClientError::Connect { addr: addr.to_owned(), reason };
-        let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
+        let tcp = tokio::time::timeout(timeout, TcpStream::connect(addr))
             .await
             .map_err(|_| connect_err(format!("no answer within {} ms", timeout.as_millis())))?
             .map_err(|e| connect_err(io_reason(&e)))?;
-        let _ = stream.set_nodelay(true);
+        let _ = tcp.set_nodelay(true);
+        let stream: Box<dyn Stream> = match &security.tls {
+            None => Box::new(tcp),
+            Some(config) => {
+                let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h).trim_start_matches('[').trim_end_matches(']');
+                let name = rustls::pki_types::ServerName::try_from(host.to_owned())
+                    .map_err(|e| connect_err(format!("'{host}' is not a TLS server name: {e}")))?;
+                let connector = tokio_rustls::TlsConnector::from(config.clone());
+                let tls = tokio::time::timeout(timeout, connector.connect(name, tcp))
+                    .await
+                    .map_err(|_| connect_err("no TLS handshake within the timeout".into()))?
+                    .map_err(|e| connect_err(format!("TLS handshake failed: {e}")))?;
+                Box::new(tls)
+            }
+        };
         let mut conn = Self {
             addr: addr.to_owned(),
             stream,
@@ -55,7 +86,44 @@ impl Connection {
             versions: BTreeMap::new(),
         };
         conn.negotiate().await?;
+        if let Some(login) = &security.sasl {
+            conn.authenticate(login).await?;
+        }
         Ok(conn)
+    }
+
+    /// SaslHandshake v1, then SaslAuthenticate rounds until the exchange completes.
+    async fn authenticate(&mut self, login: &SaslLogin) -> Result<()> {
+        let mechanism = StrBytes::from_static_str(login.mechanism.name());
+        let handshake = self.send(&SaslHandshakeRequest::default().with_mechanism(mechanism), Some(1)).await?;
+        if handshake.error_code != 0 {
+            let enabled: Vec<String> = handshake.mechanisms.iter().map(ToString::to_string).collect();
+            return Err(ClientError::Broker {
+                context: format!(
+                    "{} refused SASL mechanism {} (enabled: {})",
+                    self.addr,
+                    login.mechanism.name(),
+                    enabled.join(", ")
+                ),
+                code: handshake.error_code,
+                message: None,
+            });
+        }
+        let mut exchange = SaslExchange::start(login);
+        let mut answer: Option<Vec<u8>> = None;
+        while let Some(token) = exchange.next(answer.as_deref())? {
+            let request = SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(token));
+            let response = self.send(&request, Some(2)).await?;
+            if response.error_code != 0 {
+                return Err(ClientError::Broker {
+                    context: format!("{} refused the SASL login of '{}'", self.addr, login.username),
+                    code: response.error_code,
+                    message: response.error_message.map(|m| m.to_string()),
+                });
+            }
+            answer = Some(response.auth_bytes.to_vec());
+        }
+        Ok(())
     }
 
     /// The HOST:PORT this connection was opened to.

@@ -21,6 +21,8 @@ mod fetch;
 mod groups;
 mod produce;
 mod reassign;
+mod scram_users;
+mod security;
 mod transactions;
 
 pub use admin::{
@@ -37,4 +39,6 @@ pub use gregor_protocol::kafka_protocol::records::Compression;
 pub use groups::{decode_assignment, CommittedOffset, GroupDescription, GroupListing, GroupMember};
 pub use produce::{encode_batch, murmur2, parse_compression, partition_for_key, ProduceOptions, ProduceRecord};
 pub use reassign::{OngoingReassignment, PartitionAnswer};
+pub use scram_users::ScramUser;
+pub use security::{ClientSecurity, SaslLogin};
 pub use transactions::{ProducerDescription, TransactionDescription, TransactionListing};

@@ -109,8 +109,9 @@ impl ScramMechanism {
         }
     }
 
-    /// RFC 5802's `Hi()`: PBKDF2 with this HMAC.
-    fn salted_password(self, password: &[u8], salt: &[u8], iterations: u32) -> Vec<u8> {
+    /// RFC 5802's `Hi()`: PBKDF2 with this HMAC. Clients send it in
+    /// AlterUserScramCredentials, so the broker never sees the password.
+    pub fn salted_password(self, password: &[u8], salt: &[u8], iterations: u32) -> Vec<u8> {
         let mut out = vec![0u8; self.hash_len()];
         match self {
             Self::ScramSha256 => pbkdf2::pbkdf2_hmac::<Sha256>(password, salt, iterations, &mut out),
