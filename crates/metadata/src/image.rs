@@ -31,6 +31,8 @@ pub struct MetadataImage {
     pub quorum_voters: Option<Vec<u64>>,
     /// SCRAM credentials by (user, mechanism type), in their stored form.
     pub scram_credentials: BTreeMap<(String, i8), String>,
+    /// Every ACL, in a deterministic order.
+    pub acls: std::collections::BTreeSet<crate::record::AclEntry>,
     /// Offset of the last record applied, -1 for none.
     pub last_offset: i64,
 }
@@ -94,6 +96,13 @@ impl MetadataImage {
                 let _ = self.cluster_id.get_or_insert_with(|| cluster_id.clone());
             }
             MetadataRecord::QuorumVoters { voters } => self.quorum_voters = Some(voters.clone()),
+            MetadataRecord::Acl { acl, removed } => {
+                if *removed {
+                    let _ = self.acls.remove(acl);
+                } else {
+                    let _ = self.acls.insert(acl.clone());
+                }
+            }
             MetadataRecord::UserScramCredential { name, mechanism, credential } => {
                 let key = (name.clone(), *mechanism);
                 match credential {
@@ -126,6 +135,7 @@ impl MetadataImage {
                 credential: Some(credential.clone()),
             }
         }));
+        out.extend(self.acls.iter().map(|acl| MetadataRecord::Acl { acl: acl.clone(), removed: false }));
         for (id, configs) in &self.broker_configs {
             out.extend(configs.iter().map(|(name, value)| MetadataRecord::Config {
                 resource: ConfigResource::Broker(*id),

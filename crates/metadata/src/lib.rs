@@ -19,7 +19,7 @@ pub mod replication_control;
 
 pub use error::MetadataError;
 pub use image::{MetadataImage, TopicImage};
-pub use record::{BrokerEndpoint, BrokerRegistration, ConfigResource, MetadataRecord, PartitionRegistration};
+pub use record::{AclEntry, BrokerEndpoint, BrokerRegistration, ConfigResource, MetadataRecord, PartitionRegistration};
 pub use uuid::Uuid;
 
 /// The metadata partition's name, as in KRaft.

@@ -142,4 +142,24 @@ pub enum MetadataRecord {
         mechanism: i8,
         credential: Option<String>,
     },
+    /// An ACL (Kafka's AccessControlEntryRecord), or its removal
+    /// (RemoveAccessControlEntryRecord) when `removed`.
+    Acl {
+        acl: AclEntry,
+        #[serde(default)]
+        removed: bool,
+    },
+}
+
+/// One ACL binding with Kafka's codes: resource type, pattern type (3 literal, 4
+/// prefixed), operation and permission (2 deny, 3 allow).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct AclEntry {
+    pub resource_type: i8,
+    pub resource_name: String,
+    pub pattern_type: i8,
+    pub principal: String,
+    pub host: String,
+    pub operation: i8,
+    pub permission_type: i8,
 }
