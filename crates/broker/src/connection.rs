@@ -197,7 +197,7 @@ async fn serve_buffered<W: AsyncWrite + Unpin>(
                 Gate::Dispatch => {}
                 Gate::Close(reason) => return Err(reason),
                 Gate::RawToken => {
-                    match auth.raw_token(broker, &frame, now) {
+                    match auth.raw_token(&crate::sasl::image_credentials(broker), &frame, now) {
                         Ok(token) => write_raw_token(writer, &token).await?,
                         Err((e, delay)) => return Err(after_failure(writer, delay, e.to_string()).await),
                     }

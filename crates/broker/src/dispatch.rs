@@ -197,7 +197,8 @@ pub(crate) async fn handle_sasl_frame(
         return Ok((encode_response(api_key, version, correlation_id, &answer.response)?, answer.close_after));
     }
     let request: m::SaslAuthenticateRequest = decode_body(&mut frame, version)?;
-    let answer = auth.authenticate(broker, &request, version, std::time::Instant::now());
+    let credentials = crate::sasl::image_credentials(broker);
+    let answer = auth.authenticate(&credentials, &request, version, std::time::Instant::now());
     Ok((encode_response(api_key, version, correlation_id, &answer.response)?, answer.close_after))
 }
 

@@ -132,6 +132,11 @@ pub(crate) enum Gate {
     Close(String),
 }
 
+/// A SCRAM user's stored credential from the metadata image.
+pub(crate) fn image_credentials(broker: &Broker) -> impl Fn(&str, i8) -> Option<String> + '_ {
+    move |user, mechanism| broker.image().scram_credentials.get(&(user.to_owned(), mechanism)).cloned()
+}
+
 /// One connection's SASL state.
 #[derive(Debug)]
 pub(crate) struct Authenticator {
@@ -193,12 +198,12 @@ impl Authenticator {
     /// One SaslAuthenticate round (v0 to v2).
     pub(crate) fn authenticate(
         &mut self,
-        broker: &Broker,
+        credentials: &dyn Fn(&str, i8) -> Option<String>,
         request: &SaslAuthenticateRequest,
         version: i16,
         now: Instant,
     ) -> Answer<SaslAuthenticateResponse> {
-        let step = self.step(broker, &request.auth_bytes, now);
+        let step = self.step(credentials, &request.auth_bytes, now);
         let mut response = SaslAuthenticateResponse::default();
         match step {
             Ok(bytes) => {
@@ -219,21 +224,27 @@ impl Authenticator {
     /// A raw token after a v0 handshake: the answer's bytes, or the error that closes.
     pub(crate) fn raw_token(
         &mut self,
-        broker: &Broker,
+        credentials: &dyn Fn(&str, i8) -> Option<String>,
         token: &[u8],
         now: Instant,
     ) -> Result<Vec<u8>, (SecurityError, Duration)> {
-        self.step(broker, token, now).map_err(|e| (e, self.settings.failure_delay))
+        self.step(credentials, token, now).map_err(|e| (e, self.settings.failure_delay))
     }
 
-    fn step(&mut self, broker: &Broker, token: &[u8], now: Instant) -> Result<Vec<u8>, SecurityError> {
+    /// `credentials(user, mechanism type)`: a SCRAM user's stored credential.
+    fn step(
+        &mut self,
+        credentials: &dyn Fn(&str, i8) -> Option<String>,
+        token: &[u8],
+        now: Instant,
+    ) -> Result<Vec<u8>, SecurityError> {
         if token.len() > self.settings.max_token {
             return Err(illegal("authentication: a token larger than sasl.server.max.receive.size"));
         }
         match std::mem::replace(&mut self.phase, Phase::Handshake) {
             Phase::Token { mechanism: SaslMechanism::Plain, .. } => {
                 let user = gregor_security::plain::authenticate(token, &self.settings.plain_users)?;
-                self.authenticated(&user, now);
+                self.authenticated(&user, now)?;
                 Ok(Vec::new())
             }
             Phase::Token { mechanism: SaslMechanism::Scram(m), raw } => {
@@ -241,10 +252,9 @@ impl Authenticator {
                 rand::thread_rng().fill_bytes(&mut nonce);
                 let mut server = ScramServer::new(m, gregor_security::nonce_from_bytes(&nonce))
                     .with_fake_salt_key(&self.settings.fake_salt_key);
-                let image = broker.image();
                 let lookup = |user: &str| {
-                    let stored = image.scram_credentials.get(&(user.to_owned(), m.type_code()))?;
-                    ScramCredential::from_storage_string(m, stored).ok()
+                    let stored = credentials(user, m.type_code())?;
+                    ScramCredential::from_storage_string(m, &stored).ok()
                 };
                 let first = server.client_first(token, lookup)?;
                 self.phase = Phase::ScramFinal { server: Box::new(server), raw };
@@ -252,24 +262,23 @@ impl Authenticator {
             }
             Phase::ScramFinal { mut server, .. } => {
                 let (last, user) = server.client_final(token)?;
-                self.authenticated(&user, now);
+                self.authenticated(&user, now)?;
                 Ok(last)
             }
             Phase::Handshake | Phase::Done { .. } => Err(illegal("handshake: SaslAuthenticate before SaslHandshake")),
         }
     }
 
-    fn authenticated(&mut self, user: &str, now: Instant) {
+    fn authenticated(&mut self, user: &str, now: Instant) -> Result<(), SecurityError> {
         let principal = format!("User:{user}");
         if self.principal.as_deref().is_some_and(|p| p != principal) {
             // KIP-368: re-authentication may not change who the connection is.
-            self.phase = Phase::Handshake;
-            self.principal = None;
-            return;
+            return Err(SecurityError::InvalidUserCredentials);
         }
         let expires = (!self.settings.reauth.is_zero()).then(|| now + self.settings.reauth);
         self.phase = Phase::Done { expires };
         self.principal = Some(principal);
+        Ok(())
     }
 
     fn session_lifetime_ms(&self, now: Instant) -> i64 {
@@ -290,4 +299,114 @@ fn illegal(state: &'static str) -> SecurityError {
 
 fn refuse<T>(response: T, delay: Duration) -> Answer<T> {
     Answer { response, close_after: Some(delay) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(reauth_ms: u64) -> Arc<SaslSettings> {
+        let mut plain_users = PlainUsers::default();
+        plain_users.insert("alice", gregor_security::PlainPassword::Clear("alice-secret".into()));
+        plain_users.insert("bob", gregor_security::PlainPassword::Clear("bob-secret".into()));
+        Arc::new(SaslSettings {
+            mechanisms: vec![SaslMechanism::Plain],
+            plain_users,
+            reauth: Duration::from_millis(reauth_ms),
+            failure_delay: Duration::from_millis(100),
+            max_token: 1024,
+            fake_salt_key: [7; 32],
+        })
+    }
+
+    fn no_scram(_: &str, _: i8) -> Option<String> {
+        None
+    }
+
+    fn handshake(auth: &mut Authenticator, mechanism: &'static str, version: i16) -> Answer<SaslHandshakeResponse> {
+        auth.handshake(&SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str(mechanism)), version)
+    }
+
+    fn login(auth: &mut Authenticator, user: &str, password: &str, now: Instant) -> Answer<SaslAuthenticateResponse> {
+        let token = gregor_security::plain::client_message("", user, password);
+        auth.authenticate(&no_scram, &SaslAuthenticateRequest::default().with_auth_bytes(token.into()), 1, now)
+    }
+
+    const METADATA: Option<i16> = Some(ApiKey::Metadata as i16);
+
+    #[test]
+    fn given_no_login_should_allow_only_api_versions_and_sasl() {
+        let auth = Authenticator::new(settings(0));
+        let now = Instant::now();
+        assert!(matches!(auth.gate(Some(ApiKey::ApiVersions as i16), now), Gate::Dispatch));
+        assert!(matches!(auth.gate(Some(ApiKey::SaslHandshake as i16), now), Gate::Sasl));
+        assert!(matches!(auth.gate(METADATA, now), Gate::Close(_)));
+    }
+
+    #[test]
+    fn given_plain_login_should_name_the_principal_and_refuse_a_wrong_password() {
+        let now = Instant::now();
+        let mut auth = Authenticator::new(settings(0));
+        assert!(handshake(&mut auth, "PLAIN", 1).close_after.is_none());
+        let refused = login(&mut auth, "alice", "nope", now);
+        assert_eq!(refused.response.error_code, ResponseError::SaslAuthenticationFailed.code());
+        assert_eq!(refused.close_after, Some(Duration::from_millis(100)));
+
+        let mut auth = Authenticator::new(settings(0));
+        let _ = handshake(&mut auth, "PLAIN", 1);
+        let ok = login(&mut auth, "alice", "alice-secret", now);
+        assert_eq!((ok.response.error_code, ok.close_after), (0, None));
+        assert_eq!(auth.principal(), Some("User:alice"));
+        assert!(matches!(auth.gate(METADATA, now), Gate::Dispatch));
+    }
+
+    #[test]
+    fn given_an_unknown_or_disabled_mechanism_should_list_the_enabled_ones_and_close() {
+        let mut auth = Authenticator::new(settings(0));
+        let answer = handshake(&mut auth, "SCRAM-SHA-256", 1);
+        assert_eq!(answer.response.error_code, ResponseError::UnsupportedSaslMechanism.code());
+        assert_eq!(answer.response.mechanisms, vec![StrBytes::from_static_str("PLAIN")]);
+        assert!(answer.close_after.is_some());
+    }
+
+    #[test]
+    fn given_a_session_lifetime_should_expire_and_not_let_reauthentication_change_the_user() {
+        let start = Instant::now();
+        let mut auth = Authenticator::new(settings(1000));
+        let _ = handshake(&mut auth, "PLAIN", 1);
+        let ok = login(&mut auth, "alice", "alice-secret", start);
+        assert!(ok.response.session_lifetime_ms > 0 && ok.response.session_lifetime_ms <= 1000);
+        let later = start + Duration::from_millis(1500);
+        assert!(matches!(auth.gate(METADATA, later), Gate::Close(_)), "expired");
+        assert!(matches!(auth.gate(Some(ApiKey::SaslHandshake as i16), later), Gate::Sasl), "may re-authenticate");
+        let _ = handshake(&mut auth, "PLAIN", 1);
+        let other = login(&mut auth, "bob", "bob-secret", later);
+        assert_eq!(other.response.error_code, ResponseError::SaslAuthenticationFailed.code());
+        let _ = handshake(&mut auth, "PLAIN", 1);
+        let again = login(&mut auth, "alice", "alice-secret", later);
+        assert_eq!(again.response.error_code, 0);
+        assert!(matches!(auth.gate(METADATA, later), Gate::Dispatch));
+    }
+
+    #[test]
+    fn given_a_v0_handshake_should_take_raw_tokens() {
+        let now = Instant::now();
+        let mut auth = Authenticator::new(settings(0));
+        let _ = handshake(&mut auth, "PLAIN", 0);
+        assert!(matches!(auth.gate(None, now), Gate::RawToken));
+        let token = gregor_security::plain::client_message("", "alice", "alice-secret");
+        assert_eq!(auth.raw_token(&no_scram, &token, now).unwrap(), Vec::<u8>::new());
+        assert!(matches!(auth.gate(METADATA, now), Gate::Dispatch));
+    }
+
+    #[test]
+    fn given_an_oversized_token_should_refuse_it() {
+        let now = Instant::now();
+        let mut auth = Authenticator::new(settings(0));
+        let _ = handshake(&mut auth, "PLAIN", 1);
+        let huge = SaslAuthenticateRequest::default().with_auth_bytes(vec![0u8; 4096].into());
+        let answer = auth.authenticate(&no_scram, &huge, 1, now);
+        assert_ne!(answer.response.error_code, 0);
+        assert!(answer.close_after.is_some());
+    }
 }

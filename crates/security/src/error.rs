@@ -12,6 +12,8 @@ pub const UNSUPPORTED_SASL_MECHANISM: i16 = 33;
 pub const ILLEGAL_SASL_STATE: i16 = 34;
 /// Kafka's UNACCEPTABLE_CREDENTIAL (AlterUserScramCredentials).
 pub const UNACCEPTABLE_CREDENTIAL: i16 = 93;
+/// Kafka's INVALID_REQUEST (CreateAcls, DescribeAcls, DeleteAcls refusals).
+pub const INVALID_REQUEST: i16 = 42;
 /// Kafka's UNKNOWN_SERVER_ERROR: configuration problems never reach a client as such.
 pub const UNKNOWN_SERVER_ERROR: i16 = -1;
 
@@ -145,20 +147,30 @@ pub enum SecurityError {
     /// A peer certificate whose subject cannot be read.
     #[error("cannot read the subject of the client certificate: {reason}")]
     TlsCertificate { reason: String },
+
+    // ---- ACLs (crate::authorizer) ----
+    /// An ACL binding or filter that CreateAcls, DescribeAcls or DeleteAcls refuses, with
+    /// Kafka's message (`Invalid operation ANY`, `Unknown patternFilter.`, ...).
+    #[error("{message}")]
+    InvalidAcl { message: String },
+    /// A `super.users` entry that is not `Type:name` (Kafka's message).
+    #[error("super.users: expected a string in format principalType:principalName but got {value}")]
+    InvalidSuperUser { value: String },
 }
 
 /// `Result` with [`SecurityError`].
 pub type Result<T, E = SecurityError> = std::result::Result<T, E>;
 
 impl SecurityError {
-    /// The Kafka error code to answer SaslHandshake, SaslAuthenticate or
-    /// AlterUserScramCredentials with.
+    /// The Kafka error code to answer SaslHandshake, SaslAuthenticate,
+    /// AlterUserScramCredentials, CreateAcls, DescribeAcls or DeleteAcls with.
     pub fn kafka_code(&self) -> i16 {
         use SecurityError::*;
         match self {
             UnsupportedMechanism { .. } => UNSUPPORTED_SASL_MECHANISM,
             IllegalState { .. } => ILLEGAL_SASL_STATE,
             UnacceptableIterations { .. } | UnacceptableCredential { .. } => UNACCEPTABLE_CREDENTIAL,
+            InvalidAcl { .. } => INVALID_REQUEST,
             InvalidPasswordHash { .. }
             | JaasModuleCount { .. }
             | JaasControlFlagMissing
@@ -178,7 +190,8 @@ impl SecurityError {
             | TlsRead { .. }
             | TlsPem { .. }
             | TlsConfig { .. }
-            | TlsCertificate { .. } => UNKNOWN_SERVER_ERROR,
+            | TlsCertificate { .. }
+            | InvalidSuperUser { .. } => UNKNOWN_SERVER_ERROR,
             PlainTokenCount { .. }
             | PlainNotUtf8
             | PlainFieldMissing { .. }

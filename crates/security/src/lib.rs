@@ -23,8 +23,12 @@
 //! principal. It is the one module that does I/O: it reads the PEM files of the keystore and
 //! truststore (blocking, at load and reload; still no async). With the cargo feature `testing`,
 //! `testing::TestPki` makes a throwaway CA and certificates for other crates' tests.
+//!
+//! [`authorizer`] is Kafka's StandardAuthorizer as pure code: ACL bindings and filters, and
+//! the allow/deny decisions over them.
 #![forbid(unsafe_code)]
 
+pub mod authorizer;
 pub mod error;
 pub mod jaas;
 pub mod plain;
@@ -33,6 +37,9 @@ pub mod scram;
 pub mod testing;
 pub mod tls;
 
+pub use authorizer::{
+    AclBinding, AclBindingFilter, AclOperation, AclPermissionType, Authorizer, Decision, PatternType, ResourceType,
+};
 pub use error::{Result, SecurityError};
 pub use jaas::{plain_users, ControlFlag, JaasConfig};
 pub use plain::{PlainPassword, PlainUsers};
