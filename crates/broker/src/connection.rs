@@ -132,7 +132,8 @@ async fn serve<R, W>(
     let max_frame = broker.config.max_request_bytes();
     let idle = broker.config.connections_max_idle();
     loop {
-        if let Err(reason) = serve_buffered(broker, session, &mut buf, &mut writer, max_frame).await {
+        let limit = session.sasl.as_ref().map_or(max_frame, |auth| auth.max_frame(max_frame));
+        if let Err(reason) = serve_buffered(broker, session, &mut buf, &mut writer, limit).await {
             tracing::info!(%peer, %reason, "closing connection");
             break;
         }

@@ -143,6 +143,8 @@ pub(crate) struct Authenticator {
     settings: Arc<SaslSettings>,
     phase: Phase,
     principal: Option<String>,
+    /// The mechanism of the last handshake: re-authentication must keep it (KIP-368).
+    mechanism: Option<SaslMechanism>,
 }
 
 /// An answer, and whether the connection closes after it (a failed authentication).
@@ -154,7 +156,7 @@ pub(crate) struct Answer<T> {
 
 impl Authenticator {
     pub(crate) fn new(settings: Arc<SaslSettings>) -> Self {
-        Self { settings, phase: Phase::Handshake, principal: None }
+        Self { settings, phase: Phase::Handshake, principal: None, mechanism: None }
     }
 
     /// `User:<name>` once authenticated.
@@ -187,8 +189,13 @@ impl Authenticator {
             return refuse(response.with_error_code(ResponseError::IllegalSaslState.code()), Duration::ZERO);
         }
         match SaslMechanism::from_name(request.mechanism.as_str()) {
+            Ok(m) if reauthenticating && self.mechanism != Some(m) => {
+                // Kafka: a re-authentication keeps the connection's mechanism.
+                refuse(response.with_error_code(ResponseError::UnsupportedSaslMechanism.code()), Duration::ZERO)
+            }
             Ok(m) if self.settings.mechanisms.contains(&m) => {
                 self.phase = Phase::Token { mechanism: m, raw: version == 0 };
+                self.mechanism = Some(m);
                 Answer { response, close_after: None }
             }
             _ => refuse(response.with_error_code(ResponseError::UnsupportedSaslMechanism.code()), Duration::ZERO),
@@ -215,7 +222,7 @@ impl Authenticator {
             }
             Err(e) => {
                 response.error_code = e.kafka_code();
-                response.error_message = Some(StrBytes::from_string(e.to_string()));
+                response.error_message = Some(StrBytes::from_string(self.failure_message(&e)));
                 refuse(response, self.settings.failure_delay)
             }
         }
@@ -271,14 +278,37 @@ impl Authenticator {
 
     fn authenticated(&mut self, user: &str, now: Instant) -> Result<(), SecurityError> {
         let principal = format!("User:{user}");
-        if self.principal.as_deref().is_some_and(|p| p != principal) {
+        if let Some(before) = self.principal.as_deref().filter(|p| *p != principal) {
             // KIP-368: re-authentication may not change who the connection is.
-            return Err(SecurityError::InvalidUserCredentials);
+            let dotted = |p: &str| p.replacen(':', ".", 1);
+            return Err(SecurityError::PrincipalChanged { from: dotted(before), to: dotted(&principal) });
         }
         let expires = (!self.settings.reauth.is_zero()).then(|| now + self.settings.reauth);
         self.phase = Phase::Done { expires };
         self.principal = Some(principal);
         Ok(())
+    }
+
+    /// Kafka's sentence for a failed login: SCRAM's names the mechanism, as
+    /// `SaslServerAuthenticator` words it; the others are the mechanism's own.
+    fn failure_message(&self, e: &SecurityError) -> String {
+        match (self.mechanism, e.kafka_code()) {
+            (_, _) if matches!(e, SecurityError::PrincipalChanged { .. }) => e.to_string(),
+            (Some(SaslMechanism::Scram(m)), gregor_security::error::SASL_AUTHENTICATION_FAILED) => format!(
+                "Authentication failed during authentication due to invalid credentials with SASL mechanism {}",
+                m.name()
+            ),
+            _ => e.to_string(),
+        }
+    }
+
+    /// The largest frame to read now: before authentication, `sasl.server.max.receive.size`
+    /// (Kafka's bound), so an unauthenticated client cannot make the broker buffer more.
+    pub(crate) fn max_frame(&self, authenticated_max: usize) -> usize {
+        match self.phase {
+            Phase::Done { .. } => authenticated_max,
+            _ => self.settings.max_token.min(authenticated_max),
+        }
     }
 
     fn session_lifetime_ms(&self, now: Instant) -> i64 {

@@ -110,6 +110,11 @@ pub(crate) async fn bind(addr: &str) -> std::io::Result<Vec<TcpListener>> {
             let port: u16 = port.parse().map_err(|_| std::io::Error::other(format!("bad port in '{addr}'")))?;
             vec![SocketAddr::from(([127, 0, 0, 1], port)), SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port))]
         }
+        // Kafka's `PLAINTEXT://:9092`: no host binds every interface.
+        Some(("", port)) => {
+            let port: u16 = port.parse().map_err(|_| std::io::Error::other(format!("bad port in '{addr}'")))?;
+            vec![SocketAddr::from(([0, 0, 0, 0], port))]
+        }
         _ => tokio::net::lookup_host(addr).await?.collect(),
     };
     let mut addrs = addrs.into_iter();

@@ -65,6 +65,10 @@ pub enum SecurityError {
     /// Wrong proof, or a user without a credential for this mechanism.
     #[error("Authentication failed: Invalid user credentials")]
     InvalidUserCredentials,
+    /// KIP-368: a re-authentication logged in as someone else (Kafka's sentence, with
+    /// principals as `type.name`).
+    #[error("Cannot change principals during re-authentication from {from}: {to}")]
+    PrincipalChanged { from: String, to: String },
     /// A stored credential iterates less than the mechanism's minimum.
     #[error("Iterations {iterations} is less than the minimum {min} for {mechanism}")]
     IterationsBelowMinimum { mechanism: ScramMechanism, iterations: u32, min: u32 },
@@ -202,6 +206,7 @@ impl SecurityError {
             | DelegationTokenNotSupported
             | InvalidNonce
             | InvalidUserCredentials
+            | PrincipalChanged { .. }
             | IterationsBelowMinimum { .. }
             | InvalidCredential { .. }
             | ScramServerError { .. }

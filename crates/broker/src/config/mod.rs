@@ -60,6 +60,7 @@ impl BrokerConfig {
         for (k, v) in pairs {
             match broker_def(&k) {
                 Some(def) => validate_broker_value(def, &k, &v)?,
+                None if is_listener_scoped(&k) => {}
                 None => tracing::warn!(key = %k, "the configuration '{k}' was supplied but isn't a known config"),
             }
             let _ = values.insert(k, v);
@@ -290,6 +291,15 @@ impl BrokerConfig {
             delete_retention_ms: long("delete.retention.ms"),
         }
     }
+}
+
+/// `listener.name.<listener>.<key>` (or `.<mechanism>.sasl.jaas.config`) of a key the
+/// listeners read: known, though not in the broker key table.
+fn is_listener_scoped(key: &str) -> bool {
+    let Some(rest) = key.strip_prefix("listener.name.").and_then(|r| r.split_once('.')).map(|(_, r)| r) else {
+        return false;
+    };
+    broker_def(rest).is_some() || rest.ends_with(".sasl.jaas.config")
 }
 
 /// Keys that hold passwords or private keys: DescribeConfigs never reports them.

@@ -40,7 +40,8 @@ pub(crate) async fn describe(
             .or_default()
             .push(CredentialInfo::default().with_mechanism(*mechanism).with_iterations(iterations));
     }
-    let results = match &request.users {
+    // Kafka describes every user for a null or an empty list (librdkafka sends empty).
+    let results = match request.users.as_ref().filter(|u| !u.is_empty()) {
         None => by_user.iter().map(|(user, infos)| result(user).with_credential_infos(infos.clone())).collect(),
         Some(users) => {
             let mut seen = BTreeSet::new();

@@ -137,7 +137,9 @@ impl ScramServer {
             let reason = "the channel binding (c=) does not repeat the GS2 header";
             return Err(SecurityError::ScramMalformed { mechanism: self.mechanism, reason });
         }
-        if last.nonce != exchange.nonce {
+        // Kafka's ScramSaslServer checks that the final nonce ends with the server's
+        // (client nonce + server part): librdkafka before 2.x prepends its own nonce again.
+        if !last.nonce.ends_with(exchange.nonce.as_str()) {
             return Err(SecurityError::InvalidNonce);
         }
         let auth_message = format!("{},{},{}", exchange.client_first_bare, exchange.server_first, last.without_proof);

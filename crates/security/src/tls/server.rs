@@ -178,7 +178,7 @@ fn build(settings: &TlsSettings) -> Result<Arc<ServerConfig>> {
         }
     };
     let (chain, key, name) = keystore(&settings.keystore)?;
-    let config = builder.with_single_cert(chain, key).map_err(|err| SecurityError::TlsConfig {
+    let mut config = builder.with_single_cert(chain, key).map_err(|err| SecurityError::TlsConfig {
         what: "certificate and key",
         source_name: name,
         reason: match err {
@@ -188,5 +188,9 @@ fn build(settings: &TlsSettings) -> Result<Arc<ServerConfig>> {
             other => other.to_string(),
         },
     })?;
+    // No TLS 1.3 session tickets: Kafka clients do not resume sessions, and kafka-python
+    // mistakes the ticket that arrives right after the handshake for a response
+    // (kafka-python issue 2369).
+    config.send_tls13_tickets = 0;
     Ok(Arc::new(config))
 }
