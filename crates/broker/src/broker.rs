@@ -45,6 +45,8 @@ pub(crate) struct Broker {
     pub(crate) txns: TransactionCoordinator,
     /// KIP-227 fetch sessions of this broker's fetchers.
     pub(crate) fetch_sessions: crate::fetch_session::FetchSessionCache,
+    /// ACLs and who may do what (`authorizer.class.name`).
+    pub(crate) authz: crate::authz::Authz,
     producer_ids: Mutex<Range<i64>>,
     /// One reconciliation at a time: after a local change and after an image from the
     /// quorum may both ask for one.
@@ -70,8 +72,9 @@ impl Broker {
         advertised: ((String, i32), Vec<gregor_metadata::BrokerEndpoint>),
         metadata: MetadataQuorum,
         replicas: ReplicaManager,
-    ) -> Self {
+    ) -> Result<Self, BrokerError> {
         let ((advertised_host, advertised_port), endpoints) = advertised;
+        let authz = crate::authz::Authz::of(&config)?;
         let node_id = config.node_id();
         let groups =
             GroupCoordinator::new(group_config(&config), config.broker_i64("offsets.topic.num.partitions") as i32);
@@ -91,7 +94,8 @@ impl Broker {
             (metadata.subscribe(), broker_epoch.clone()),
             replication_quotas.clone(),
         );
-        Self {
+        Ok(Self {
+            authz,
             replication_quotas,
             txns,
             fetch_sessions,
@@ -111,7 +115,7 @@ impl Broker {
             broker_epoch,
             stopping: std::sync::atomic::AtomicBool::new(false),
             heartbeat_lock: Mutex::new(()),
-        }
+        })
     }
 
     /// Registers this broker (host and port may change between runs) and opens the

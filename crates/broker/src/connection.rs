@@ -29,11 +29,19 @@ pub(crate) struct ClientSession {
     transport_principal: String,
     /// On SASL listeners: the authentication state.
     pub(crate) sasl: Option<Authenticator>,
+    /// The peer's address as Kafka's ACL hosts spell it (Java's notation).
+    pub(crate) host: String,
 }
 
 impl ClientSession {
     pub(crate) fn new(peer: SocketAddr, listener: Arc<ListenerSpec>, sasl: Option<Arc<SaslSettings>>) -> Self {
-        Self { peer, listener, transport_principal: ANONYMOUS.to_owned(), sasl: sasl.map(Authenticator::new) }
+        Self {
+            peer,
+            listener,
+            transport_principal: ANONYMOUS.to_owned(),
+            sasl: sasl.map(Authenticator::new),
+            host: gregor_security::authorizer::host_address(peer.ip()),
+        }
     }
 
     /// Kafka's principal of the connection: the SASL user once authenticated, else the

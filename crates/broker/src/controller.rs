@@ -72,6 +72,11 @@ pub(crate) enum ControllerCommand {
     AlterScramCredentials {
         changes: Vec<(String, i8, Option<String>)>,
     },
+    /// CreateAcls and DeleteAcls: ACLs to add and to remove (already validated/matched).
+    AlterAcls {
+        add: Vec<gregor_metadata::AclEntry>,
+        remove: Vec<gregor_metadata::AclEntry>,
+    },
     /// Not a change: the active controller's view of the quorum (DescribeQuorum).
     DescribeQuorum,
     /// KIP-853: makes `node_id`, reachable at its controller listener `host:port`, a voter
@@ -229,6 +234,7 @@ impl ControllerCommand {
                 Ok((vec![record], ControllerAnswer::ProducerIds { start }))
             }
             Self::AlterScramCredentials { changes } => done(scram_records(changes)),
+            Self::AlterAcls { add, remove } => done(acl_records(image, add, remove)),
             Self::DescribeQuorum | Self::AddVoter { .. } | Self::RemoveVoter { .. } => {
                 Err(BrokerError::InvalidRequest("not a metadata change: served by the quorum itself".into()))
             }
@@ -310,4 +316,24 @@ fn scram_records(changes: &[(String, i8, Option<String>)]) -> Vec<MetadataRecord
             credential: credential.clone(),
         })
         .collect()
+}
+
+/// Records for the new ACLs (not there yet) and the removed ones (still there), so the
+/// log never holds duplicates.
+fn acl_records(
+    image: &MetadataImage,
+    add: &[gregor_metadata::AclEntry],
+    remove: &[gregor_metadata::AclEntry],
+) -> Vec<MetadataRecord> {
+    let mut seen = std::collections::BTreeSet::new();
+    let added = add
+        .iter()
+        .filter(|a| !image.acls.contains(*a) && seen.insert((*a).clone()))
+        .map(|a| MetadataRecord::Acl { acl: a.clone(), removed: false });
+    let removed: Vec<_> = remove
+        .iter()
+        .filter(|a| image.acls.contains(*a))
+        .map(|a| MetadataRecord::Acl { acl: a.clone(), removed: true })
+        .collect();
+    added.collect::<Vec<_>>().into_iter().chain(removed).collect()
 }

@@ -103,6 +103,9 @@ api_table! {
     EndTxn => m::EndTxnRequest, handlers::end_txn::handle, min 0, max 4;
     WriteTxnMarkers => m::WriteTxnMarkersRequest, handlers::write_txn_markers::handle, min 1;
     TxnOffsetCommit => m::TxnOffsetCommitRequest, handlers::txn_offset_commit::handle, min 0, max 4;
+    DescribeAcls => m::DescribeAclsRequest, handlers::acls::describe, min 1;
+    CreateAcls => m::CreateAclsRequest, handlers::acls::create, min 1;
+    DeleteAcls => m::DeleteAclsRequest, handlers::acls::delete, min 1;
     DescribeConfigs => m::DescribeConfigsRequest, handlers::describe_configs::handle, min 1;
     AlterConfigs => m::AlterConfigsRequest, handlers::alter_configs::handle, min 0;
     DescribeLogDirs => m::DescribeLogDirsRequest, handlers::describe_log_dirs::handle, min 1;
@@ -161,6 +164,7 @@ pub(crate) async fn handle_frame(
         peer: session.peer,
         listener: &session.listener.name,
         principal: session.principal(),
+        host: &session.host,
     };
     tracing::trace!(api = ?api_key, version = ctx.api_version, principal = ctx.principal, listener = ctx.listener, "request");
     if api_key == ApiKey::Produce && handlers::produce::acks_of(&frame, header.request_api_version) == Some(0) {

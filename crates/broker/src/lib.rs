@@ -24,6 +24,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin_api;
+mod authz;
 mod background;
 mod broker;
 pub mod config;
@@ -281,6 +282,7 @@ fn prepare_listeners(config: &BrokerConfig) -> Result<Vec<PreparedListener>, Bro
         }
         other => other,
     };
+    let _ = authz::Authz::of(config).map_err(refuse)?;
     let specs = listeners::client_listeners(config).map_err(refuse)?;
     let _ = listeners::inter_broker_listener(config, &specs).map_err(refuse)?;
     specs
@@ -367,7 +369,7 @@ fn open_state(
         },
         now,
     )?;
-    let broker = Broker::new(config.clone(), cluster_id, advertised, metadata, ReplicaManager::new(logs));
+    let broker = Broker::new(config.clone(), cluster_id, advertised, metadata, ReplicaManager::new(logs))?;
     broker.register_and_load()?;
     Ok(broker)
 }

@@ -101,6 +101,10 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
     broker!("sasl.plain.users.file", String, None),
     broker!("sasl.server.max.receive.size", Int, Some("524288"), min 1),
     broker!("connections.max.reauth.ms", Long, Some("0"), min 0),
+    // ACLs (docs/security.md): Kafka's StandardAuthorizer semantics.
+    broker!("authorizer.class.name", String, Some("")),
+    broker!("super.users", String, None),
+    broker!("allow.everyone.if.no.acl.found", Boolean, Some("false")),
     // TLS of SSL and SASL_SSL listeners (PEM only; docs/security.md).
     broker!("ssl.keystore.type", String, Some("PEM")),
     broker!("ssl.keystore.location", String, None),

@@ -2,6 +2,7 @@
 //! `async fn handle(ctx, request) -> Result<Response, BrokerError>`; an `Err` closes the
 //! connection, so per-topic and per-partition failures are answered as error codes instead.
 
+pub(crate) mod acls;
 pub(crate) mod add_offsets_to_txn;
 pub(crate) mod add_partitions_to_txn;
 pub(crate) mod alter_configs;
@@ -69,6 +70,20 @@ pub(crate) struct RequestContext<'a> {
     pub(crate) listener: &'a str,
     /// Kafka's principal of the connection (`User:alice`, `User:ANONYMOUS`).
     pub(crate) principal: &'a str,
+    /// The client's address as Kafka's ACL hosts spell it.
+    pub(crate) host: &'a str,
+}
+
+impl RequestContext<'_> {
+    /// Whether the caller may do `op` on the resource (always, without an authorizer).
+    pub(crate) fn allowed(&self, op: crate::authz::Op, res: crate::authz::Res, name: &str) -> bool {
+        self.broker.authz.allowed(&self.broker.image(), (self.principal, self.host), op, res, name)
+    }
+
+    /// As `allowed`, on the cluster resource.
+    pub(crate) fn allowed_on_cluster(&self, op: crate::authz::Op) -> bool {
+        self.allowed(op, crate::authz::Res::Cluster, crate::authz::CLUSTER_NAME)
+    }
 }
 
 /// Authorized-operations bit fields (bit n = Kafka `AclOperation` code n). With no
