@@ -1,6 +1,7 @@
 //! `gregor`: the broker and, later, its tools, as one binary.
 #![forbid(unsafe_code)]
 
+mod acls;
 mod cluster;
 mod common;
 mod configs;
@@ -56,6 +57,8 @@ enum Command {
     Transactions(transactions::TransactionsArgs),
     /// SCRAM users: create, list, delete (kafka-configs.sh --entity-type users).
     Users(users::UsersArgs),
+    /// ACLs: add, list, remove (kafka-acls.sh).
+    Acls(acls::AclsArgs),
     /// Print a shell completion script for bash, zsh or fish.
     #[command(after_help = "Examples:
   gregor completion bash > ~/.local/share/bash-completion/completions/gregor
@@ -83,6 +86,7 @@ fn main() {
         Command::Storage(args) => storage::run(args),
         Command::Transactions(args) => transactions::run(args, &cli.global),
         Command::Users(args) => users::run(args, &cli.global),
+        Command::Acls(args) => acls::run(args, &cli.global),
         Command::Completion { shell } => completion(shell),
     };
     if let Err(message) = result {

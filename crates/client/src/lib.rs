@@ -13,6 +13,7 @@
 //! version both sides support (capped where a newer version would need topic ids).
 #![forbid(unsafe_code)]
 
+mod acls;
 mod admin;
 mod client;
 mod connection;
