@@ -16,8 +16,19 @@ pub(crate) struct MetaProperties {
     pub(crate) directory_id: String,
 }
 
-/// Kafka's cluster and directory ids: 16 random bytes in URL-safe base64 without padding.
+/// Kafka's cluster and directory ids: 16 random bytes in URL-safe base64 without padding,
+/// never starting with `-` (as Kafka's `Uuid.randomUuid`: a leading dash reads as a flag
+/// on a command line, `gregor storage format -t -b...`).
 pub(crate) fn random_id() -> String {
+    loop {
+        let id = random_base64_id();
+        if !id.starts_with('-') {
+            return id;
+        }
+    }
+}
+
+fn random_base64_id() -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let bytes = *uuid::Uuid::new_v4().as_bytes();
     let mut bits: u32 = 0;

@@ -1,9 +1,12 @@
 //! AddOffsetsToTxn: the `__consumer_offsets` partition of the group joins the
-//! transaction, so TxnOffsetCommit may write there and the markers reach it.
+//! transaction, so TxnOffsetCommit may write there and the markers reach it. As in
+//! Kafka, it needs WRITE on the transactional id and READ on the group.
 
 use gregor_protocol::kafka_protocol::messages::{AddOffsetsToTxnRequest, AddOffsetsToTxnResponse};
+use gregor_protocol::kafka_protocol::ResponseError;
 
 use super::{blocking, txn_error, RequestContext};
+use crate::authz::{Op, Res};
 use crate::broker::now_ms;
 use crate::group_coordinator::OFFSETS_TOPIC;
 use crate::BrokerError;
@@ -14,6 +17,16 @@ pub(crate) async fn handle(
     ctx: &RequestContext<'_>,
     request: AddOffsetsToTxnRequest,
 ) -> Result<AddOffsetsToTxnResponse, BrokerError> {
+    let refused = if !ctx.allowed(Op::Write, Res::TransactionalId, &request.transactional_id) {
+        Some(ResponseError::TransactionalIdAuthorizationFailed)
+    } else if !ctx.allowed(Op::Read, Res::Group, &request.group_id) {
+        Some(ResponseError::GroupAuthorizationFailed)
+    } else {
+        None
+    };
+    if let Some(error) = refused {
+        return Ok(AddOffsetsToTxnResponse::default().with_error_code(error.code()));
+    }
     let broker = ctx.broker.clone();
     let version = ctx.api_version;
     let id = request.transactional_id.0.to_string();

@@ -4,6 +4,11 @@
 //!
 //! As in Kafka, a request naming a partition that does not exist changes nothing: those
 //! partitions get UNKNOWN_TOPIC_OR_PARTITION and the others OPERATION_NOT_ATTEMPTED.
+//!
+//! Authorization as in Kafka: the client form needs WRITE on the transactional id (else
+//! TRANSACTIONAL_ID_AUTHORIZATION_FAILED everywhere) and WRITE on each topic (else its
+//! partitions get TOPIC_AUTHORIZATION_FAILED and nothing is added); the broker form
+//! needs CLUSTER_ACTION on the cluster.
 
 use gregor_protocol::kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
 use gregor_protocol::kafka_protocol::messages::add_partitions_to_txn_response::{
@@ -15,6 +20,7 @@ use gregor_protocol::kafka_protocol::messages::{
 use gregor_protocol::kafka_protocol::ResponseError;
 
 use super::{blocking, txn_error, RequestContext};
+use crate::authz::{Op, Res};
 use crate::broker::{now_ms, Broker};
 use crate::BrokerError;
 
@@ -36,6 +42,33 @@ pub(crate) async fn handle(
     let broker = ctx.broker.clone();
     let version = ctx.api_version;
     if version <= 3 {
+        if !ctx.allowed(Op::Write, Res::TransactionalId, &request.v3_and_below_transactional_id) {
+            let results = request
+                .v3_and_below_topics
+                .iter()
+                .map(|t| {
+                    let results = t
+                        .partitions
+                        .iter()
+                        .map(|p| {
+                            AddPartitionsToTxnPartitionResult::default()
+                                .with_partition_index(*p)
+                                .with_partition_error_code(ResponseError::TransactionalIdAuthorizationFailed.code())
+                        })
+                        .collect();
+                    AddPartitionsToTxnTopicResult::default()
+                        .with_name(TopicName(t.name.0.clone()))
+                        .with_results_by_partition(results)
+                })
+                .collect();
+            return Ok(AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(results));
+        }
+        let denied: Vec<String> = request
+            .v3_and_below_topics
+            .iter()
+            .filter(|t| !ctx.allowed(Op::Write, Res::Topic, &t.name))
+            .map(|t| t.name.to_string())
+            .collect();
         let add = Add {
             transactional_id: request.v3_and_below_transactional_id.0.to_string(),
             producer_id: request.v3_and_below_producer_id.0,
@@ -43,8 +76,14 @@ pub(crate) async fn handle(
             verify_only: false,
             topics: request.v3_and_below_topics,
         };
-        let results = blocking(move || add_one(&broker, &add, version)).await;
+        let results = blocking(move || add_one(&broker, &add, version, &denied)).await;
         return Ok(AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(results));
+    }
+    // Only brokers send the batched form.
+    if !ctx.allowed_on_cluster(Op::ClusterAction) {
+        return Ok(
+            AddPartitionsToTxnResponse::default().with_error_code(ResponseError::ClusterAuthorizationFailed.code())
+        );
     }
     let adds: Vec<Add> = request
         .transactions
@@ -62,7 +101,7 @@ pub(crate) async fn handle(
             .map(|add| {
                 AddPartitionsToTxnResult::default()
                     .with_transactional_id(TransactionalId(super::str_bytes(&add.transactional_id)))
-                    .with_topic_results(add_one(&broker, add, version))
+                    .with_topic_results(add_one(&broker, add, version, &[]))
             })
             .collect()
     })
@@ -70,16 +109,19 @@ pub(crate) async fn handle(
     Ok(AddPartitionsToTxnResponse::default().with_results_by_transaction(results))
 }
 
-fn add_one(broker: &Broker, add: &Add, version: i16) -> Vec<AddPartitionsToTxnTopicResult> {
+/// `denied`: the topics the caller may not WRITE (TOPIC_AUTHORIZATION_FAILED).
+fn add_one(broker: &Broker, add: &Add, version: i16, denied: &[String]) -> Vec<AddPartitionsToTxnTopicResult> {
     let image = broker.image();
     let exists = |topic: &str, p: i32| image.topic(topic).is_some_and(|t| t.partitions.contains_key(&p));
     let wanted: Vec<(String, i32)> =
         add.topics.iter().flat_map(|t| t.partitions.iter().map(move |p| (t.name.to_string(), *p))).collect();
-    let any_unknown = wanted.iter().any(|(t, p)| !exists(t, *p));
+    let any_unknown = wanted.iter().any(|(t, p)| denied.contains(t) || !exists(t, *p));
     let id = add.transactional_id.as_str();
     let error_of = |tp: &(String, i32)| -> i16 {
         if any_unknown {
-            return if exists(&tp.0, tp.1) {
+            return if denied.contains(&tp.0) {
+                ResponseError::TopicAuthorizationFailed.code()
+            } else if exists(&tp.0, tp.1) {
                 ResponseError::OperationNotAttempted.code()
             } else {
                 ResponseError::UnknownTopicOrPartition.code()

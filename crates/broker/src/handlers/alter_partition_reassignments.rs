@@ -11,9 +11,14 @@ use gregor_protocol::kafka_protocol::messages::{
     AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse, TopicName,
 };
 
+use gregor_protocol::kafka_protocol::ResponseError;
+
 use super::{blocking, str_bytes, RequestContext};
+use crate::authz::Op;
 use crate::controller::{ControllerAnswer, ControllerCommand};
 use crate::BrokerError;
+
+const UNAUTHORIZED: &str = "Cluster authorization failed.";
 
 pub(crate) async fn handle(
     ctx: &RequestContext<'_>,
@@ -32,6 +37,25 @@ pub(crate) async fn handle(
         })
         .collect();
     let response = AlterPartitionReassignmentsResponse::default().with_allow_replication_factor_change(allow_rf_change);
+    // ALTER on the cluster, else CLUSTER_AUTHORIZATION_FAILED for the request and every
+    // partition it named, as Kafka answers.
+    if !ctx.allowed_on_cluster(Op::Alter) {
+        let (code, message) = (ResponseError::ClusterAuthorizationFailed.code(), str_bytes(UNAUTHORIZED));
+        let topics = request
+            .topics
+            .iter()
+            .map(|t| {
+                let partitions = t.partitions.iter().map(|p| {
+                    ReassignablePartitionResponse::default()
+                        .with_partition_index(p.partition_index)
+                        .with_error_code(code)
+                        .with_error_message(Some(message.clone()))
+                });
+                ReassignableTopicResponse::default().with_name(t.name.clone()).with_partitions(partitions.collect())
+            })
+            .collect();
+        return Ok(response.with_error_code(code).with_error_message(Some(message)).with_responses(topics));
+    }
     let broker = ctx.broker.clone();
     let command = ControllerCommand::AlterReassignments { partitions, allow_rf_change };
     let results = match blocking(move || broker.metadata.execute(command)).await {

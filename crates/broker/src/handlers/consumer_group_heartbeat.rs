@@ -1,6 +1,7 @@
 //! ConsumerGroupHeartbeat (KIP-848): the new consumer group protocol, where the
 //! coordinator computes assignments and each member reconciles towards its target
-//! through heartbeats.
+//! through heartbeats. As in Kafka, it needs READ on the group, and a subscription
+//! naming a topic the member may not DESCRIBE is refused with TOPIC_AUTHORIZATION_FAILED.
 
 use gregor_coordinator::GroupResponse;
 use gregor_protocol::kafka_protocol::messages::consumer_group_heartbeat_request::TopicPartitions as OwnedTopic;
@@ -9,6 +10,7 @@ use gregor_protocol::kafka_protocol::messages::{ConsumerGroupHeartbeatRequest, C
 use gregor_protocol::kafka_protocol::ResponseError;
 
 use super::{caller, RequestContext};
+use crate::authz::{Op, Res};
 use crate::BrokerError;
 
 pub(crate) async fn handle(
@@ -24,6 +26,13 @@ pub(crate) async fn handle(
         owned = ?request.topic_partitions.as_ref().map(|t| owned(t)),
         "consumer group heartbeat"
     );
+    if !ctx.allowed(Op::Read, Res::Group, &group) {
+        return Ok(error_response(ResponseError::GroupAuthorizationFailed));
+    }
+    let subscribed = request.subscribed_topic_names.iter().flatten();
+    if subscribed.clone().any(|t| !ctx.allowed(Op::Describe, Res::Topic, t)) {
+        return Ok(error_response(ResponseError::TopicAuthorizationFailed));
+    }
     let topics = ctx.broker.topics_view();
     let answer = ctx
         .broker

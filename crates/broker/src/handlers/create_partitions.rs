@@ -4,8 +4,10 @@ use gregor_metadata::control;
 use gregor_protocol::kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use gregor_protocol::kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use gregor_protocol::kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
+use gregor_protocol::kafka_protocol::ResponseError;
 
 use super::{blocking, str_bytes, RequestContext};
+use crate::authz::{Op, Res};
 use crate::broker::Broker;
 use crate::controller::ControllerCommand;
 use crate::BrokerError;
@@ -14,9 +16,26 @@ pub(crate) async fn handle(
     ctx: &RequestContext<'_>,
     request: CreatePartitionsRequest,
 ) -> Result<CreatePartitionsResponse, BrokerError> {
+    // ALTER on each topic, else TOPIC_AUTHORIZATION_FAILED (as Kafka, without a message).
+    let alterable: Vec<bool> = request.topics.iter().map(|t| ctx.allowed(Op::Alter, Res::Topic, &t.name)).collect();
     let broker = ctx.broker.clone();
-    let results =
-        blocking(move || request.topics.iter().map(|t| grow(&broker, t, request.validate_only)).collect()).await;
+    let results = blocking(move || {
+        request
+            .topics
+            .iter()
+            .zip(alterable)
+            .map(|(t, alterable)| {
+                if alterable {
+                    grow(&broker, t, request.validate_only)
+                } else {
+                    CreatePartitionsTopicResult::default()
+                        .with_name(t.name.clone())
+                        .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                }
+            })
+            .collect()
+    })
+    .await;
     Ok(CreatePartitionsResponse::default().with_results(results))
 }
 

@@ -7,6 +7,7 @@ use gregor_protocol::kafka_protocol::messages::{CreateTopicsRequest, CreateTopic
 use gregor_protocol::kafka_protocol::ResponseError;
 
 use super::{blocking, str_bytes, RequestContext};
+use crate::authz::{Op, Res};
 use crate::broker::Broker;
 use crate::config::{defs::TOPIC_CONFIGS, validate_topic_config, ConfigSource};
 use crate::BrokerError;
@@ -17,16 +18,50 @@ pub(crate) async fn handle(
 ) -> Result<CreateTopicsResponse, BrokerError> {
     let broker = ctx.broker.clone();
     let version = ctx.api_version;
+    // As Kafka: CREATE on the cluster or on the topic; the configs in the answer need
+    // DESCRIBE_CONFIGS on the topic.
+    let on_cluster = ctx.allowed_on_cluster(Op::Create);
+    let authorized: Vec<Authorized> = request
+        .topics
+        .iter()
+        .map(|t| Authorized {
+            create: on_cluster || ctx.allowed(Op::Create, Res::Topic, &t.name),
+            describe_configs: ctx.allowed(Op::DescribeConfigs, Res::Topic, &t.name),
+        })
+        .collect();
     let topics = blocking(move || {
-        request.topics.iter().map(|t| create_one(&broker, t, request.validate_only, version)).collect()
+        request
+            .topics
+            .iter()
+            .zip(authorized)
+            .map(|(t, authorized)| create_one(&broker, t, request.validate_only, version, authorized))
+            .collect()
     })
     .await;
     Ok(CreateTopicsResponse::default().with_topics(topics))
 }
 
-fn create_one(broker: &Broker, t: &CreatableTopic, validate_only: bool, version: i16) -> CreatableTopicResult {
+/// What the caller may do with one topic of the request.
+#[derive(Debug, Clone, Copy)]
+struct Authorized {
+    create: bool,
+    describe_configs: bool,
+}
+
+fn create_one(
+    broker: &Broker,
+    t: &CreatableTopic,
+    validate_only: bool,
+    version: i16,
+    authorized: Authorized,
+) -> CreatableTopicResult {
     let result =
         CreatableTopicResult::default().with_name(t.name.clone()).with_num_partitions(-1).with_replication_factor(-1);
+    if !authorized.create {
+        return result
+            .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+            .with_error_message(Some(str_bytes("Authorization failed.")));
+    }
     let topic = match new_topic(broker, t) {
         Ok(topic) => topic,
         Err(e) => return failed(result, &e),
@@ -47,6 +82,11 @@ fn create_one(broker: &Broker, t: &CreatableTopic, validate_only: bool, version:
         .with_replication_factor(topic.replication_factor as i16);
     if version < 5 {
         return result;
+    }
+    if !authorized.describe_configs {
+        return result
+            .with_topic_config_error_code(ResponseError::TopicAuthorizationFailed.code())
+            .with_configs(Some(Vec::new()));
     }
     let overrides = topic.configs.iter().cloned().collect();
     let configs = TOPIC_CONFIGS

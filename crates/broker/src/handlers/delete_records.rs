@@ -5,9 +5,11 @@ use gregor_protocol::kafka_protocol::messages::delete_records_response::{
     DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
 };
 use gregor_protocol::kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
+use gregor_protocol::kafka_protocol::ResponseError;
 use gregor_protocol::TopicPartition;
 
 use super::{blocking, RequestContext};
+use crate::authz::{Op, Res};
 use crate::BrokerError;
 
 pub(crate) async fn handle(
@@ -15,11 +17,14 @@ pub(crate) async fn handle(
     request: DeleteRecordsRequest,
 ) -> Result<DeleteRecordsResponse, BrokerError> {
     let broker = ctx.broker.clone();
+    // DELETE on each topic, else TOPIC_AUTHORIZATION_FAILED for its partitions.
+    let deletable: Vec<bool> = request.topics.iter().map(|t| ctx.allowed(Op::Delete, Res::Topic, &t.name)).collect();
     let topics = blocking(move || {
         request
             .topics
             .iter()
-            .map(|t| {
+            .zip(deletable)
+            .map(|(t, deletable)| {
                 let partitions = t
                     .partitions
                     .iter()
@@ -28,6 +33,7 @@ pub(crate) async fn handle(
                         let tp = TopicPartition::new(t.name.as_str(), p.partition_index);
                         // Only the leader moves the log start (NOT_LEADER_OR_FOLLOWER elsewhere).
                         let outcome = match broker.leader_partition(&broker.image(), &tp) {
+                            _ if !deletable => Err(ResponseError::TopicAuthorizationFailed.code()),
                             Err(e) => Err(e.code()),
                             Ok(partition) => {
                                 broker.replicas.delete_records_before(&partition, p.offset).map_err(|e| e.code())

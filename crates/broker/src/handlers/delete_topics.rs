@@ -6,6 +6,7 @@ use gregor_protocol::kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopic
 use gregor_protocol::kafka_protocol::ResponseError;
 
 use super::{blocking, str_bytes, RequestContext};
+use crate::authz::{Op, Res};
 use crate::broker::Broker;
 use crate::controller::ControllerCommand;
 use crate::BrokerError;
@@ -19,19 +20,45 @@ pub(crate) async fn handle(
     } else {
         request.topic_names.iter().map(|n| (Some(n.0.to_string()), gregor_metadata::Uuid::nil())).collect()
     };
+    // DESCRIBE and DELETE on each topic, by the name the id resolves to.
+    let image = ctx.broker.image();
+    let authorized: Vec<(bool, bool)> = wanted
+        .iter()
+        .map(|(name, id)| {
+            let resolved = match name {
+                Some(n) => Some(n.clone()),
+                None => image.topic_by_id(id).map(|t| t.name.to_string()),
+            };
+            resolved.map_or((true, true), |n| {
+                (ctx.allowed(Op::Describe, Res::Topic, &n), ctx.allowed(Op::Delete, Res::Topic, &n))
+            })
+        })
+        .collect();
     let broker = ctx.broker.clone();
     let version = ctx.api_version;
-    let responses =
-        blocking(move || wanted.into_iter().map(|(name, id)| delete_one(&broker, name, id, version)).collect()).await;
+    let responses = blocking(move || {
+        wanted
+            .into_iter()
+            .zip(authorized)
+            .map(|((name, id), auth)| delete_one(&broker, name, id, version, auth))
+            .collect()
+    })
+    .await;
     Ok(DeleteTopicsResponse::default().with_responses(responses))
 }
 
+/// As Kafka's controller: by name, a topic the caller may not describe is
+/// TOPIC_AUTHORIZATION_FAILED before its existence is looked at; by id, an unknown id is
+/// UNKNOWN_TOPIC_ID and a topic the caller may not describe is refused without its name.
+/// Either way deleting needs DELETE on the topic.
 fn delete_one(
     broker: &Broker,
     name: Option<String>,
     topic_id: gregor_metadata::Uuid,
     version: i16,
+    (describe, delete): (bool, bool),
 ) -> DeletableTopicResult {
+    let refused = ResponseError::TopicAuthorizationFailed.code();
     let image = broker.image();
     let topic = match &name {
         Some(n) => image.topic(n),
@@ -40,10 +67,19 @@ fn delete_one(
     let result = DeletableTopicResult::default()
         .with_name(name.clone().map(|n| TopicName(str_bytes(&n))))
         .with_topic_id(topic_id);
+    if name.is_some() && !describe {
+        return result.with_error_code(refused);
+    }
     let Some(topic) = topic else {
         let e = if name.is_none() { ResponseError::UnknownTopicId } else { ResponseError::UnknownTopicOrPartition };
         return result.with_error_code(e.code());
     };
+    if !describe {
+        return result.with_error_code(refused);
+    }
+    if !delete {
+        return result.with_name(Some(TopicName(str_bytes(&topic.name)))).with_error_code(refused);
+    }
     let result = result.with_name(Some(TopicName(str_bytes(&topic.name)))).with_topic_id(topic.topic_id);
     if !broker.config.broker_bool("delete.topic.enable") {
         return result.with_error_code(ResponseError::TopicDeletionDisabled.code());

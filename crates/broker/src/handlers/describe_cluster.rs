@@ -9,7 +9,8 @@ use gregor_protocol::kafka_protocol::messages::describe_cluster_response::Descri
 use gregor_protocol::kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
 use gregor_protocol::kafka_protocol::ResponseError;
 
-use super::{authorized_operations, str_bytes, RequestContext};
+use super::metadata::cluster_authorized_ops;
+use super::{str_bytes, RequestContext};
 use crate::BrokerError;
 
 /// Kafka's `EndpointType.BROKER`; controllers are not reachable on this listener.
@@ -51,7 +52,7 @@ pub(crate) async fn handle(
         })
         .collect();
     if request.include_cluster_authorized_operations {
-        response.cluster_authorized_operations = authorized_operations::CLUSTER;
+        response.cluster_authorized_operations = cluster_authorized_ops(ctx);
     }
     Ok(response)
 }

@@ -11,6 +11,7 @@ use gregor_protocol::kafka_protocol::messages::{DescribeConfigsRequest, Describe
 use gregor_protocol::kafka_protocol::ResponseError;
 
 use super::{str_bytes, RequestContext};
+use crate::authz::{Op, Res, CLUSTER_NAME};
 use crate::broker::Broker;
 use crate::config::defs::{self, ConfigType};
 use crate::config::BrokerConfig;
@@ -24,9 +25,43 @@ pub(crate) async fn handle(
     ctx: &RequestContext<'_>,
     request: DescribeConfigsRequest,
 ) -> Result<DescribeConfigsResponse, BrokerError> {
-    let results =
-        request.resources.iter().map(|r| describe(ctx.broker, r, request.include_synonyms, ctx.api_version)).collect();
+    let results = request
+        .resources
+        .iter()
+        .map(|r| match refusal(ctx, Op::DescribeConfigs, r.resource_type, &r.resource_name) {
+            Some((e, message)) => DescribeConfigsResult::default()
+                .with_resource_type(r.resource_type)
+                .with_resource_name(r.resource_name.clone())
+                .with_error_code(e.code())
+                .with_error_message(Some(str_bytes(message))),
+            None => describe(ctx.broker, r, request.include_synonyms, ctx.api_version),
+        })
+        .collect();
     Ok(DescribeConfigsResponse::default().with_results(results))
+}
+
+/// The error (and Kafka's message for it) when the caller may not do `op` (DESCRIBE_CONFIGS
+/// or ALTER_CONFIGS) on a config resource: topics on the topic, brokers, broker loggers and
+/// client metrics on the cluster, groups on the group, as Kafka checks them. `None` when
+/// allowed, or for a resource type the handlers refuse anyway.
+pub(crate) fn refusal(
+    ctx: &RequestContext<'_>,
+    op: Op,
+    resource_type: i8,
+    name: &str,
+) -> Option<(ResponseError, &'static str)> {
+    const RESOURCE_BROKER_LOGGER: i8 = 8;
+    const RESOURCE_CLIENT_METRICS: i8 = 16;
+    const RESOURCE_GROUP: i8 = 32;
+    let (res, name, refused) = match resource_type {
+        RESOURCE_TOPIC => (Res::Topic, name, (ResponseError::TopicAuthorizationFailed, "Topic authorization failed.")),
+        RESOURCE_BROKER | RESOURCE_BROKER_LOGGER | RESOURCE_CLIENT_METRICS => {
+            (Res::Cluster, CLUSTER_NAME, (ResponseError::ClusterAuthorizationFailed, "Cluster authorization failed."))
+        }
+        RESOURCE_GROUP => (Res::Group, name, (ResponseError::GroupAuthorizationFailed, "Group authorization failed.")),
+        _ => return None,
+    };
+    (!ctx.allowed(op, res, name)).then_some(refused)
 }
 
 fn describe(

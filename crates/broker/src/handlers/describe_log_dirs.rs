@@ -6,15 +6,26 @@ use gregor_protocol::kafka_protocol::messages::describe_log_dirs_response::{
     DescribeLogDirsPartition, DescribeLogDirsResult, DescribeLogDirsTopic,
 };
 use gregor_protocol::kafka_protocol::messages::{DescribeLogDirsRequest, DescribeLogDirsResponse, TopicName};
+use gregor_protocol::kafka_protocol::ResponseError;
 use gregor_protocol::TopicPartition;
 
 use super::{blocking, str_bytes, RequestContext};
+use crate::authz::Op;
 use crate::BrokerError;
 
 pub(crate) async fn handle(
     ctx: &RequestContext<'_>,
     request: DescribeLogDirsRequest,
 ) -> Result<DescribeLogDirsResponse, BrokerError> {
+    // DESCRIBE on the cluster, else no directories (and the error from v3, as Kafka).
+    if !ctx.allowed_on_cluster(Op::Describe) {
+        let response = DescribeLogDirsResponse::default();
+        return Ok(if ctx.api_version >= 3 {
+            response.with_error_code(ResponseError::ClusterAuthorizationFailed.code())
+        } else {
+            response
+        });
+    }
     let broker = ctx.broker.clone();
     let topics = blocking(move || {
         let wanted: Vec<TopicPartition> = match &request.topics {

@@ -8,9 +8,11 @@ use gregor_protocol::kafka_protocol::messages::describe_producers_response::{
     PartitionResponse, ProducerState, TopicResponse,
 };
 use gregor_protocol::kafka_protocol::messages::{DescribeProducersRequest, DescribeProducersResponse, ProducerId};
+use gregor_protocol::kafka_protocol::ResponseError;
 use gregor_protocol::TopicPartition;
 
 use super::{blocking, RequestContext};
+use crate::authz::{Op, Res};
 use crate::BrokerError;
 
 pub(crate) async fn handle(
@@ -18,16 +20,22 @@ pub(crate) async fn handle(
     request: DescribeProducersRequest,
 ) -> Result<DescribeProducersResponse, BrokerError> {
     let broker = ctx.broker.clone();
+    // READ on the topic, as Kafka checks it, else TOPIC_AUTHORIZATION_FAILED.
+    let readable: Vec<bool> = request.topics.iter().map(|t| ctx.allowed(Op::Read, Res::Topic, &t.name)).collect();
     let topics = blocking(move || {
         request
             .topics
             .into_iter()
-            .map(|t| {
+            .zip(readable)
+            .map(|(t, readable)| {
                 let partitions = t
                     .partition_indexes
                     .iter()
                     .map(|p| {
                         let base = PartitionResponse::default().with_partition_index(*p);
+                        if !readable {
+                            return base.with_error_code(ResponseError::TopicAuthorizationFailed.code());
+                        }
                         let tp = TopicPartition::new(t.name.as_str(), *p);
                         let partition = match broker.hosted_replica(&broker.image(), &tp) {
                             Ok(partition) => partition,

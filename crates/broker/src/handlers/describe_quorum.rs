@@ -11,6 +11,7 @@ use gregor_protocol::kafka_protocol::ResponseError;
 use gregor_quorum::{QuorumStatus, VoterStatus};
 
 use super::{blocking, str_bytes, RequestContext};
+use crate::authz::Op;
 use crate::controller::{ControllerAnswer, ControllerCommand};
 use crate::BrokerError;
 
@@ -18,6 +19,10 @@ pub(crate) async fn handle(
     ctx: &RequestContext<'_>,
     request: DescribeQuorumRequest,
 ) -> Result<DescribeQuorumResponse, BrokerError> {
+    // DESCRIBE on the cluster; Kafka answers only the top-level error code.
+    if !ctx.allowed_on_cluster(Op::Describe) {
+        return Ok(DescribeQuorumResponse::default().with_error_code(ResponseError::ClusterAuthorizationFailed.code()));
+    }
     let broker = ctx.broker.clone();
     let status = blocking(move || broker.metadata.execute(ControllerCommand::DescribeQuorum)).await;
     let status = match status {

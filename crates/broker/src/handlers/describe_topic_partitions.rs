@@ -11,7 +11,8 @@ use gregor_protocol::kafka_protocol::messages::{
 use gregor_protocol::kafka_protocol::ResponseError;
 
 use super::{authorized_operations, str_bytes, RequestContext};
-use crate::handlers::metadata::is_internal;
+use crate::authz::{Op, Res};
+use crate::handlers::metadata::{authorized_ops, is_internal};
 use crate::BrokerError;
 
 pub(crate) async fn handle(
@@ -30,7 +31,27 @@ pub(crate) async fn handle(
     let mut budget = usize::try_from(request.response_partition_limit.max(1)).unwrap_or(2000);
     let mut topics = Vec::new();
     let mut next_cursor = None;
-    for name in names.into_iter().filter(|n| *n >= cursor_topic) {
+    // As Kafka: topics the caller may not describe are left out of an all-topics
+    // answer, and answered TOPIC_AUTHORIZATION_FAILED (after the others, outside the
+    // partition limit) when named; their existence is not looked at.
+    let listing_all = request.topics.is_empty();
+    let mut unauthorized = Vec::new();
+    let names: Vec<String> = names
+        .into_iter()
+        .filter(|n| *n >= cursor_topic)
+        .filter(|n| {
+            let allowed = ctx.allowed(Op::Describe, Res::Topic, n);
+            if !allowed && !listing_all {
+                unauthorized.push(
+                    DescribeTopicPartitionsResponseTopic::default()
+                        .with_name(Some(TopicName(str_bytes(n))))
+                        .with_error_code(ResponseError::TopicAuthorizationFailed.code()),
+                );
+            }
+            allowed
+        })
+        .collect();
+    for name in names {
         let Some(topic) = image.topic(&name) else {
             topics.push(
                 DescribeTopicPartitionsResponseTopic::default()
@@ -49,18 +70,21 @@ pub(crate) async fn handle(
             );
         }
         let taken = partitions.len().min(budget);
-        topics.push(topic_entry(topic, &partitions[..taken]));
+        let operations = authorized_ops(ctx, Res::Topic, &name, authorized_operations::TOPIC);
+        topics.push(topic_entry(topic, &partitions[..taken], operations));
         budget -= taken;
         if next_cursor.is_some() || budget == 0 {
             break;
         }
     }
+    topics.extend(unauthorized);
     Ok(DescribeTopicPartitionsResponse::default().with_topics(topics).with_next_cursor(next_cursor))
 }
 
 fn topic_entry(
     topic: &TopicImage,
     partitions: &[&gregor_metadata::PartitionRegistration],
+    authorized_operations: i32,
 ) -> DescribeTopicPartitionsResponseTopic {
     let partitions = partitions
         .iter()
@@ -80,5 +104,5 @@ fn topic_entry(
         .with_topic_id(topic.topic_id)
         .with_is_internal(is_internal(&topic.name))
         .with_partitions(partitions)
-        .with_topic_authorized_operations(authorized_operations::TOPIC)
+        .with_topic_authorized_operations(authorized_operations)
 }

@@ -1,4 +1,6 @@
-//! DescribeTransactions: the coordinator's state of each transactional id.
+//! DescribeTransactions: the coordinator's state of each transactional id. As in Kafka,
+//! each id needs DESCRIBE on it (else TRANSACTIONAL_ID_AUTHORIZATION_FAILED), and only
+//! the topics the caller may DESCRIBE are listed.
 
 use std::collections::BTreeMap;
 
@@ -9,6 +11,7 @@ use gregor_protocol::kafka_protocol::messages::{
 use gregor_protocol::kafka_protocol::ResponseError;
 
 use super::{blocking, str_bytes, RequestContext};
+use crate::authz::{Op, Res};
 use crate::BrokerError;
 
 pub(crate) async fn handle(
@@ -16,13 +19,19 @@ pub(crate) async fn handle(
     request: DescribeTransactionsRequest,
 ) -> Result<DescribeTransactionsResponse, BrokerError> {
     let broker = ctx.broker.clone();
-    let states = blocking(move || {
-        request
-            .transactional_ids
-            .into_iter()
-            .map(|id| {
+    let ids: Vec<_> = request
+        .transactional_ids
+        .into_iter()
+        .map(|id| (ctx.allowed(Op::Describe, Res::TransactionalId, &id), id))
+        .collect();
+    let mut states: Vec<TransactionState> = blocking(move || {
+        ids.into_iter()
+            .map(|(allowed, id)| {
                 let name = id.0.to_string();
                 let base = TransactionState::default().with_transactional_id(id).with_producer_id(ProducerId(-1));
+                if !allowed {
+                    return base.with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code());
+                }
                 let found = broker.txns.read(&broker, &name, |s| s.get(&name).cloned());
                 match found {
                     Ok(Some(m)) => {
@@ -50,5 +59,8 @@ pub(crate) async fn handle(
             .collect()
     })
     .await;
+    for state in &mut states {
+        state.topics.retain(|t| ctx.allowed(Op::Describe, Res::Topic, &t.topic));
+    }
     Ok(DescribeTransactionsResponse::default().with_transaction_states(states))
 }

@@ -8,6 +8,7 @@ use gregor_protocol::kafka_protocol::messages::{ElectLeadersRequest, ElectLeader
 use gregor_protocol::kafka_protocol::ResponseError;
 
 use super::{blocking, str_bytes, RequestContext};
+use crate::authz::Op;
 use crate::controller::{ControllerAnswer, ControllerCommand};
 use crate::BrokerError;
 
@@ -15,6 +16,9 @@ pub(crate) async fn handle(
     ctx: &RequestContext<'_>,
     request: ElectLeadersRequest,
 ) -> Result<ElectLeadersResponse, BrokerError> {
+    if !ctx.allowed_on_cluster(Op::Alter) {
+        return Ok(unauthorized(&request, ctx.api_version));
+    }
     let election = match request.election_type {
         0 => ElectionType::Preferred,
         1 => ElectionType::Unclean,
@@ -55,6 +59,28 @@ pub(crate) async fn handle(
     let broker = ctx.broker.clone();
     let _ = blocking(move || broker.reconcile()).await;
     Ok(ElectLeadersResponse::default().with_replica_election_results(topics))
+}
+
+/// ALTER on the cluster refused: as Kafka, CLUSTER_AUTHORIZATION_FAILED for the request
+/// (from v1) and for every partition it named.
+fn unauthorized(request: &ElectLeadersRequest, version: i16) -> ElectLeadersResponse {
+    let code = ResponseError::ClusterAuthorizationFailed.code();
+    let results = request
+        .topic_partitions
+        .iter()
+        .flatten()
+        .map(|t| {
+            let partitions =
+                t.partitions.iter().map(|p| PartitionResult::default().with_partition_id(*p).with_error_code(code));
+            ReplicaElectionResult::default().with_topic(t.topic.clone()).with_partition_result(partitions.collect())
+        })
+        .collect();
+    let response = ElectLeadersResponse::default().with_replica_election_results(results);
+    if version >= 1 {
+        response.with_error_code(code)
+    } else {
+        response
+    }
 }
 
 fn refusal(why: NoElection) -> (ResponseError, &'static str) {

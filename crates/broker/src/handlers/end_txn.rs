@@ -1,10 +1,12 @@
 //! EndTxn: commits or aborts the producer's transaction. The decision is durable in
 //! `__transaction_state` and every marker is written before the answer (see
-//! `txn_coordinator`).
+//! `txn_coordinator`). As in Kafka, it needs WRITE on the transactional id.
 
 use gregor_protocol::kafka_protocol::messages::{EndTxnRequest, EndTxnResponse, ProducerId};
+use gregor_protocol::kafka_protocol::ResponseError;
 
 use super::{blocking, txn_error, RequestContext};
+use crate::authz::{Op, Res};
 use crate::broker::now_ms;
 use crate::BrokerError;
 
@@ -12,6 +14,9 @@ use crate::BrokerError;
 const FENCED_SINCE: i16 = 2;
 
 pub(crate) async fn handle(ctx: &RequestContext<'_>, request: EndTxnRequest) -> Result<EndTxnResponse, BrokerError> {
+    if !ctx.allowed(Op::Write, Res::TransactionalId, &request.transactional_id) {
+        return Ok(EndTxnResponse::default().with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code()));
+    }
     let broker = ctx.broker.clone();
     let version = ctx.api_version;
     let id = request.transactional_id.0.to_string();

@@ -25,6 +25,7 @@ use gregor_protocol::TopicPartition;
 use tokio::time::Instant;
 
 use super::{data_path, RequestContext, READ_COMMITTED};
+use crate::authz::{Op, Res};
 use crate::broker::Broker;
 use crate::fetch_session::{FetchPosition, PartitionKey, PartitionNews, SessionMode, SessionRequest};
 use crate::replica_manager::{Partition, ReplicaManager};
@@ -62,7 +63,7 @@ pub(crate) async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> R
     };
     // Consumers from v11 on may read from a follower (KIP-392); followers only from the leader.
     let follower_ok = ctx.api_version >= 11 && replica_of(ctx, &request).is_none();
-    let topics = Arc::new(resolve(ctx, &wanted, follower_ok));
+    let topics = Arc::new(resolve(ctx, &wanted, follower_ok, replica_of(ctx, &request).is_some()));
     let max_wait = Duration::from_millis(u64::try_from(request.max_wait_ms).unwrap_or(0));
     let deadline = Instant::now() + max_wait;
     let min_bytes = usize::try_from(request.min_bytes).unwrap_or(0);
@@ -204,8 +205,37 @@ fn respond(
 
 /// Groups the partitions by topic (consecutive ones of the same topic share an entry, as
 /// the request had them) and resolves each against the hosted partitions.
-fn resolve(ctx: &RequestContext<'_>, wanted: &[(PartitionKey, FetchPosition)], follower_ok: bool) -> Vec<WantedTopic> {
+///
+/// Authorization as Kafka's: a follower needs CLUSTER_ACTION on the cluster, a consumer
+/// READ on each topic; a partition refused is TOPIC_AUTHORIZATION_FAILED (checked after
+/// the topic id is resolved, before the topic's existence).
+fn resolve(
+    ctx: &RequestContext<'_>,
+    wanted: &[(PartitionKey, FetchPosition)],
+    follower_ok: bool,
+    from_follower: bool,
+) -> Vec<WantedTopic> {
     let image = ctx.broker.image();
+    let authz = ctx.broker.authz.is_enabled();
+    let cluster_action = !authz || !from_follower || ctx.allowed_on_cluster(Op::ClusterAction);
+    // The last topic's decision: a request names a topic's partitions one after another.
+    let mut last: Option<(Arc<str>, bool)> = None;
+    let mut may_read = |topic: &Arc<str>| {
+        if !authz {
+            return true;
+        }
+        if from_follower {
+            return cluster_action;
+        }
+        match &last {
+            Some((t, allowed)) if t == topic => *allowed,
+            _ => {
+                let allowed = ctx.allowed(Op::Read, Res::Topic, topic);
+                last = Some((topic.clone(), allowed));
+                allowed
+            }
+        }
+    };
     let mut topics: Vec<WantedTopic> = Vec::new();
     for (key, position) in wanted {
         let same = topics.last().is_some_and(|t| t.name.0.as_str() == key.topic && t.topic_id == key.topic_id);
@@ -213,11 +243,12 @@ fn resolve(ctx: &RequestContext<'_>, wanted: &[(PartitionKey, FetchPosition)], f
             let name = TopicName(super::str_bytes(&key.topic));
             topics.push(WantedTopic { name, topic_id: key.topic_id, partitions: vec![] });
         }
-        let name = if ctx.api_version >= 13 {
+        let name: Result<Arc<str>, ResponseError> = if ctx.api_version >= 13 {
             image.topic_by_id(&key.topic_id).map(|i| i.name.clone()).ok_or(ResponseError::UnknownTopicId)
         } else {
             Ok(key.topic.as_str().into())
         };
+        let name = name.and_then(|n| if may_read(&n) { Ok(n) } else { Err(ResponseError::TopicAuthorizationFailed) });
         let partition = name.and_then(|n| {
             let tp = TopicPartition::new(n, key.partition);
             if follower_ok {

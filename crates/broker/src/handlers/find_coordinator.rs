@@ -1,6 +1,8 @@
 //! FindCoordinator: which broker coordinates a consumer group or a transactional id.
 //! The coordinator is the leader of the key's partition of `__consumer_offsets` or
-//! `__transaction_state`, as in Kafka; batched keys (v4+) get one entry each.
+//! `__transaction_state`, as in Kafka; batched keys (v4+) get one entry each. As in
+//! Kafka, finding a group's coordinator needs DESCRIBE on the group and a transactional
+//! id's DESCRIBE on the id.
 
 use gregor_protocol::kafka_protocol::messages::find_coordinator_response::Coordinator;
 use gregor_protocol::kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
@@ -8,6 +10,7 @@ use gregor_protocol::kafka_protocol::protocol::StrBytes;
 use gregor_protocol::kafka_protocol::ResponseError;
 
 use super::{str_bytes, RequestContext};
+use crate::authz::{Op, Res};
 use crate::BrokerError;
 
 const KEY_TYPE_GROUP: i8 = 0;
@@ -40,6 +43,12 @@ fn coordinator(ctx: &RequestContext<'_>, key: &StrBytes, key_type: i8) -> Coordi
             .with_error_message(Some(str_bytes(message)))
     };
     match key_type {
+        KEY_TYPE_GROUP if !ctx.allowed(Op::Describe, Res::Group, key) => {
+            refuse(ResponseError::GroupAuthorizationFailed, "Group authorization failed.")
+        }
+        KEY_TYPE_TRANSACTION if !ctx.allowed(Op::Describe, Res::TransactionalId, key) => {
+            refuse(ResponseError::TransactionalIdAuthorizationFailed, "Transactional Id authorization failed.")
+        }
         KEY_TYPE_GROUP if key.is_empty() => refuse(ResponseError::InvalidGroupId, "the group id is empty"),
         KEY_TYPE_TRANSACTION if key.is_empty() => {
             refuse(ResponseError::InvalidRequest, "the transactional id is empty")

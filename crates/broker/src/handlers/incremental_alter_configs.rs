@@ -4,7 +4,9 @@
 use gregor_protocol::kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
 use gregor_protocol::kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
 
+use super::describe_configs::refusal;
 use super::{blocking, error_parts, RequestContext};
+use crate::authz::Op;
 use crate::config::change::ConfigOp;
 use crate::BrokerError;
 
@@ -12,12 +14,25 @@ pub(crate) async fn handle(
     ctx: &RequestContext<'_>,
     request: IncrementalAlterConfigsRequest,
 ) -> Result<IncrementalAlterConfigsResponse, BrokerError> {
+    // ALTER_CONFIGS on each resource, as Kafka checks it (the error without a message).
+    let refused: Vec<Option<i16>> = request
+        .resources
+        .iter()
+        .map(|r| refusal(ctx, Op::AlterConfigs, r.resource_type, &r.resource_name).map(|(e, _)| e.code()))
+        .collect();
     let broker = ctx.broker.clone();
     let responses = blocking(move || {
         request
             .resources
             .iter()
-            .map(|r| {
+            .zip(refused)
+            .map(|(r, refused)| {
+                if let Some(code) = refused {
+                    return AlterConfigsResourceResponse::default()
+                        .with_resource_type(r.resource_type)
+                        .with_resource_name(r.resource_name.clone())
+                        .with_error_code(code);
+                }
                 let changes: Result<Vec<_>, _> = r
                     .configs
                     .iter()

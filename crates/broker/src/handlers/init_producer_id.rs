@@ -1,11 +1,15 @@
 //! InitProducerId: for idempotent producers, a producer id never handed out before (ids
 //! come from blocks reserved in the metadata log) and epoch 0; for transactional ones,
 //! the transaction coordinator's id and a bumped epoch that fences older instances.
+//! As in Kafka, a transactional id needs WRITE on it; an idempotent producer needs
+//! IDEMPOTENT_WRITE on the cluster or WRITE on some topic.
 
 use gregor_coordinator::txn::ProducerIdAndEpoch;
 use gregor_protocol::kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
+use gregor_protocol::kafka_protocol::ResponseError;
 
 use super::{blocking, txn_error, RequestContext};
+use crate::authz::{Op, Res};
 use crate::broker::now_ms;
 use crate::BrokerError;
 
@@ -17,6 +21,15 @@ pub(crate) async fn handle(
     request: InitProducerIdRequest,
 ) -> Result<InitProducerIdResponse, BrokerError> {
     let response = InitProducerIdResponse::default().with_producer_id(ProducerId(-1)).with_producer_epoch(-1);
+    let refused = match request.transactional_id.as_ref() {
+        Some(id) => (!ctx.allowed(Op::Write, Res::TransactionalId, id))
+            .then_some(ResponseError::TransactionalIdAuthorizationFailed),
+        None => (!ctx.allowed_on_cluster(Op::IdempotentWrite) && !may_write_any_topic(ctx))
+            .then_some(ResponseError::ClusterAuthorizationFailed),
+    };
+    if let Some(error) = refused {
+        return Ok(response.with_error_code(error.code()));
+    }
     let broker = ctx.broker.clone();
     let Some(transactional_id) = request.transactional_id.as_ref().map(|t| t.0.to_string()) else {
         return match blocking(move || broker.next_producer_id()).await {
@@ -41,4 +54,16 @@ pub(crate) async fn handle(
         Ok(id) => response.with_producer_id(ProducerId(id.producer_id)).with_producer_epoch(id.producer_epoch),
         Err(e) => response.with_error_code(txn_error(e, ctx.api_version, FENCED_SINCE)),
     })
+}
+
+/// Kafka's `authorizeByResourceType(WRITE, TOPIC)`: whether some topic, named or by
+/// pattern, may be written by the caller (always, without an authorizer).
+fn may_write_any_topic(ctx: &RequestContext<'_>) -> bool {
+    !ctx.broker.authz.is_enabled()
+        || ctx.broker.authz.authorizer(&ctx.broker.image()).authorize_any(
+            ctx.principal,
+            ctx.host,
+            Op::Write,
+            Res::Topic,
+        )
 }

@@ -9,6 +9,7 @@ use gregor_protocol::kafka_protocol::ResponseError;
 use gregor_protocol::TopicPartition;
 
 use super::{blocking, RequestContext, READ_COMMITTED};
+use crate::authz::{Op, Res};
 use crate::broker::Broker;
 use crate::BrokerError;
 
@@ -25,14 +26,30 @@ pub(crate) async fn handle(
 ) -> Result<ListOffsetsResponse, BrokerError> {
     let broker = ctx.broker.clone();
     let version = ctx.api_version;
+    // DESCRIBE on each topic, else TOPIC_AUTHORIZATION_FAILED for its partitions.
+    let described: Vec<bool> = request.topics.iter().map(|t| ctx.allowed(Op::Describe, Res::Topic, &t.name)).collect();
     let topics = blocking(move || {
         request
             .topics
             .into_iter()
-            .map(|t| {
+            .zip(described)
+            .map(|(t, described)| {
                 let read_committed = request.isolation_level == READ_COMMITTED;
-                let partitions =
-                    t.partitions.iter().map(|p| lookup(&broker, &t.name.0, p, version, read_committed)).collect();
+                let partitions = t
+                    .partitions
+                    .iter()
+                    .map(|p| {
+                        if described {
+                            lookup(&broker, &t.name.0, p, version, read_committed)
+                        } else {
+                            ListOffsetsPartitionResponse::default()
+                                .with_partition_index(p.partition_index)
+                                .with_timestamp(-1)
+                                .with_offset(-1)
+                                .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                        }
+                    })
+                    .collect();
                 ListOffsetsTopicResponse::default().with_name(t.name).with_partitions(partitions)
             })
             .collect()

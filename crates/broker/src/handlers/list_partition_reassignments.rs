@@ -10,13 +10,21 @@ use gregor_protocol::kafka_protocol::messages::{
     BrokerId, ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse, TopicName,
 };
 
+use gregor_protocol::kafka_protocol::ResponseError;
+
 use super::{str_bytes, RequestContext};
+use crate::authz::Op;
 use crate::BrokerError;
 
 pub(crate) async fn handle(
     ctx: &RequestContext<'_>,
     request: ListPartitionReassignmentsRequest,
 ) -> Result<ListPartitionReassignmentsResponse, BrokerError> {
+    if !ctx.allowed_on_cluster(Op::Describe) {
+        return Ok(ListPartitionReassignmentsResponse::default()
+            .with_error_code(ResponseError::ClusterAuthorizationFailed.code())
+            .with_error_message(Some(str_bytes("Cluster authorization failed."))));
+    }
     let image = ctx.broker.image();
     let asked = |topic: &str, partition: i32| {
         request.topics.as_ref().is_none_or(|topics| {

@@ -1,6 +1,6 @@
 //! ListTransactions: transactional ids known to the coordinator, filtered by state,
 //! producer id, (v1+) minimum open duration and (v2+) an id pattern (RE2 syntax, as
-//! Kafka's RE2/J).
+//! Kafka's RE2/J). As in Kafka, only the ids the caller may DESCRIBE are listed.
 
 use gregor_protocol::kafka_protocol::messages::list_transactions_response::TransactionState;
 use gregor_protocol::kafka_protocol::messages::{
@@ -9,6 +9,7 @@ use gregor_protocol::kafka_protocol::messages::{
 use gregor_protocol::kafka_protocol::ResponseError;
 
 use super::{blocking, str_bytes, RequestContext};
+use crate::authz::{Op, Res};
 use crate::broker::now_ms;
 use crate::BrokerError;
 
@@ -43,7 +44,7 @@ pub(crate) async fn handle(
     };
     let duration = request.duration_filter;
     let broker = ctx.broker.clone();
-    let listed = blocking(move || {
+    let mut listed: Vec<TransactionState> = blocking(move || {
         let now = now_ms();
         broker.txns.each_shard(|shard| {
             shard
@@ -62,6 +63,7 @@ pub(crate) async fn handle(
         })
     })
     .await;
+    listed.retain(|t| ctx.allowed(Op::Describe, Res::TransactionalId, &t.transactional_id));
     Ok(ListTransactionsResponse::default().with_unknown_state_filters(unknown).with_transaction_states(listed))
 }
 

@@ -10,11 +10,32 @@ use gregor_protocol::kafka_protocol::messages::{BrokerId, MetadataRequest, Metad
 use gregor_protocol::kafka_protocol::ResponseError;
 
 use super::{authorized_operations, blocking, str_bytes, RequestContext};
+use crate::authz::{Op, Res, CLUSTER_NAME};
 use crate::BrokerError;
 
 /// Topic names starting with `__` are Kafka's internal topics.
 pub(crate) fn is_internal(name: &str) -> bool {
     name == "__consumer_offsets" || name == "__transaction_state"
+}
+
+/// The `*_authorized_operations` bit field of the caller on a resource, as Kafka's
+/// `AuthHelper.authorizedOperations`: every supported operation (`all`) without an
+/// authorizer, else the ones the authorizer allows.
+pub(crate) fn authorized_ops(ctx: &RequestContext<'_>, res: Res, name: &str, all: i32) -> i32 {
+    if !ctx.broker.authz.is_enabled() {
+        return all;
+    }
+    ctx.broker.authz.authorizer(&ctx.broker.image()).authorized_operations(ctx.principal, ctx.host, res, name)
+}
+
+/// The cluster's authorized operations for Metadata and DescribeCluster: none without
+/// DESCRIBE on the cluster, as Kafka answers.
+pub(crate) fn cluster_authorized_ops(ctx: &RequestContext<'_>) -> i32 {
+    if ctx.allowed_on_cluster(Op::Describe) {
+        authorized_ops(ctx, Res::Cluster, CLUSTER_NAME, authorized_operations::CLUSTER)
+    } else {
+        0
+    }
 }
 
 pub(crate) async fn handle(
@@ -31,9 +52,16 @@ pub(crate) async fn handle(
     let mut topics = Vec::new();
     match wanted {
         None => {
+            // All topics: only the ones the caller may describe, as Kafka lists them.
             let image = ctx.broker.image();
+            let authz = ctx.broker.authz.is_enabled();
             topics.extend(
-                image.topic_names_sorted().iter().filter_map(|n| image.topic(n)).map(|t| topic_response(t, &image)),
+                image
+                    .topic_names_sorted()
+                    .iter()
+                    .filter_map(|n| image.topic(n))
+                    .filter(|t| !authz || ctx.allowed(Op::Describe, Res::Topic, &t.name))
+                    .map(|t| topic_response(t, &image)),
             );
         }
         Some(requested) => {
@@ -61,12 +89,22 @@ pub(crate) async fn handle(
         })
         .collect();
     if ctx.api_version >= 8 && request.include_topic_authorized_operations {
+        let authz = ctx.broker.authz.is_enabled();
         for t in &mut topics {
-            t.topic_authorized_operations = authorized_operations::TOPIC;
+            // With an authorizer, topics refused (TOPIC_AUTHORIZATION_FAILED) keep the
+            // default, as Kafka sets the field only on the topics it describes.
+            if !authz {
+                t.topic_authorized_operations = authorized_operations::TOPIC;
+            } else if t.error_code != ResponseError::TopicAuthorizationFailed.code() {
+                if let Some(name) = t.name.as_ref() {
+                    t.topic_authorized_operations =
+                        authorized_ops(ctx, Res::Topic, name.0.as_str(), authorized_operations::TOPIC);
+                }
+            }
         }
     }
     let cluster_operations = if (8..=10).contains(&ctx.api_version) && request.include_cluster_authorized_operations {
-        authorized_operations::CLUSTER
+        cluster_authorized_ops(ctx)
     } else {
         authorized_operations::NOT_REQUESTED
     };
@@ -85,14 +123,25 @@ async fn requested_topic(
     auto_create: bool,
 ) -> Result<MetadataResponseTopic, BrokerError> {
     let image = ctx.broker.image();
+    let refused = ResponseError::TopicAuthorizationFailed.code();
     let Some(name) = name else {
         return Ok(match image.topic_by_id(&topic_id) {
+            // Topic ids are not secret: Kafka answers the id with TOPIC_AUTHORIZATION_FAILED.
+            Some(t) if !ctx.allowed(Op::Describe, Res::Topic, &t.name) => {
+                MetadataResponseTopic::default().with_topic_id(topic_id).with_error_code(refused)
+            }
             Some(t) => topic_response(t, &image),
             None => MetadataResponseTopic::default()
                 .with_topic_id(topic_id)
                 .with_error_code(ResponseError::UnknownTopicId.code()),
         });
     };
+    // DESCRIBE before existence: whether a topic exists is not told to who may not see it.
+    if !ctx.allowed(Op::Describe, Res::Topic, &name) {
+        return Ok(MetadataResponseTopic::default()
+            .with_name(Some(TopicName(str_bytes(&name))))
+            .with_error_code(refused));
+    }
     if let Some(t) = image.topic(&name) {
         return Ok(topic_response(t, &image));
     }
@@ -104,6 +153,10 @@ async fn requested_topic(
     }
     if !auto_create || is_internal(&name) {
         return Ok(error(ResponseError::UnknownTopicOrPartition));
+    }
+    // Auto-creation needs CREATE on the cluster or on the topic.
+    if !ctx.allowed_on_cluster(Op::Create) && !ctx.allowed(Op::Create, Res::Topic, &name) {
+        return Ok(error(ResponseError::TopicAuthorizationFailed));
     }
     let broker = ctx.broker.clone();
     let created = name.clone();

@@ -1,4 +1,5 @@
 //! OffsetCommit: durable once answered (the records are appended before the response).
+//! As in Kafka, committing needs READ on the group and READ on each topic.
 
 use gregor_coordinator::GroupResponse;
 use gregor_protocol::kafka_protocol::messages::offset_commit_response::{
@@ -8,6 +9,7 @@ use gregor_protocol::kafka_protocol::messages::{OffsetCommitRequest, OffsetCommi
 use gregor_protocol::kafka_protocol::ResponseError;
 
 use super::{caller, str_bytes, take_unknown_partitions, RequestContext};
+use crate::authz::{Op, Res};
 use crate::BrokerError;
 
 pub(crate) async fn handle(
@@ -15,6 +17,22 @@ pub(crate) async fn handle(
     mut request: OffsetCommitRequest,
 ) -> Result<OffsetCommitResponse, BrokerError> {
     let group = request.group_id.to_string();
+    if !ctx.allowed(Op::Read, Res::Group, &group) {
+        let topics = request.topics.into_iter().map(|t| {
+            let partitions = t.partitions.iter().map(|p| p.partition_index).collect();
+            answer_topic(t.name, t.topic_id, partitions, ResponseError::GroupAuthorizationFailed)
+        });
+        return Ok(OffsetCommitResponse::default().with_topics(topics.collect()));
+    }
+    // Topics the caller may not READ are answered TOPIC_AUTHORIZATION_FAILED, before
+    // the unknown ones, as in Kafka.
+    let (allowed, denied): (Vec<_>, Vec<_>) =
+        std::mem::take(&mut request.topics).into_iter().partition(|t| ctx.allowed(Op::Read, Res::Topic, &t.name));
+    request.topics = allowed;
+    let denied = denied.into_iter().map(|t| {
+        let partitions = t.partitions.iter().map(|p| p.partition_index).collect();
+        answer_topic(t.name, t.topic_id, partitions, ResponseError::TopicAuthorizationFailed)
+    });
     let unknown = take_unknown_partitions(
         ctx.broker,
         &mut request.topics,
@@ -29,8 +47,9 @@ pub(crate) async fn handle(
             ResponseError::UnknownTopicOrPartition,
         )
     });
+    let refused: Vec<_> = denied.chain(unknown).collect();
     if request.topics.is_empty() {
-        return Ok(OffsetCommitResponse::default().with_topics(unknown.collect()));
+        return Ok(OffsetCommitResponse::default().with_topics(refused));
     }
     // Kept to answer every partition should the coordinator be unavailable.
     let shape: Vec<_> = request
@@ -52,7 +71,7 @@ pub(crate) async fn handle(
             OffsetCommitResponse::default().with_topics(topics.collect())
         }
     };
-    response.topics.extend(unknown);
+    response.topics.extend(refused);
     Ok(response)
 }
 

@@ -1,5 +1,7 @@
 //! OffsetFetch: committed offsets of one group (v1-7) or several (v8+); partitions
 //! without a commit answer -1, and `topics: null` means every committed partition.
+//! As in Kafka, fetching needs DESCRIBE on the group and on each topic; of every
+//! committed partition the caller sees only those of topics it may describe.
 
 use std::collections::BTreeMap;
 
@@ -12,6 +14,7 @@ use gregor_protocol::kafka_protocol::messages::{GroupId, OffsetFetchRequest, Off
 use gregor_protocol::kafka_protocol::ResponseError;
 
 use super::{blocking, str_bytes, RequestContext};
+use crate::authz::{Op, Res};
 use crate::broker::Broker;
 use crate::BrokerError;
 
@@ -24,7 +27,7 @@ pub(crate) async fn handle(
     let broker = ctx.broker.clone();
     if ctx.api_version >= 8 {
         let with_member = ctx.api_version >= 9;
-        let groups: Vec<(String, Wanted, Member)> = request
+        let groups: Vec<(String, Result<Authorized, ResponseError>, Member)> = request
             .groups
             .iter()
             .map(|g| {
@@ -33,15 +36,24 @@ pub(crate) async fn handle(
                     .as_ref()
                     .map(|ts| ts.iter().map(|t| (t.name.to_string(), t.partition_indexes.clone())).collect());
                 let member = with_member.then(|| (g.member_id.as_ref().map(ToString::to_string), g.member_epoch));
-                (g.group_id.to_string(), topics, member)
+                (g.group_id.to_string(), authorize(ctx, &g.group_id, topics), member)
             })
             .collect();
         let stable = request.require_stable;
         let results = blocking(move || {
-            groups.into_iter().map(|(g, t, m)| (g.clone(), fetch(&broker, &g, t, m, stable))).collect::<Vec<_>>()
+            groups
+                .into_iter()
+                .map(|(g, authorized, m)| {
+                    let result = authorized.and_then(|a| {
+                        let all = a.topics.is_none();
+                        fetch(&broker, &g, a.topics, m, stable).map(|offsets| (offsets, all, a.denied))
+                    });
+                    (g, result)
+                })
+                .collect::<Vec<_>>()
         })
         .await;
-        let groups = results.into_iter().map(|(group, result)| group_response(group, result)).collect();
+        let groups = results.into_iter().map(|(group, result)| group_response(group, visible(ctx, result))).collect();
         return Ok(OffsetFetchResponse::default().with_groups(groups));
     }
     let group = request.group_id.to_string();
@@ -49,13 +61,73 @@ pub(crate) async fn handle(
         .topics
         .as_ref()
         .map(|ts| ts.iter().map(|t| (t.name.to_string(), t.partition_indexes.clone())).collect());
+    let authorized = match authorize(ctx, &group, topics.clone()) {
+        Ok(authorized) => authorized,
+        Err(e) if ctx.api_version >= 2 => return Ok(OffsetFetchResponse::default().with_error_code(e.code())),
+        // v1 has no top-level error: every requested partition carries it, as in Kafka.
+        Err(e) => {
+            let offsets = topics.into_iter().flatten().flat_map(|(t, ps)| refused(t, ps, e)).collect();
+            return Ok(OffsetFetchResponse::default().with_topics(legacy_topics(offsets)));
+        }
+    };
     let stable = request.require_stable;
-    let result = blocking(move || fetch(&broker, &group, topics, None, stable)).await;
-    Ok(match result {
+    let result = blocking(move || {
+        let all = authorized.topics.is_none();
+        fetch(&broker, &group, authorized.topics, None, stable).map(|offsets| (offsets, all, authorized.denied))
+    })
+    .await;
+    Ok(match visible(ctx, result) {
         Ok(offsets) => OffsetFetchResponse::default().with_topics(legacy_topics(offsets)),
         Err(e) if ctx.api_version >= 2 => OffsetFetchResponse::default().with_error_code(e.code()),
         // v1 has no top-level error: every requested partition would carry it; none known here.
         Err(_) => OffsetFetchResponse::default(),
+    })
+}
+
+/// What the caller may fetch of one group, as Kafka decides it: DESCRIBE on the group
+/// (else GROUP_AUTHORIZATION_FAILED), and of the topics asked for those it may DESCRIBE;
+/// the others are answered TOPIC_AUTHORIZATION_FAILED.
+struct Authorized {
+    topics: Wanted,
+    denied: Vec<FetchedOffset>,
+}
+
+fn authorize(ctx: &RequestContext<'_>, group: &str, topics: Wanted) -> Result<Authorized, ResponseError> {
+    if !ctx.allowed(Op::Describe, Res::Group, group) {
+        return Err(ResponseError::GroupAuthorizationFailed);
+    }
+    let Some(topics) = topics else { return Ok(Authorized { topics: None, denied: Vec::new() }) };
+    let (allowed, denied): (Vec<_>, Vec<_>) =
+        topics.into_iter().partition(|(t, _)| ctx.allowed(Op::Describe, Res::Topic, t));
+    let denied =
+        denied.into_iter().flat_map(|(t, ps)| refused(t, ps, ResponseError::TopicAuthorizationFailed)).collect();
+    Ok(Authorized { topics: Some(allowed), denied })
+}
+
+/// Partitions answered with an error and no offset.
+fn refused(topic: String, partitions: Vec<i32>, error: ResponseError) -> impl Iterator<Item = FetchedOffset> {
+    partitions.into_iter().map(move |partition| FetchedOffset {
+        topic: topic.clone(),
+        partition,
+        offset: -1,
+        leader_epoch: -1,
+        metadata: Some(String::new()),
+        error_code: error.code(),
+    })
+}
+
+/// A fetch's offsets as the caller may see them: of every committed partition (`all`),
+/// only those of topics it may DESCRIBE, as Kafka; then the refused ones.
+fn visible(
+    ctx: &RequestContext<'_>,
+    result: Result<(Vec<FetchedOffset>, bool, Vec<FetchedOffset>), ResponseError>,
+) -> Result<Vec<FetchedOffset>, ResponseError> {
+    result.map(|(mut offsets, all, denied)| {
+        if all {
+            offsets.retain(|o| ctx.allowed(Op::Describe, Res::Topic, &o.topic));
+        }
+        offsets.extend(denied);
+        offsets
     })
 }
 

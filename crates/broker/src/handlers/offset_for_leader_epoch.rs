@@ -9,22 +9,29 @@ use gregor_protocol::kafka_protocol::ResponseError;
 use gregor_protocol::TopicPartition;
 
 use super::RequestContext;
+use crate::authz::{Op, Res};
 use crate::BrokerError;
 
 pub(crate) async fn handle(
     ctx: &RequestContext<'_>,
     request: OffsetForLeaderEpochRequest,
 ) -> Result<OffsetForLeaderEpochResponse, BrokerError> {
+    // Followers have CLUSTER_ACTION; clients (KIP-320) need DESCRIBE on the topic.
+    let cluster_action = ctx.allowed_on_cluster(Op::ClusterAction);
     let topics = request
         .topics
         .iter()
         .map(|t| {
+            let described = cluster_action || ctx.allowed(Op::Describe, Res::Topic, &t.topic);
             let partitions = t
                 .partitions
                 .iter()
                 .map(|p| {
                     let result =
                         EpochEndOffset::default().with_partition(p.partition).with_leader_epoch(-1).with_end_offset(-1);
+                    if !described {
+                        return result.with_error_code(ResponseError::TopicAuthorizationFailed.code());
+                    }
                     let tp = TopicPartition::new(t.topic.as_str(), p.partition);
                     let partition = match ctx.broker.leader_partition(&ctx.broker.image(), &tp) {
                         Ok(partition) => partition,

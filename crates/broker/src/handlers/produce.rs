@@ -24,6 +24,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::{blocking, data_path, str_bytes, RequestContext};
+use crate::authz::{Op, Res};
 use crate::broker::{now_ms, Broker};
 use crate::replica_manager::{Partition, ReplicaManager};
 use crate::BrokerError;
@@ -32,6 +33,13 @@ pub(crate) async fn handle(ctx: &RequestContext<'_>, request: ProduceRequest) ->
     let version = ctx.api_version;
     if !matches!(request.acks, -1..=1) {
         return Ok(all_failed(&request, ResponseError::InvalidRequiredAcks));
+    }
+    // Transactional records need WRITE on the transactional id (Kafka fails the whole
+    // request, every partition, with TRANSACTIONAL_ID_AUTHORIZATION_FAILED).
+    if let Some(id) = request.transactional_id.as_ref().filter(|_| has_transactional_records(&request)) {
+        if !ctx.allowed(Op::Write, Res::TransactionalId, id.0.as_str()) {
+            return Ok(all_failed(&request, ResponseError::TransactionalIdAuthorizationFailed));
+        }
     }
     let mut work = Vec::new();
     for topic in request.topic_data {
@@ -69,7 +77,18 @@ async fn await_replication(responses: &mut [TopicProduceResponse], waits: Vec<Ve
 
 type TopicWork = (TopicName, gregor_metadata::Uuid, Result<String, ResponseError>, Vec<(i32, Bytes)>);
 
-/// The topic's name, creating the topic first when auto-creation is on.
+/// Whether the first batch of any partition is transactional (Kafka's
+/// `RequestUtils.hasTransactionalRecords`).
+fn has_transactional_records(request: &ProduceRequest) -> bool {
+    request.topic_data.iter().flat_map(|t| &t.partition_data).any(|p| {
+        p.records.as_ref().and_then(|r| RecordBatchHeader::parse(r).ok()).is_some_and(|h| h.is_transactional())
+    })
+}
+
+/// The topic's name, creating the topic first when auto-creation is on. WRITE on the
+/// topic is checked before its existence, as Kafka does (an unknown topic the caller
+/// may not write is TOPIC_AUTHORIZATION_FAILED); auto-creation needs CREATE on the
+/// cluster or on the topic.
 async fn resolve_topic(
     ctx: &RequestContext<'_>,
     name: &str,
@@ -77,7 +96,15 @@ async fn resolve_topic(
 ) -> Result<String, ResponseError> {
     let image = ctx.broker.image();
     if !topic_id.is_nil() {
-        return image.topic_by_id(&topic_id).map(|t| t.name.to_string()).ok_or(ResponseError::UnknownTopicId);
+        let name = image.topic_by_id(&topic_id).map(|t| t.name.to_string()).ok_or(ResponseError::UnknownTopicId)?;
+        return if ctx.allowed(Op::Write, Res::Topic, &name) {
+            Ok(name)
+        } else {
+            Err(ResponseError::TopicAuthorizationFailed)
+        };
+    }
+    if !ctx.allowed(Op::Write, Res::Topic, name) {
+        return Err(ResponseError::TopicAuthorizationFailed);
     }
     // Only the coordinators write to internal topics, as in Kafka.
     if super::metadata::is_internal(name) {
@@ -91,6 +118,9 @@ async fn resolve_topic(
     }
     if !ctx.broker.config.broker_bool("auto.create.topics.enable") {
         return Err(ResponseError::UnknownTopicOrPartition);
+    }
+    if !ctx.allowed_on_cluster(Op::Create) && !ctx.allowed(Op::Create, Res::Topic, name) {
+        return Err(ResponseError::TopicAuthorizationFailed);
     }
     let (broker, created) = (ctx.broker.clone(), name.to_owned());
     match blocking(move || broker.auto_create_topic(&created)).await {

@@ -14,6 +14,7 @@ use gregor_protocol::kafka_protocol::ResponseError;
 use gregor_protocol::kafka_protocol::protocol::StrBytes;
 
 use super::{blocking, error_parts, str_bytes, RequestContext};
+use crate::authz::Op;
 use crate::controller::ControllerCommand;
 use crate::BrokerError;
 
@@ -21,7 +22,7 @@ pub(crate) async fn add(
     ctx: &RequestContext<'_>,
     request: AddRaftVoterRequest,
 ) -> Result<AddRaftVoterResponse, BrokerError> {
-    if let Some(failure) = wrong_cluster(ctx, request.cluster_id.as_deref()) {
+    if let Some(failure) = unauthorized(ctx).or_else(|| wrong_cluster(ctx, request.cluster_id.as_deref())) {
         return Ok(AddRaftVoterResponse::default().with_error_code(failure.0).with_error_message(Some(failure.1)));
     }
     // Kafka's voters name their listeners: the one named in this node's
@@ -46,7 +47,7 @@ pub(crate) async fn remove(
     ctx: &RequestContext<'_>,
     request: RemoveRaftVoterRequest,
 ) -> Result<RemoveRaftVoterResponse, BrokerError> {
-    if let Some(failure) = wrong_cluster(ctx, request.cluster_id.as_deref()) {
+    if let Some(failure) = unauthorized(ctx).or_else(|| wrong_cluster(ctx, request.cluster_id.as_deref())) {
         return Ok(RemoveRaftVoterResponse::default().with_error_code(failure.0).with_error_message(Some(failure.1)));
     }
     let command = ControllerCommand::RemoveVoter { node_id: request.voter_id };
@@ -56,6 +57,12 @@ pub(crate) async fn remove(
 }
 
 type Failure = (i16, StrBytes);
+
+/// CLUSTER_AUTHORIZATION_FAILED without ALTER on the cluster, checked first as Kafka does.
+fn unauthorized(ctx: &RequestContext<'_>) -> Option<Failure> {
+    (!ctx.allowed_on_cluster(Op::Alter))
+        .then(|| (ResponseError::ClusterAuthorizationFailed.code(), str_bytes("Cluster authorization failed.")))
+}
 
 /// INCONSISTENT_CLUSTER_ID when the request names another cluster (Kafka checks it).
 fn wrong_cluster(ctx: &RequestContext<'_>, cluster_id: Option<&str>) -> Option<Failure> {

@@ -18,10 +18,13 @@ use gregor_protocol::kafka_protocol::ResponseError;
 use gregor_security::{ScramCredential, ScramMechanism};
 
 use super::{blocking, str_bytes, RequestContext};
+use crate::authz::Op;
 use crate::controller::ControllerCommand;
 use crate::BrokerError;
 
 type Refusal = (ResponseError, String);
+
+const UNAUTHORIZED: &str = "Cluster authorization failed.";
 /// A credential change: user, mechanism type, stored credential (`None`: delete).
 type Change = (String, i8, Option<String>);
 
@@ -29,6 +32,16 @@ pub(crate) async fn describe(
     ctx: &RequestContext<'_>,
     request: DescribeUserScramCredentialsRequest,
 ) -> Result<DescribeUserScramCredentialsResponse, BrokerError> {
+    // DESCRIBE on the cluster, else CLUSTER_AUTHORIZATION_FAILED for the request and each
+    // user named, as Kafka answers.
+    if !ctx.allowed_on_cluster(Op::Describe) {
+        let (e, message) = (ResponseError::ClusterAuthorizationFailed, UNAUTHORIZED);
+        let results = request.users.iter().flatten().map(|u| refused(result(u.name.as_str()), e, message)).collect();
+        return Ok(DescribeUserScramCredentialsResponse::default()
+            .with_error_code(e.code())
+            .with_error_message(Some(str_bytes(message)))
+            .with_results(results));
+    }
     let image = ctx.broker.image();
     let mut by_user: BTreeMap<&str, Vec<CredentialInfo>> = BTreeMap::new();
     for ((user, mechanism), stored) in &image.scram_credentials {
@@ -87,6 +100,9 @@ pub(crate) async fn alter(
     ctx: &RequestContext<'_>,
     request: AlterUserScramCredentialsRequest,
 ) -> Result<AlterUserScramCredentialsResponse, BrokerError> {
+    if !ctx.allowed_on_cluster(Op::Alter) {
+        return Ok(unauthorized_alter(&request));
+    }
     let image = ctx.broker.image();
     // Every (user, mechanism) named, to find the ones named twice.
     let mut count: BTreeMap<(&str, i8), usize> = BTreeMap::new();
@@ -149,6 +165,28 @@ pub(crate) async fn alter(
         })
         .collect();
     Ok(AlterUserScramCredentialsResponse::default().with_results(results))
+}
+
+/// ALTER on the cluster refused: CLUSTER_AUTHORIZATION_FAILED for every user named, in
+/// name order, as Kafka answers.
+fn unauthorized_alter(request: &AlterUserScramCredentialsRequest) -> AlterUserScramCredentialsResponse {
+    let users: BTreeSet<&str> = request
+        .deletions
+        .iter()
+        .map(|d| d.name.as_str())
+        .chain(request.upsertions.iter().map(|u| u.name.as_str()))
+        .collect();
+    let code = ResponseError::ClusterAuthorizationFailed.code();
+    let results = users
+        .into_iter()
+        .map(|user| {
+            AlterUserScramCredentialsResult::default()
+                .with_user(str_bytes(user))
+                .with_error_code(code)
+                .with_error_message(Some(str_bytes(UNAUTHORIZED)))
+        })
+        .collect();
+    AlterUserScramCredentialsResponse::default().with_results(results)
 }
 
 /// The checks every deletion and upsertion passes: a name, a known mechanism, named once.

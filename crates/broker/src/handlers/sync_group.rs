@@ -5,6 +5,7 @@ use gregor_protocol::kafka_protocol::messages::{SyncGroupRequest, SyncGroupRespo
 use gregor_protocol::kafka_protocol::ResponseError;
 
 use super::{caller, RequestContext};
+use crate::authz::{Op, Res};
 use crate::BrokerError;
 
 pub(crate) async fn handle(
@@ -12,6 +13,10 @@ pub(crate) async fn handle(
     request: SyncGroupRequest,
 ) -> Result<SyncGroupResponse, BrokerError> {
     let group = request.group_id.to_string();
+    // As in Kafka: READ on the group.
+    if !ctx.allowed(Op::Read, Res::Group, &group) {
+        return Ok(error_response(ResponseError::GroupAuthorizationFailed));
+    }
     let answer = ctx
         .broker
         .groups

@@ -1,8 +1,10 @@
 //! TxnOffsetCommit: a consumer's offsets written inside the producer's transaction,
 //! visible to OffsetFetch only once the transaction commits. The transaction must
-//! already hold the group's `__consumer_offsets` partition (AddOffsetsToTxn).
+//! already hold the group's `__consumer_offsets` partition (AddOffsetsToTxn). As in
+//! Kafka, it needs WRITE on the transactional id, READ on the group and on each topic.
 
 use gregor_coordinator::GroupResponse;
+use gregor_protocol::kafka_protocol::messages::txn_offset_commit_request::TxnOffsetCommitRequestTopic;
 use gregor_protocol::kafka_protocol::messages::txn_offset_commit_response::{
     TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
 };
@@ -11,6 +13,7 @@ use gregor_protocol::kafka_protocol::ResponseError;
 use gregor_protocol::TopicPartition;
 
 use super::{blocking, caller, str_bytes, take_unknown_partitions, txn_error, RequestContext};
+use crate::authz::{Op, Res};
 use crate::group_coordinator::OFFSETS_TOPIC;
 use crate::BrokerError;
 
@@ -22,6 +25,24 @@ pub(crate) async fn handle(
 ) -> Result<TxnOffsetCommitResponse, BrokerError> {
     let version = ctx.api_version;
     let group = request.group_id.to_string();
+    let refused = if !ctx.allowed(Op::Write, Res::TransactionalId, &request.transactional_id) {
+        Some(ResponseError::TransactionalIdAuthorizationFailed)
+    } else if !ctx.allowed(Op::Read, Res::Group, &group) {
+        Some(ResponseError::GroupAuthorizationFailed)
+    } else {
+        None
+    };
+    if let Some(error) = refused {
+        return Ok(failed(shape_of(&request.topics), error.code()));
+    }
+    // Topics the caller may not READ are answered TOPIC_AUTHORIZATION_FAILED, before
+    // the unknown ones, as in Kafka.
+    let (allowed, denied): (Vec<_>, Vec<_>) =
+        std::mem::take(&mut request.topics).into_iter().partition(|t| ctx.allowed(Op::Read, Res::Topic, &t.name));
+    request.topics = allowed;
+    let denied = shape_of(&denied)
+        .into_iter()
+        .map(|(name, partitions)| answer_topic(name, partitions, ResponseError::TopicAuthorizationFailed.code()));
     let unknown = take_unknown_partitions(
         ctx.broker,
         &mut request.topics,
@@ -31,14 +52,11 @@ pub(crate) async fn handle(
     let unknown = unknown.into_iter().map(|(name, partitions)| {
         answer_topic(TopicName(str_bytes(&name)), partitions, ResponseError::UnknownTopicOrPartition.code())
     });
+    let refused: Vec<_> = denied.chain(unknown).collect();
     if request.topics.is_empty() {
-        return Ok(TxnOffsetCommitResponse::default().with_topics(unknown.collect()));
+        return Ok(TxnOffsetCommitResponse::default().with_topics(refused));
     }
-    let shape: Vec<_> = request
-        .topics
-        .iter()
-        .map(|t| (t.name.clone(), t.partitions.iter().map(|p| p.partition_index).collect::<Vec<_>>()))
-        .collect();
+    let shape = shape_of(&request.topics);
     let (broker, id) = (ctx.broker.clone(), request.transactional_id.0.to_string());
     let offsets_partition = TopicPartition::new(OFFSETS_TOPIC, broker.groups.partition_for(&group));
     let producer = (request.producer_id.0, request.producer_epoch);
@@ -62,8 +80,13 @@ pub(crate) async fn handle(
             }
         }
     };
-    response.topics.extend(unknown);
+    response.topics.extend(refused);
     Ok(response)
+}
+
+/// Each topic of a request with its partitions.
+fn shape_of(topics: &[TxnOffsetCommitRequestTopic]) -> Vec<(TopicName, Vec<i32>)> {
+    topics.iter().map(|t| (t.name.clone(), t.partitions.iter().map(|p| p.partition_index).collect())).collect()
 }
 
 /// Every partition of the request answered with one error.

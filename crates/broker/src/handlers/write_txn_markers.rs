@@ -1,16 +1,19 @@
 //! WriteTxnMarkers: the transaction coordinator of another broker asks this one, the
 //! leader of some of the transaction's partitions, to write the commit or abort marker
 //! there (Kafka's inter-broker API 27). `__consumer_offsets` markers go through the group
-//! coordinator, so pending transactional offsets are applied in log order.
+//! coordinator, so pending transactional offsets are applied in log order. As in Kafka,
+//! it needs CLUSTER_ACTION on the cluster (else CLUSTER_AUTHORIZATION_FAILED everywhere).
 
 use gregor_log::TxnMarker;
 use gregor_protocol::kafka_protocol::messages::write_txn_markers_response::{
     WritableTxnMarkerPartitionResult, WritableTxnMarkerResult, WritableTxnMarkerTopicResult,
 };
 use gregor_protocol::kafka_protocol::messages::{WriteTxnMarkersRequest, WriteTxnMarkersResponse};
+use gregor_protocol::kafka_protocol::ResponseError;
 use gregor_protocol::TopicPartition;
 
 use super::{blocking, RequestContext};
+use crate::authz::Op;
 use crate::broker::Broker;
 use crate::BrokerError;
 
@@ -19,6 +22,7 @@ pub(crate) async fn handle(
     request: WriteTxnMarkersRequest,
 ) -> Result<WriteTxnMarkersResponse, BrokerError> {
     let broker = ctx.broker.clone();
+    let allowed = ctx.allowed_on_cluster(Op::ClusterAction);
     let markers = blocking(move || {
         request
             .markers
@@ -39,9 +43,14 @@ pub(crate) async fn handle(
                             .iter()
                             .map(|&p| {
                                 let tp = TopicPartition::new(t.name.as_str(), p);
+                                let code = if allowed {
+                                    write_local(&broker, &tp, &marker)
+                                } else {
+                                    ResponseError::ClusterAuthorizationFailed.code()
+                                };
                                 WritableTxnMarkerPartitionResult::default()
                                     .with_partition_index(p)
-                                    .with_error_code(write_local(&broker, &tp, &marker))
+                                    .with_error_code(code)
                             })
                             .collect();
                         WritableTxnMarkerTopicResult::default().with_name(t.name.clone()).with_partitions(partitions)
