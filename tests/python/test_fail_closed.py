@@ -1,8 +1,8 @@
 """Fail closed through dynamic configs: security keys set at run time are refused.
 
 Contract: IncrementalAlterConfigs and AlterConfigs on a broker resource that set a key
-Gregor cannot honour at run time (an authorizer it lacks; TLS and SASL settings, which
-it reads only at start) answer INVALID_CONFIG with the reason naming the key, store
+Gregor cannot honour at run time (TLS, SASL and authorizer settings, which it reads only
+at start) answer INVALID_CONFIG with the reason naming the key, store
 nothing of that request (not even its valid keys), and the broker still has its old
 configuration after a restart. (The refusals at start are tested over
 TCP in crates/cli/tests/fail_closed.rs.)
@@ -44,7 +44,7 @@ def test_security_keys_are_refused_dynamically_and_nothing_is_stored(broker):
         ("ssl.keystore.location", "/etc/kafka/broker.pem", "cannot be updated dynamically"),
         ("sasl.enabled.mechanisms", "PLAIN", "cannot be updated dynamically"),
         ("listener.name.sasl_ssl.plain.sasl.jaas.config", "PlainLoginModule required;", "unknown broker config"),
-        ("super.users", "User:admin", "does not support"),
+        ("super.users", "User:admin", "cannot be updated dynamically"),
     ]:
         # Together with a valid change: the request is refused as a whole.
         resource = ConfigResource(ResourceType.BROKER, "0", incremental_configs=[
@@ -56,7 +56,7 @@ def test_security_keys_are_refused_dynamically_and_nothing_is_stored(broker):
     # The legacy AlterConfigs (which replaces the resource's whole dynamic set).
     legacy = ConfigResource(ResourceType.BROKER, "0", set_config={
         "log.retention.ms": "1234", "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer"})
-    assert_invalid_config(admin.alter_configs([legacy])[legacy], "authorizer.class.name", "does not support")
+    assert_invalid_config(admin.alter_configs([legacy])[legacy], "authorizer.class.name", "cannot be updated dynamically")
 
     for configs in (broker_configs(admin), None):
         if configs is None:

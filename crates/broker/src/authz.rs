@@ -15,6 +15,11 @@ pub(crate) use gregor_security::authorizer::{AclOperation as Op, ResourceType as
 
 use crate::{BrokerConfig, BrokerError};
 
+/// The class names that mean Kafka's ACL authorizer (KRaft's and the ZooKeeper-era one,
+/// whose semantics are the same).
+const AUTHORIZER_CLASSES: [&str; 2] =
+    [gregor_security::authorizer::STANDARD_AUTHORIZER_CLASS, "kafka.security.authorizer.AclAuthorizer"];
+
 /// The broker's authorizer, rebuilt from the image's ACLs when the image changes.
 #[derive(Debug)]
 pub(crate) struct Authz {
@@ -28,8 +33,14 @@ impl Authz {
     /// From `authorizer.class.name`, `super.users` and `allow.everyone.if.no.acl.found`.
     pub(crate) fn of(config: &BrokerConfig) -> Result<Self, BrokerError> {
         let class = config.broker_str("authorizer.class.name");
-        let settings = if class.trim().is_empty() {
+        let class = class.trim();
+        let settings = if class.is_empty() {
             None
+        } else if !AUTHORIZER_CLASSES.contains(&class) {
+            return Err(BrokerError::InvalidConfig(format!(
+                "refusing to start: 'authorizer.class.name' names {class}, a class Gregor cannot load; Gregor's authorizer is Kafka's StandardAuthorizer ({}), and without it every client would be allowed every operation",
+                gregor_security::authorizer::STANDARD_AUTHORIZER_CLASS
+            )));
         } else {
             let super_users = gregor_security::authorizer::parse_super_users(&config.broker_str("super.users"))
                 .map_err(|e| BrokerError::InvalidConfig(format!("super.users: {e}")))?;

@@ -45,6 +45,8 @@ fn write_properties(dir: &Path, name: &str, lines: &[String]) -> String {
     path.display().to_string()
 }
 
+const STANDARD: &str = "org.apache.kafka.metadata.authorizer.StandardAuthorizer";
+
 #[test]
 fn a_secured_server_properties_is_refused_and_the_plain_one_starts() {
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -60,7 +62,7 @@ fn a_secured_server_properties_is_refused_and_the_plain_one_starts() {
     ]
     .into();
     let secured = write_properties(tmp.path(), "secured.properties", &secured_lines);
-    assert_refused(&serve(&["--config", &secured]), "'authorizer.class.name'", &data, port);
+    assert_refused(&serve(&["--config", &secured]), "PLAIN is enabled but no user is configured", &data, port);
 
     // Each setting Gregor cannot honour is enough to refuse the start.
     let ssl = format!("listeners=PLAINTEXT://127.0.0.1:{port},SSL://127.0.0.1:{}", port + 1);
@@ -70,8 +72,8 @@ fn a_secured_server_properties_is_refused_and_the_plain_one_starts() {
             vec![format!("listeners=SASL_PLAINTEXT://127.0.0.1:{port}"), "sasl.enabled.mechanisms=PLAIN".into()],
             "PLAIN is enabled but no user is configured",
         ),
-        (vec!["authorizer.class.name=kafka.security.authorizer.AclAuthorizer".into()], "'authorizer.class.name'"),
-        (vec!["super.users=User:admin".into()], "'super.users'"),
+        (vec!["authorizer.class.name=com.example.MyAuthorizer".into()], "'authorizer.class.name'"),
+        (vec![format!("authorizer.class.name={STANDARD}"), "super.users=admin".into()], "super.users"),
         (vec!["principal.builder.class=com.example.Builder".into()], "'principal.builder.class'"),
         (vec!["sasl.kerberos.service.name=kafka".into()], "'sasl.kerberos.service.name'"),
         (vec![ssl.clone()], "needs a certificate"),
@@ -155,10 +157,10 @@ async fn the_embedded_api_returns_an_error() {
     let refused = gregor_broker::BrokerConfig::from_pairs([
         ("log.dirs", dir),
         ("listeners", "PLAINTEXT://127.0.0.1:0"),
-        ("authorizer.class.name", "org.apache.kafka.metadata.authorizer.StandardAuthorizer"),
+        ("principal.builder.class", "com.example.Builder"),
     ]);
-    let err = refused.expect_err("an authorizer is refused").to_string();
-    assert!(err.contains("'authorizer.class.name'"), "{err}");
+    let err = refused.expect_err("a principal builder is refused").to_string();
+    assert!(err.contains("'principal.builder.class'"), "{err}");
 
     let mut config = gregor_broker::BrokerConfig::from_pairs([("log.dirs", dir)]).expect("plain config");
     assert!(config.set("ssl.engine.factory.class", "com.example.Engine").is_err());

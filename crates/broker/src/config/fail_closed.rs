@@ -1,12 +1,11 @@
-//! Fail closed: a configuration written for a secured Kafka never starts an open Gregor.
+//! Fail closed: a configuration written for a secured Kafka never starts a weaker Gregor.
 //!
-//! Gregor serves PLAINTEXT only, without authentication or authorization, until the
-//! security work lands. A key that asks for TLS, SASL, an authorizer or any other
-//! protection Gregor cannot honour is refused (at start, through `--set`, and through
-//! AlterConfigs) with one sentence naming the key, instead of being ignored with an
-//! "unknown config" warning: an operator moving a secured deployment over must notice.
-//! When a feature lands, its entries leave [`REFUSED`] and its listener protocol joins
-//! [`SUPPORTED_PROTOCOLS`].
+//! Keys of protections Gregor does not have (a custom principal builder, delegation
+//! tokens, Kerberos, OAUTHBEARER, Java policy classes, ...) are refused (at start, through
+//! `--set`, and through AlterConfigs) with one sentence naming the key, instead of being
+//! ignored with an "unknown config" warning: an operator moving a secured deployment
+//! over must notice. The TLS, SASL and authorizer settings Gregor honours are checked
+//! where they are used (`listeners`, `sasl`, `authz`), which refuse what they cannot do.
 
 use std::collections::BTreeMap;
 
@@ -17,7 +16,6 @@ use crate::BrokerError;
 enum Missing {
     Tls,
     Sasl,
-    Authorizer,
     PrincipalBuilder,
     DelegationTokens,
     PasswordEncoder,
@@ -30,7 +28,6 @@ impl Missing {
         match self {
             Self::Tls => "TLS",
             Self::Sasl => "SASL authentication",
-            Self::Authorizer => "an authorizer (ACLs)",
             Self::PrincipalBuilder => "a custom principal builder",
             Self::DelegationTokens => "delegation tokens",
             Self::PasswordEncoder => "encrypted dynamic passwords",
@@ -43,7 +40,6 @@ impl Missing {
         match self {
             Self::Tls => "traffic would travel unencrypted",
             Self::Sasl | Self::DelegationTokens => "clients would connect unauthenticated",
-            Self::Authorizer => "every client would be allowed every operation",
             Self::PrincipalBuilder => "clients would not get the principals it assigns",
             Self::PasswordEncoder => "secrets would not be encrypted",
             Self::SecurityProviders => "the algorithms it provides would be missing",
@@ -64,9 +60,6 @@ enum Pattern {
 const REFUSED: &[(Pattern, Missing)] = &[
     (Pattern::Prefix("ssl."), Missing::Tls),
     (Pattern::Prefix("sasl."), Missing::Sasl),
-    (Pattern::Exact("authorizer.class.name"), Missing::Authorizer),
-    (Pattern::Exact("super.users"), Missing::Authorizer),
-    (Pattern::Exact("allow.everyone.if.no.acl.found"), Missing::Authorizer),
     (Pattern::Exact("principal.builder.class"), Missing::PrincipalBuilder),
     (Pattern::Prefix("delegation.token."), Missing::DelegationTokens),
     (Pattern::Prefix("password.encoder."), Missing::PasswordEncoder),
@@ -292,8 +285,6 @@ mod tests {
             "sasl.kerberos.service.name",
             "sasl.server.callback.handler.class",
             "sasl.oauthbearer.jwks.endpoint.url",
-            "authorizer.class.name",
-            "super.users",
             "principal.builder.class",
             "listener.name.sasl_ssl.oauthbearer.sasl.server.callback.handler.class",
             "listener.name.external.ssl.engine.factory.class",
@@ -326,9 +317,11 @@ mod tests {
         for key in ["num.partitions", "listener.name.internal.max.connections", "listeners", "zookeeper.connect"] {
             assert_eq!(refusal(key, "1"), None, "{key}");
         }
-        assert_eq!(refusal("authorizer.class.name", ""), None);
-        let sentence = check_keys([("num.partitions", "3"), ("super.users", "User:admin")]).unwrap_err().to_string();
-        assert!(sentence.starts_with("refusing to start: 'super.users' configures an authorizer"), "{sentence}");
+        assert_eq!(refusal("authorizer.class.name", "org.apache.kafka.metadata.authorizer.StandardAuthorizer"), None);
+        assert_eq!(refusal("super.users", "User:admin"), None);
+        let sentence =
+            check_keys([("num.partitions", "3"), ("principal.builder.class", "x.Y")]).unwrap_err().to_string();
+        assert!(sentence.starts_with("refusing to start: 'principal.builder.class' configures"), "{sentence}");
     }
 
     #[test]
