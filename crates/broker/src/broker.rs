@@ -493,6 +493,12 @@ impl crate::coordinator_runtime::CoordinatorHost for Broker {
         Ok(log.read_all_records_until(log.log_end_offset())?)
     }
 
+    fn read_committed(&self, tp: &TopicPartition) -> Result<Vec<gregor_protocol::records::KeyValue>, BrokerError> {
+        let partition = self.replicas.get(tp).ok_or_else(|| BrokerError::UnknownTopicOrPartition(tp.to_string()))?;
+        let log = partition.log.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(log.read_all_records_until(log.high_watermark())?)
+    }
+
     /// acks=all, as Kafka's coordinators write: answered once the ISR has the records
     /// (at once on one node), so a commit acknowledged to a client survives a failover.
     fn append_batch(&self, tp: &TopicPartition, batch: &mut [u8], now_ms: i64) -> Result<(), BrokerError> {

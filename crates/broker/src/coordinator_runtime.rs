@@ -46,6 +46,10 @@ pub(crate) trait CoordinatorHost {
     ) -> Result<(), BrokerError>;
     /// Every record of the partition, transaction markers included.
     fn read_partition(&self, tp: &TopicPartition) -> Result<Vec<KeyValue>, BrokerError>;
+    /// The records up to the high watermark: what the ISR has.
+    fn read_committed(&self, tp: &TopicPartition) -> Result<Vec<KeyValue>, BrokerError> {
+        self.read_partition(tp)
+    }
     fn append_batch(&self, tp: &TopicPartition, batch: &mut [u8], now_ms: i64) -> Result<(), BrokerError>;
 }
 
@@ -186,10 +190,22 @@ impl<S: CoordinatorShard> CoordinatorRuntime<S> {
     /// A shard rebuilt from everything its partition holds.
     pub(crate) fn replay(&self, host: &dyn CoordinatorHost, index: usize) -> Result<S, BrokerError> {
         let tp = TopicPartition::new(S::TOPIC, index as i32);
-        let records = host.read_partition(&tp)?;
+        self.replay_records(&tp, &host.read_partition(&tp)?)
+    }
+
+    /// The shard as the ISR has it (up to the high watermark): after a write this leader
+    /// could not replicate, its own unreplicated records (which a new leader may
+    /// truncate) must not be served as state, as Kafka reverts to the last committed
+    /// offset.
+    pub(crate) fn replay_committed(&self, host: &dyn CoordinatorHost, index: usize) -> Result<S, BrokerError> {
+        let tp = TopicPartition::new(S::TOPIC, index as i32);
+        self.replay_records(&tp, &host.read_committed(&tp)?)
+    }
+
+    fn replay_records(&self, tp: &TopicPartition, records: &[KeyValue]) -> Result<S, BrokerError> {
         let mut shard = S::new(&self.config);
         let now = crate::broker::now_ms();
-        for r in &records {
+        for r in records {
             if let Err(e) = shard.replay(r, now) {
                 tracing::warn!(partition = %tp, offset = r.offset, error = %e, "skipping an unreadable coordinator record");
             }

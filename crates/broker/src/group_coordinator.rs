@@ -238,7 +238,9 @@ impl GroupCoordinator {
             }
         }
         if write_failed {
-            match self.runtime.replay(broker, index) {
+            // Back to what the ISR has: a group's offsets and members must not be read
+            // from a write that may be truncated (scripts/chaos, a split coordinator).
+            match self.runtime.replay_committed(broker, index) {
                 Ok(reloaded) => {
                     *shard = reloaded;
                     self.resume(broker, index, shard);
