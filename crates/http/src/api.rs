@@ -25,6 +25,9 @@ pub(crate) struct AppState {
     pub(crate) metrics_login_required: bool,
 }
 
+/// How long a failed console login waits before its answer.
+const FAILED_LOGIN_DELAY: std::time::Duration = std::time::Duration::from_millis(250);
+
 pub(crate) fn kafka_error(e: &AdminError) -> Response {
     let status = match e.name.as_str() {
         "UNKNOWN_TOPIC_OR_PARTITION" | "GROUP_ID_NOT_FOUND" => StatusCode::NOT_FOUND,
@@ -288,6 +291,8 @@ pub(crate) async fn login(State(state): State<AppState>, headers: HeaderMap, bod
         }
         None => {
             tracing::info!(user = %name, "console: failed login");
+            // Slows password guessing, as Kafka's connection.failed.authentication.delay.ms.
+            tokio::time::sleep(FAILED_LOGIN_DELAY).await;
             session::unauthorized(&headers, "wrong user name or password")
         }
     }
