@@ -12,6 +12,20 @@ use gregor_security::authorizer::{
 use crate::client::Client;
 use crate::error::{check, Result};
 
+/// Sets the seven filter fields DescribeAclsRequest and DeleteAclsFilter share.
+macro_rules! with_filter {
+    ($message:expr, $f:expr) => {
+        $message
+            .with_resource_type_filter($f.resource_type.code())
+            .with_resource_name_filter($f.resource_name.as_deref().map(s))
+            .with_pattern_type_filter($f.pattern_type.code())
+            .with_principal_filter($f.principal.as_deref().map(s))
+            .with_host_filter($f.host.as_deref().map(s))
+            .with_operation($f.operation.code())
+            .with_permission_type($f.permission.code())
+    };
+}
+
 fn s(text: &str) -> StrBytes {
     StrBytes::from_string(text.to_owned())
 }
@@ -58,14 +72,7 @@ impl Client {
 
     /// The ACLs `filter` matches.
     pub async fn describe_acls(&mut self, f: &AclBindingFilter) -> Result<Vec<AclBinding>> {
-        let request = DescribeAclsRequest::default()
-            .with_resource_type_filter(f.resource_type.code())
-            .with_resource_name_filter(f.resource_name.as_deref().map(s))
-            .with_pattern_type_filter(f.pattern_type.code())
-            .with_principal_filter(f.principal.as_deref().map(s))
-            .with_host_filter(f.host.as_deref().map(s))
-            .with_operation(f.operation.code())
-            .with_permission_type(f.permission.code());
+        let request = with_filter!(DescribeAclsRequest::default(), f);
         let response = self.controller().await?.send(&request, None).await?;
         check(response.error_code, response.error_message.as_deref(), || "describe ACLs".into())?;
         Ok(response
@@ -85,14 +92,7 @@ impl Client {
 
     /// Deletes every ACL `filter` matches; returns them.
     pub async fn delete_acls(&mut self, f: &AclBindingFilter) -> Result<Vec<AclBinding>> {
-        let filter = DeleteAclsFilter::default()
-            .with_resource_type_filter(f.resource_type.code())
-            .with_resource_name_filter(f.resource_name.as_deref().map(s))
-            .with_pattern_type_filter(f.pattern_type.code())
-            .with_principal_filter(f.principal.as_deref().map(s))
-            .with_host_filter(f.host.as_deref().map(s))
-            .with_operation(f.operation.code())
-            .with_permission_type(f.permission.code());
+        let filter = with_filter!(DeleteAclsFilter::default(), f);
         let request = DeleteAclsRequest::default().with_filters(vec![filter]);
         let response = self.controller().await?.send(&request, None).await?;
         let mut deleted = Vec::new();

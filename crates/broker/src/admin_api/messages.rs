@@ -8,10 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use gregor_protocol::kafka_protocol::protocol::StrBytes;
-use gregor_protocol::kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use gregor_protocol::kafka_protocol::records::{Compression, Record, RecordBatchDecoder, TimestampType};
 use gregor_protocol::kafka_protocol::ResponseError;
 use gregor_protocol::partitioner::partition_for_key;
 use gregor_protocol::record_batch::BatchIter;
@@ -164,27 +161,16 @@ impl BrokerHandle {
     }
 }
 
+/// One uncompressed batch of one record, as Gregor's client encodes a produce.
 fn encode_message(message: &NewMessage) -> Result<BytesMut, AdminError> {
-    let record = Record {
-        transactional: false,
-        control: false,
-        delete_horizon: false,
-        partition_leader_epoch: -1,
-        producer_id: -1,
-        producer_epoch: -1,
-        timestamp_type: TimestampType::Creation,
-        offset: 0,
-        sequence: -1,
-        timestamp: now_ms(),
+    let record = gregor_client::ProduceRecord {
         key: message.key.clone(),
         value: message.value.clone(),
-        headers: message.headers.iter().map(|(k, v)| (StrBytes::from_string(k.clone()), v.clone())).collect(),
+        headers: message.headers.clone(),
+        timestamp: now_ms(),
     };
-    let mut buf = BytesMut::new();
-    let options = RecordEncodeOptions { version: 2, compression: Compression::None };
-    RecordBatchEncoder::encode(&mut buf, [&record], &options)
-        .map_err(|e| AdminError::of(ResponseError::InvalidRecord, format!("cannot encode the message: {e}")))?;
-    Ok(buf)
+    gregor_client::encode_batch(&[record], Compression::None)
+        .map_err(|e| AdminError::of(ResponseError::InvalidRecord, format!("cannot encode the message: {e}")))
 }
 
 /// The offsets `[from, to)` a browse of one partition covers, in the order it reads them.
@@ -320,6 +306,7 @@ fn view(partition: i32, record: Record) -> MessageView {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use gregor_protocol::kafka_protocol::protocol::StrBytes;
 
     #[test]
     fn given_a_search_should_look_in_key_value_and_headers() {

@@ -43,24 +43,8 @@ pub(crate) async fn handle(
     let version = ctx.api_version;
     if version <= 3 {
         if !ctx.allowed(Op::Write, Res::TransactionalId, &request.v3_and_below_transactional_id) {
-            let results = request
-                .v3_and_below_topics
-                .iter()
-                .map(|t| {
-                    let results = t
-                        .partitions
-                        .iter()
-                        .map(|p| {
-                            AddPartitionsToTxnPartitionResult::default()
-                                .with_partition_index(*p)
-                                .with_partition_error_code(ResponseError::TransactionalIdAuthorizationFailed.code())
-                        })
-                        .collect();
-                    AddPartitionsToTxnTopicResult::default()
-                        .with_name(TopicName(t.name.0.clone()))
-                        .with_results_by_partition(results)
-                })
-                .collect();
+            let code = ResponseError::TransactionalIdAuthorizationFailed.code();
+            let results = topic_results(&request.v3_and_below_topics, |_| code);
             return Ok(AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(results));
         }
         let denied: Vec<String> = request
@@ -150,7 +134,15 @@ fn add_one(broker: &Broker, add: &Add, version: i16, denied: &[String]) -> Vec<A
         };
         outcome.err().map_or(0, |e| txn_error(e, version, FENCED_SINCE))
     };
-    add.topics
+    topic_results(&add.topics, partition_error)
+}
+
+/// One result per partition asked for, with its error code.
+fn topic_results(
+    topics: &[AddPartitionsToTxnTopic],
+    code: impl Fn(&(String, i32)) -> i16,
+) -> Vec<AddPartitionsToTxnTopicResult> {
+    topics
         .iter()
         .map(|t| {
             let results = t
@@ -159,7 +151,7 @@ fn add_one(broker: &Broker, add: &Add, version: i16, denied: &[String]) -> Vec<A
                 .map(|p| {
                     AddPartitionsToTxnPartitionResult::default()
                         .with_partition_index(*p)
-                        .with_partition_error_code(partition_error(&(t.name.to_string(), *p)))
+                        .with_partition_error_code(code(&(t.name.to_string(), *p)))
                 })
                 .collect();
             AddPartitionsToTxnTopicResult::default()
