@@ -62,7 +62,7 @@ impl ClientSecurity {
             other => return Err(config_error(format!("security.protocol '{other}' is not a Kafka security protocol"))),
         };
         Ok(Self {
-            tls: if tls { Some(tls_config(&get)?) } else { None },
+            tls: if tls { Some(tls_config(&get, verify_hostname(props))?) } else { None },
             sasl: if sasl { Some(sasl_login(&get)?) } else { None },
         })
     }
@@ -72,7 +72,7 @@ fn read(key: &str, path: &str) -> Result<String> {
     std::fs::read_to_string(path).map_err(|e| config_error(format!("cannot read {key} {path}: {e}")))
 }
 
-fn tls_config(get: &dyn Fn(&str) -> Option<String>) -> Result<Arc<rustls::ClientConfig>> {
+fn tls_config(get: &dyn Fn(&str) -> Option<String>, verify: bool) -> Result<Arc<rustls::ClientConfig>> {
     let truststore = match (get("ssl.truststore.location"), get("ssl.ca.location")) {
         (Some(path), _) => read("ssl.truststore.location", &path)?,
         (None, Some(path)) => read("ssl.ca.location", &path)?,
@@ -93,16 +93,14 @@ fn tls_config(get: &dyn Fn(&str) -> Option<String>) -> Result<Arc<rustls::Client
         }
         (None, None, None) => None,
     };
-    // Kafka's default is `https` (check the host name); an empty value turns it off.
-    let verify = props_verify(get);
     gregor_security::client_config(&truststore, identity.as_ref().map(|(c, k)| (c.as_str(), k.as_str())), verify)
         .map_err(|e| config_error(e.to_string()))
 }
 
-fn props_verify(get: &dyn Fn(&str) -> Option<String>) -> bool {
-    get("ssl.endpoint.identification.algorithm").is_some_and(|v| v.eq_ignore_ascii_case("https"))
-        || get("ssl.endpoint.identification.algorithm").is_none()
-            && get("enable.ssl.certificate.verification").is_none()
+/// `ssl.endpoint.identification.algorithm`: Kafka's default `https` checks the broker's
+/// host name against its certificate; an empty value (set, but empty) turns that off.
+fn verify_hostname(props: &BTreeMap<String, String>) -> bool {
+    props.get("ssl.endpoint.identification.algorithm").is_none_or(|v| v.trim().eq_ignore_ascii_case("https"))
 }
 
 fn sasl_login(get: &dyn Fn(&str) -> Option<String>) -> Result<SaslLogin> {
@@ -172,5 +170,45 @@ impl SaslExchange {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn props(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn given_an_empty_endpoint_identification_algorithm_should_not_check_the_host_name() {
+        assert!(verify_hostname(&props(&[])));
+        assert!(verify_hostname(&props(&[("ssl.endpoint.identification.algorithm", "https")])));
+        assert!(!verify_hostname(&props(&[("ssl.endpoint.identification.algorithm", "")])));
+        assert!(verify_hostname(&props(&[("enable.ssl.certificate.verification", "true")])));
+    }
+
+    #[test]
+    fn given_sasl_properties_should_read_the_login_from_jaas_or_librdkafka_keys() {
+        let jaas = props(&[
+            ("security.protocol", "SASL_PLAINTEXT"),
+            ("sasl.mechanism", "SCRAM-SHA-512"),
+            (
+                "sasl.jaas.config",
+                r#"org.apache.kafka.common.security.scram.ScramLoginModule required username="alice" password="pw";"#,
+            ),
+        ]);
+        let login = ClientSecurity::from_properties(&jaas).unwrap().sasl.unwrap();
+        assert_eq!((login.username.as_str(), login.password.as_str()), ("alice", "pw"));
+        let rdkafka = props(&[
+            ("security.protocol", "SASL_PLAINTEXT"),
+            ("sasl.mechanism", "PLAIN"),
+            ("sasl.username", "bob"),
+            ("sasl.password", "pw2"),
+        ]);
+        assert_eq!(ClientSecurity::from_properties(&rdkafka).unwrap().sasl.unwrap().username, "bob");
+        let missing = props(&[("security.protocol", "SASL_SSL"), ("ssl.ca.location", "/nonexistent/ca.pem")]);
+        assert!(ClientSecurity::from_properties(&missing).is_err());
     }
 }
