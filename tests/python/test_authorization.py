@@ -402,3 +402,14 @@ def test_a_custom_authorizer_class_is_refused(tmp_path):
     assert len(lines) == 1 and lines[0].startswith("gregor: refusing to start: "), r.stderr
     assert "'authorizer.class.name'" in lines[0] and "com.example.MyAuthorizer" in lines[0], r.stderr
     assert r.stdout == "" and not data.exists()
+
+
+def test_acl_apis_without_an_authorizer_answer_security_disabled(broker):
+    """Kafka answers SECURITY_DISABLED to CreateAcls, DescribeAcls and DeleteAcls when no
+    authorizer is configured; nothing is stored."""
+    for args in (["add", "--allow-principal", "User:alice", "--operation", "Read", "--topic", "t"],
+                 ["list"],
+                 ["remove", "--allow-principal", "User:alice", "--operation", "Read", "--topic", "t"]):
+        out = subprocess.run([str(broker.binary), "acls", *args, "--bootstrap-server", broker.bootstrap],
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 1 and "SECURITY_DISABLED" in out.stderr, (args, out.stderr)
